@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Every time-dependent business decision (quiet hours, expiry, due occurrences)
+ * reads a Clock, never `new Date()`, so tests can move time.
+ */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A clock a test sets and advances by hand. */
+export class ManualClock implements Clock {
+  private current: number;
+  constructor(start: Date | string) {
+    this.current = new Date(start).getTime();
+  }
+  now(): Date {
+    return new Date(this.current);
+  }
+  set(to: Date | string): void {
+    this.current = new Date(to).getTime();
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+/**
+ * A clock shared by several processes in a test: the file holds an ISO instant
+ * that the test rewrites; the clock runs forward from it in real time so that
+ * backoffs and leases still elapse.
+ */
+export class FileClock implements Clock {
+  private cachedAt = 0;
+  private base = 0;
+  private readAt = 0;
+  constructor(private readonly path: string) {}
+  now(): Date {
+    const wall = Date.now();
+    if (wall - this.cachedAt > 200) {
+      this.base = new Date(readFileSync(this.path, 'utf8').trim()).getTime();
+      if (Number.isNaN(this.base)) throw new Error(`HERALD_CLOCK_FILE ${this.path} does not hold an ISO instant`);
+      this.readAt = wall;
+      this.cachedAt = wall;
+    }
+    return new Date(this.base + (wall - this.readAt));
+  }
+}
+
+/** The process clock: HERALD_CLOCK_FILE switches a whole process to a FileClock. */
+export function clockFromEnv(env: NodeJS.ProcessEnv = process.env): Clock {
+  return env.HERALD_CLOCK_FILE ? new FileClock(env.HERALD_CLOCK_FILE) : systemClock;
+}

@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * A secret comes from the environment (NAME) or from a mounted file (NAME_FILE),
+ * the way Kubernetes secret volumes and External Secrets deliver them.
+ */
+export function readSecret(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (file) return readFileSync(file, 'utf8').trim();
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+const intFromEnv = (def: number) => z.coerce.number().int().positive().default(def);
+
+const schema = z.object({
+  HERALD_DATA_DIR: z.string().default('.herald'),
+  HERALD_PG_PORT: intFromEnv(54329),
+  HERALD_DB_POOL_MAX: intFromEnv(10),
+  HERALD_WORKER_CONCURRENCY: intFromEnv(128),
+  HERALD_WORKER_JOBS: intFromEnv(4),
+  HERALD_WORKER_PORT: z.coerce.number().int().min(0).default(8081),
+  HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),
+  HERALD_SIMULATOR_PORT: z.coerce.number().int().min(0).default(8090),
+  HERALD_SHUTDOWN_GRACE_MS: intFromEnv(25_000),
+  HERALD_LANE: z.string().default('blue'),
+  TELNYX_BASE_URL: z.string().url().optional(),
+  FCM_PROJECT_ID: z.string().default('herald-local'),
+  FCM_ENDPOINT: z.string().optional(),
+  HERALD_ACCOUNT_SMS_PER_SECOND: z.coerce.number().positive().default(50),
+});
+
+export type HeraldConfig = z.infer<typeof schema> & {
+  databaseUrl?: string;
+  telnyxApiKey?: string;
+  telnyxPublicKey?: string;
+  fcmServiceAccountJson?: string;
+  adminToken?: string;
+};
+
+/** Read and validate configuration once; an invalid value names its variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HeraldConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${issues}`);
+  }
+  return {
+    ...parsed.data,
+    HERALD_DATA_DIR: resolve(parsed.data.HERALD_DATA_DIR),
+    databaseUrl: readSecret('DATABASE_URL', env),
+    telnyxApiKey: readSecret('TELNYX_API_KEY', env),
+    telnyxPublicKey: readSecret('TELNYX_PUBLIC_KEY', env),
+    fcmServiceAccountJson: readSecret('FCM_SERVICE_ACCOUNT', env),
+    adminToken: readSecret('HERALD_ADMIN_TOKEN', env),
+  };
+}

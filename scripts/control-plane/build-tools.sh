@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Builds the local control-plane tools (etcd, kube-apiserver, kubectl) and k6 from
+# their Go modules into a cache OUTSIDE the repo:
+#   ${HERALD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herald/tools}/<tool>-<version>/bin/<binary>
+# Idempotent: a tool whose binary already exists is skipped.
+# Usage: scripts/control-plane/build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6]   (default: all)
+# Prints one line per tool: "<tool> <path>". Build logs / timings go to stderr.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${HERALD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herald/tools}"
+mkdir -p "$cache"
+
+# Use the default GOPATH/GOMODCACHE/GOCACHE so builds share the module cache.
+# Never let go fetch a different toolchain: build with the local one.
+export GOTOOLCHAIN=local
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+export CGO_ENABLED=0
+export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
+
+command -v go >/dev/null || { echo "build-tools.sh: 'go' not found on PATH" >&2; exit 1; }
+
+log() { echo "[build-tools] $*" >&2; }
+
+bin_path() { echo "$cache/$1-$2/bin/$3"; }
+
+# timed <tool> <cmd...>: runs cmd, reports wall-clock seconds on stderr.
+timed() {
+  local tool="$1"; shift
+  local t0 t1
+  t0=$(date +%s)
+  "$@"
+  t1=$(date +%s)
+  log "$tool: built in $((t1 - t0)) s"
+}
+
+# Installs a built binary atomically into place.
+install_bin() { # <src> <dst>
+  mkdir -p "$(dirname "$2")"
+  mv -f "$1" "$2.tmp.$$"
+  mv -f "$2.tmp.$$" "$2"
+}
+
+scratch_root="$(mktemp -d "${TMPDIR:-/tmp}/herald-build-tools.XXXXXX")"
+trap 'rm -rf "$scratch_root"' EXIT
+
+build_etcd() {
+  local dst; dst="$(bin_path etcd "$ETCD_VERSION" etcd)"
+  if [[ -x "$dst" ]]; then echo "etcd $dst"; return; fi
+  # go.etcd.io/etcd/server/v3's go.mod has relative replace directives (../api, ...), so
+  # `go install ...@version` refuses it. Build its main package (the module root,
+  # server/main.go) from a scratch module that pins all etcd modules to the same version.
+  local d="$scratch_root/etcd"; mkdir -p "$d"
+  cat >"$d/go.mod" <<MOD
+module herald.local/build/etcd
+
+go 1.26.0
+
+require (
+	go.etcd.io/etcd/server/v3 $ETCD_VERSION
+	go.etcd.io/etcd/api/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
+	go.etcd.io/etcd/client/v3 $ETCD_VERSION
+	go.etcd.io/etcd/pkg/v3 $ETCD_VERSION
+)
+MOD
+  log "etcd $ETCD_VERSION: resolving + building (log: stderr)"
+  (
+    cd "$d"
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    go build -trimpath -ldflags="-s -w" -o "$d/etcd" go.etcd.io/etcd/server/v3 >&2
+  )
+  install_bin "$d/etcd" "$dst"
+  echo "etcd $dst"
+}
+
+k8s_module_dir=""
+prepare_k8s() {
+  [[ -n "$k8s_module_dir" ]] && return
+  local d="$scratch_root/k8s"; mkdir -p "$d"
+  local minor_patch="${KUBERNETES_VERSION#v1.}"        # 34.4
+  local staging_version="v0.${minor_patch}"            # v0.34.4
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
+  # ./staging/src/k8s.io/<name>; pin each to its published v0.<minor>.<patch> instead.
+  local kmod="$d/kubernetes.go.mod"
+  ( cd "$d" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" ) >"$d/dl.json"
+  local gomod; gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' "$d/dl.json")"
+  cp "$gomod" "$kmod"
+  local replaces
+  replaces="$(grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/src/k8s\.io/' "$kmod" \
+    | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}')"
+  [[ -n "$replaces" ]] || { echo "build-tools.sh: no staging replaces found in $kmod" >&2; exit 1; }
+  local godebug; godebug="$(grep -E '^godebug ' "$kmod" || true)"
+  cat >"$d/go.mod" <<MOD
+module herald.local/build/kubernetes
+
+go 1.26.0
+
+$godebug
+
+require k8s.io/kubernetes $KUBERNETES_VERSION
+
+replace (
+$replaces
+)
+MOD
+  log "kubernetes $KUBERNETES_VERSION: resolving modules (staging pinned to $staging_version)"
+  ( cd "$d" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION" >&2 )
+  k8s_module_dir="$d"
+}
+
+k8s_ldflags() {
+  local v="$KUBERNETES_VERSION" minor; minor="$(echo "$v" | cut -d. -f2)"
+  local f="-s -w"
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$f"
+}
+
+build_k8s_cmd() { # <binary>
+  local name="$1"
+  local dst; dst="$(bin_path "$name" "$KUBERNETES_VERSION" "$name")"
+  if [[ -x "$dst" ]]; then echo "$name $dst"; return; fi
+  prepare_k8s
+  log "$name $KUBERNETES_VERSION: building"
+  ( cd "$k8s_module_dir" && go build -trimpath -ldflags="$(k8s_ldflags)" -o "$k8s_module_dir/$name" "k8s.io/kubernetes/cmd/$name" >&2 )
+  install_bin "$k8s_module_dir/$name" "$dst"
+  echo "$name $dst"
+}
+
+build_k6() {
+  local dst; dst="$(bin_path k6 "$K6_VERSION" k6)"
+  if [[ -x "$dst" ]]; then echo "k6 $dst"; return; fi
+  local d="$scratch_root/k6"; mkdir -p "$d"
+  log "k6 $K6_MODULE@$K6_VERSION: building"
+  GOBIN="$d" go install -trimpath -ldflags="-s -w" "$K6_MODULE@$K6_VERSION" >&2
+  install_bin "$d/k6" "$dst"
+  echo "k6 $dst"
+}
+
+tools=("$@")
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kube-apiserver kubectl k6)
+for t in "${tools[@]}"; do
+  case "$t" in
+    etcd) timed etcd build_etcd ;;
+    kube-apiserver) timed kube-apiserver build_k8s_cmd kube-apiserver ;;
+    kubectl) timed kubectl build_k8s_cmd kubectl ;;
+    k6) timed k6 build_k6 ;;
+    *) echo "build-tools.sh: unknown tool '$t' (etcd|kube-apiserver|kubectl|k6)" >&2; exit 2 ;;
+  esac
+done

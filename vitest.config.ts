@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['{lib,services,operator,platform,scripts,loadtests}/**/*.test.ts'],
+    globalSetup: ['lib/testing/global-setup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Two cores: files run two at a time; each gets its own database.
+    maxWorkers: 2,
+  },
+});

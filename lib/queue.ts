@@ -17,7 +17,7 @@ export interface DeliverJob {
 
 export async function startBoss(
   url: string,
-  opts: { max?: number; supervise?: boolean; schedule?: boolean; log?: Logger } = {},
+  opts: { max?: number; supervise?: boolean; schedule?: boolean; log?: Logger; superviseIntervalSeconds?: number } = {},
 ): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: url,
@@ -25,6 +25,8 @@ export async function startBoss(
     supervise: opts.supervise ?? true,
     schedule: opts.schedule ?? false,
     application_name: 'herald-boss',
+    // Frequent supervision so a job whose worker died (no heartbeat) is retried in seconds.
+    superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 5,
   });
   boss.on('error', (err) => opts.log?.error({ err }, 'pg-boss error'));
   await boss.start();
@@ -37,7 +39,9 @@ export async function startBoss(
         retryDelay: 1,
         retryBackoff: true,
         retryDelayMax: 60,
-        expireInSeconds: 600,
+        expireInSeconds: 3600,
+        // A worker killed mid-batch stops heart-beating; pg-boss hands the job on within ~15 s.
+        heartbeatSeconds: 10,
       })
       .catch((err: Error) => {
         // Two processes may create it at once.

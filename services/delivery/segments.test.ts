@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { countSegments } from './segments.js';
+
+describe('countSegments', () => {
+  it('fits 160 GSM-7 characters in one part and splits at 153 after that', () => {
+    expect(countSegments('a'.repeat(160))).toMatchObject({ encoding: 'GSM-7', segments: 1 });
+    expect(countSegments('a'.repeat(161)).segments).toBe(2);
+    expect(countSegments('a'.repeat(306)).segments).toBe(2);
+    expect(countSegments('a'.repeat(307)).segments).toBe(3);
+  });
+
+  it('counts GSM-7 extension characters twice', () => {
+    expect(countSegments('€'.repeat(80)).segments).toBe(1);
+    expect(countSegments('€'.repeat(81)).segments).toBe(2);
+  });
+
+  it('switches to UCS-2 for characters outside GSM-7: 70, then 67 per part', () => {
+    expect(countSegments('é'.repeat(10)).encoding).toBe('GSM-7'); // é is in the GSM-7 table
+    expect(countSegments('ç' + 'a'.repeat(69))).toMatchObject({ encoding: 'UCS-2', segments: 1 });
+    expect(countSegments('ç' + 'a'.repeat(70)).segments).toBe(2);
+    expect(countSegments('😀' + 'a'.repeat(132)).segments).toBe(2);
+  });
+});

@@ -1,0 +1,91 @@
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../../lib/db/postgres.js';
+import { inTransaction } from '../../lib/db/postgres.js';
+import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue.js';
+import { metrics } from '../../lib/metrics.js';
+import { BATCH_SIZE } from './plan.js';
+
+export interface SweepResult {
+  orphaned: number;
+  expired: number;
+  woken: number;
+  jobs: number;
+}
+
+/**
+ * The due-work pass every worker runs every second (SKIP LOCKED lets them share it):
+ * 1. rows left in flight by a worker that stopped heart-beating go back to retry,
+ *    flagged as possible duplicates (the provider may have accepted them);
+ * 2. waiting rows that can no longer go out before they expire are expired;
+ * 3. rows whose time has come (retry backoff over, quiet hours ended, a local-time
+ *    recipient's instant reached, a resumed broadcast) are queued again and their
+ *    jobs enqueued in the same transaction, so no row is lost or enqueued twice.
+ * "Due" reads the injectable clock; pg-boss never holds far-future jobs.
+ */
+export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { workerLeaseSeconds?: number; limit?: number } = {}): Promise<SweepResult> {
+  const lease = opts.workerLeaseSeconds ?? 30;
+  const orphans = await pool.query<{ channel: string }>(
+    `UPDATE deliveries d SET status = CASE WHEN d.attempts >= b.max_attempts THEN 'dead' ELSE 'retry' END,
+            possible_duplicate = true, next_attempt_at = $1, claimed_by = NULL,
+            last_error = 'worker ' || coalesce(d.claimed_by, '?') || ' died while this was in flight; the provider may have accepted it',
+            finalized_at = CASE WHEN d.attempts >= b.max_attempts THEN $1::timestamptz END, updated_at = now()
+       FROM broadcasts b
+      WHERE b.id = d.broadcast_id AND d.id IN (
+            SELECT x.id FROM deliveries x LEFT JOIN workers w ON w.id = x.claimed_by
+             WHERE x.status = 'sending'
+               AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $2))
+               AND x.claimed_at < now() - make_interval(secs => $2)
+             FOR UPDATE OF x SKIP LOCKED)
+      RETURNING d.channel`,
+    [now, lease],
+  );
+  for (const r of orphans.rows) metrics.possibleDuplicates.inc({ channel: r.channel });
+
+  const expired = await pool.query<{ channel: string }>(
+    `UPDATE deliveries SET status = 'expired', finalized_at = $1, next_attempt_at = NULL,
+            last_error = coalesce(last_error || '; ', '') || 'expired before it could be sent', updated_at = now()
+      WHERE id IN (SELECT id FROM deliveries
+                    WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1 + interval '1 day'
+                      AND (expires_at <= $1 OR next_attempt_at >= expires_at)
+                    FOR UPDATE SKIP LOCKED)
+      RETURNING channel`,
+    [now],
+  );
+  for (const r of expired.rows) metrics.expired.inc({ channel: r.channel });
+
+  let woken = 0;
+  let jobs = 0;
+  for (;;) {
+    const n = await inTransaction(pool, async (tx) => {
+      const { rows } = await tx.query<{ id: number; broadcast_id: string; priority: string }>(
+        `UPDATE deliveries d SET status = 'queued', next_attempt_at = NULL, updated_at = now()
+           FROM broadcasts b
+          WHERE b.id = d.broadcast_id AND d.id IN (
+                SELECT id FROM deliveries WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+          RETURNING d.id, d.broadcast_id, b.priority`,
+        [now, opts.limit ?? 5_000],
+      );
+      if (rows.length === 0) return 0;
+      const byBroadcast = new Map<string, { ids: number[]; urgent: boolean }>();
+      for (const r of rows) {
+        const g = byBroadcast.get(r.broadcast_id) ?? { ids: [], urgent: r.priority === 'urgent' };
+        g.ids.push(r.id);
+        byBroadcast.set(r.broadcast_id, g);
+      }
+      const batch: { data: DeliverJob; priority: number }[] = [];
+      for (const g of byBroadcast.values()) {
+        for (let i = 0; i < g.ids.length; i += BATCH_SIZE) {
+          batch.push({ data: { deliveryIds: g.ids.slice(i, i + BATCH_SIZE) }, priority: g.urgent ? URGENT_PRIORITY : 0 });
+        }
+      }
+      await boss.insert(DELIVER_QUEUE, batch, { db: { executeSql: (text, values) => tx.query(text, values as unknown[]) } });
+      jobs += batch.length;
+      metrics.queueEnqueued.inc({ queue: DELIVER_QUEUE }, batch.length);
+      return rows.length;
+    });
+    woken += n;
+    if (n < (opts.limit ?? 5_000)) break;
+  }
+  return { orphaned: orphans.rowCount ?? 0, expired: expired.rowCount ?? 0, woken, jobs };
+}

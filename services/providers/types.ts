@@ -1,0 +1,56 @@
+/**
+ * What the worker needs from a provider, whatever the provider. Adapters turn SDK
+ * results and errors into these shapes; every error goes through the provider's
+ * classifier so send errors and later receipts are judged by the same rules.
+ */
+
+export type Outcome =
+  /** Accepted by the provider; a receipt may still report a failure later. */
+  | { kind: 'accepted'; providerMessageId: string }
+  /** A temporary problem: try again later (after retryAfterMs if the provider said). */
+  | { kind: 'retryable'; code: string; reason: string; retryAfterMs?: number }
+  /** This delivery can never succeed: fail it, and only it. */
+  | { kind: 'permanent'; code: string; reason: string }
+  /** The recipient opted out at the carrier (Telnyx 40300): record the opt-out. */
+  | { kind: 'opted_out'; code: string; reason: string }
+  /** The device token is dead (FCM UNREGISTERED / invalid): deactivate it. */
+  | { kind: 'invalid_token'; code: string; reason: string };
+
+export interface SmsMessage {
+  from: string;
+  to: string;
+  text: string;
+  messagingProfileId?: string;
+  webhookUrl?: string;
+}
+
+export interface PushMessage {
+  /** Exactly one of token or topic. */
+  token?: string;
+  topic?: string;
+  title?: string;
+  body: string;
+  data?: Record<string, string>;
+}
+
+export interface SmsProvider {
+  readonly name: 'telnyx';
+  send(message: SmsMessage): Promise<Outcome>;
+}
+
+export interface PushProvider {
+  readonly name: 'fcm';
+  /** At most 500 messages, one outcome per message in the same order. */
+  sendEach(messages: PushMessage[]): Promise<Outcome[]>;
+}
+
+/** Thrown by a provider wrapper when its circuit is open: the work waits, it does not fail. */
+export class CircuitOpenError extends Error {
+  constructor(
+    readonly provider: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(`${provider} circuit is open; retry in ${retryAfterMs} ms`);
+    this.name = 'CircuitOpenError';
+  }
+}

@@ -1,0 +1,356 @@
+import { isValidPhoneNumber } from 'libphonenumber-js/max';
+import type { Pool } from '../../lib/db/postgres.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import { metrics } from '../../lib/metrics.js';
+import type { DeliverJob } from '../../lib/queue.js';
+import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } from '../providers/types.js';
+import { countSegments, MAX_SEGMENTS } from '../delivery/segments.js';
+import { quietUntil } from '../delivery/quiet-hours.js';
+import { RateLimiter, type RateKey } from '../delivery/rate-limit.js';
+import type { WaitOutcome } from '../delivery/outcomes.js';
+import type { OutcomeRecorder } from './outcome-recorder.js';
+import type { Semaphore } from './semaphore.js';
+
+export interface DeliverDeps {
+  pool: Pool;
+  sms?: SmsProvider;
+  push?: PushProvider;
+  limiter: RateLimiter;
+  recorder: OutcomeRecorder;
+  inFlight: Semaphore;
+  clock: Clock;
+  log: Logger;
+  workerId: string;
+  accountSmsPerSecond: number;
+  longCodeInternationalPerSecond?: number;
+  webhookUrl?: string;
+  /** Rows claimed per round trip; also the largest sendEach call. */
+  chunkSize?: number;
+}
+
+interface Row {
+  id: number;
+  channel: 'sms' | 'push';
+  address: string;
+  recipient_key: string;
+  due_at: Date;
+  expires_at: Date;
+  broadcast_id: string;
+  message_text: string;
+  message_title: string | null;
+  suspended: boolean;
+  cancelled_at: Date | null;
+  priority: 'normal' | 'urgent';
+  rate_per_second: number | null;
+  tenant_id: string;
+  sms_per_second: number;
+  push_per_second: number;
+  quiet_start: string | null;
+  quiet_end: string | null;
+  tz: string;
+  messaging_profile_id: string | null;
+  opted_out: boolean;
+  contact_gone: boolean;
+  no_consent: boolean;
+  token_active: boolean;
+}
+
+interface SendingNumber {
+  phone_number: string;
+  kind: 'toll_free' | '10dlc' | 'long_code' | 'short_code';
+  campaign_id: string | null;
+  per_second: number;
+}
+
+type Decision =
+  | { status: 'send' }
+  | { status: 'cancelled' | 'held' | 'expired' | 'skipped'; reason: string }
+  | { status: 'deferred'; until: Date; reason: string };
+
+export interface BatchSummary {
+  sent: number;
+  retry: number;
+  failed: number;
+  skipped: number;
+  deferred: number;
+  expired: number;
+  held: number;
+  cancelled: number;
+}
+
+const SELECT_ROWS = `
+  SELECT d.id, d.channel, d.address, d.recipient_key, d.due_at, d.expires_at,
+         b.id AS broadcast_id, b.message_text, b.message_title, b.suspended, b.cancelled_at, b.priority, b.rate_per_second,
+         t.id AS tenant_id, t.sms_per_second, t.push_per_second,
+         t.quiet_hours_start::text AS quiet_start, t.quiet_hours_end::text AS quiet_end,
+         coalesce(c.time_zone, t.default_time_zone) AS tz, t.messaging_profile_id,
+         (o.phone IS NOT NULL) AS opted_out,
+         (d.contact_id IS NOT NULL AND c.id IS NULL) AS contact_gone,
+         (d.channel = 'sms' AND c.id IS NOT NULL AND NOT c.sms_consent) AS no_consent,
+         (d.device_token_id IS NULL OR coalesce(dt.active, false)) AS token_active
+    FROM deliveries d
+    JOIN broadcasts b ON b.id = d.broadcast_id
+    JOIN tenants t ON t.id = d.tenant_id
+    LEFT JOIN contacts c ON c.id = d.contact_id
+    LEFT JOIN opt_outs o ON d.channel = 'sms' AND o.tenant_id = d.tenant_id AND o.phone = d.address
+    LEFT JOIN device_tokens dt ON dt.id = d.device_token_id`;
+
+/**
+ * The job handler: deliver the rows a job names. Everything about the message is
+ * read now, not when the job was made, so edits, suspensions and cancellations
+ * apply to every row not yet sent. A row is sent only by the worker whose claim
+ * (queued → sending) succeeded, so a retried job, a crash or a second worker never
+ * sends a row already recorded as sent.
+ */
+export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<BatchSummary> {
+  const rows = await loadRows(deps.pool, job);
+  const summary: BatchSummary = { sent: 0, retry: 0, failed: 0, skipped: 0, deferred: 0, expired: 0, held: 0, cancelled: 0 };
+  if (rows.length === 0) return summary;
+  const now = deps.clock.now();
+
+  const sendable: Row[] = [];
+  const settled: { row: Row; d: Exclude<Decision, { status: 'send' }> }[] = [];
+  for (const row of rows) {
+    const d = decide(row, now);
+    if (d.status === 'send') sendable.push(row);
+    else settled.push({ row, d });
+  }
+  await settleWithoutSending(deps.pool, settled, now);
+  for (const { row, d } of settled) {
+    summary[d.status === 'deferred' ? 'deferred' : d.status]++;
+    if (d.status === 'skipped') metrics.skipped.inc({ channel: row.channel, reason: d.reason });
+    if (d.status === 'expired') metrics.expired.inc({ channel: row.channel });
+    if (d.status === 'deferred' || d.status === 'held') metrics.deferred.inc({ reason: d.status === 'held' ? 'suspended' : 'quiet_hours' });
+  }
+  if (sendable.length === 0) return summary;
+
+  const first = sendable[0]!;
+  const outcomes = first.channel === 'sms' ? await sendSms(deps, sendable, job) : await sendPush(deps, sendable);
+  for (const o of outcomes) {
+    if (o === 'accepted') summary.sent++;
+    else if (o === 'retryable' || o === 'wait') summary.retry++;
+    else summary.failed++;
+  }
+  return summary;
+}
+
+async function loadRows(pool: Pool, job: DeliverJob): Promise<Row[]> {
+  if (job.deliveryIds?.length) {
+    return (await pool.query<Row>(`${SELECT_ROWS} WHERE d.id = ANY($1::bigint[]) AND d.status = 'queued' ORDER BY d.id`, [job.deliveryIds])).rows;
+  }
+  if (job.occurrenceId !== undefined && job.batchNo !== undefined) {
+    return (await pool.query<Row>(`${SELECT_ROWS} WHERE d.occurrence_id = $1 AND d.batch_no = $2 AND d.status = 'queued' ORDER BY d.id`, [job.occurrenceId, job.batchNo])).rows;
+  }
+  throw new Error('a deliver job names neither an occurrence batch nor delivery ids');
+}
+
+export function decide(row: Row, now: Date): Decision {
+  if (row.cancelled_at) return { status: 'cancelled', reason: 'broadcast cancelled' };
+  if (row.suspended) return { status: 'held', reason: 'broadcast suspended' };
+  if (now >= row.expires_at) return { status: 'expired', reason: 'expired before it could be sent' };
+  if (row.channel === 'sms') {
+    if (row.opted_out) return { status: 'skipped', reason: 'opted out' };
+    if (row.contact_gone) return { status: 'skipped', reason: 'contact deleted' };
+    if (row.no_consent) return { status: 'skipped', reason: 'no SMS consent' };
+    if (!isValidPhoneNumber(row.address)) return { status: 'skipped', reason: 'invalid phone number' };
+  } else if (!row.token_active) {
+    return { status: 'skipped', reason: 'device token inactive' };
+  }
+  // Urgent messages (a campus emergency) ignore quiet hours.
+  if (row.priority !== 'urgent' && row.quiet_start && row.quiet_end) {
+    const until = quietUntil(now, row.tz, { start: row.quiet_start, end: row.quiet_end });
+    if (until) {
+      if (until >= row.expires_at) return { status: 'expired', reason: 'quiet hours last past expiry' };
+      return { status: 'deferred', until, reason: 'quiet hours' };
+    }
+  }
+  return { status: 'send' };
+}
+
+async function settleWithoutSending(pool: Pool, settled: { row: Row; d: Exclude<Decision, { status: 'send' }> }[], now: Date): Promise<void> {
+  if (settled.length === 0) return;
+  await pool.query(
+    `UPDATE deliveries d SET status = u.status, last_error = u.reason, next_attempt_at = u.next_at,
+            finalized_at = CASE WHEN u.status IN ('skipped', 'expired', 'cancelled') THEN $5::timestamptz END, updated_at = now()
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, status, reason, next_at)
+      WHERE d.id = u.id AND d.status = 'queued'`,
+    [settled.map((s) => s.row.id), settled.map((s) => s.d.status), settled.map((s) => s.d.reason),
+      settled.map((s) => (s.d.status === 'deferred' ? s.d.until : null)), now],
+  );
+}
+
+/** queued → sending for these rows; returns the ids this worker now owns. */
+async function claim(deps: DeliverDeps, ids: number[], segments: number | null, encoding: string | null): Promise<Set<number>> {
+  const { rows } = await deps.pool.query<{ id: number }>(
+    `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
+            segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now()
+      WHERE id = ANY($1::bigint[]) AND status = 'queued' RETURNING id`,
+    [ids, deps.workerId, segments, encoding],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function errorOutcome(err: unknown): Outcome | WaitOutcome {
+  if (err instanceof CircuitOpenError) return { kind: 'wait', reason: err.message, retryAfterMs: err.retryAfterMs };
+  return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err) };
+}
+
+function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {
+  const keys: RateKey[] = [
+    { key: 'account:telnyx:sms', perSecond: deps.accountSmsPerSecond },
+    { key: `tenant:${row.tenant_id}:sms`, perSecond: row.sms_per_second },
+  ];
+  const domestic = row.address.startsWith('+1');
+  if (from.kind === '10dlc' && from.campaign_id) keys.push({ key: `campaign:${from.campaign_id}`, perSecond: from.per_second });
+  else keys.push({ key: `number:${from.phone_number}`, perSecond: from.per_second });
+  if (from.kind === 'long_code' && !domestic) {
+    keys.push({ key: `number:${from.phone_number}:international`, perSecond: deps.longCodeInternationalPerSecond ?? 0.1 });
+  }
+  if (row.rate_per_second) keys.push({ key: `broadcast:${row.broadcast_id}`, perSecond: row.rate_per_second });
+  return keys;
+}
+
+async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise<string[]> {
+  const first = rows[0]!;
+  const numbers = (await deps.pool.query<SendingNumber>(
+    'SELECT phone_number, kind, campaign_id, per_second FROM sending_numbers WHERE tenant_id = $1 ORDER BY id', [first.tenant_id])).rows;
+  if (!deps.sms || numbers.length === 0) {
+    // Not this row's fault and fixable by configuration: wait, do not fail.
+    const reason = deps.sms ? `tenant ${first.tenant_id} has no sending number` : 'no SMS provider configured';
+    deps.log.warn({ tenant: first.tenant_id, broadcast: first.broadcast_id }, reason);
+    const ids = await claim(deps, rows.map((r) => r.id), null, null);
+    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome: { kind: 'wait', reason, retryAfterMs: 60_000 } })));
+    return [...ids].map(() => 'wait');
+  }
+  // One number per batch, spread over the tenant's numbers.
+  const from = numbers[(job.batchNo ?? first.id) % numbers.length]!;
+  const seg = countSegments(first.message_text);
+  if (seg.segments > MAX_SEGMENTS) {
+    const ids = await claim(deps, rows.map((r) => r.id), seg.segments, seg.encoding);
+    const outcome: Outcome = { kind: 'permanent', code: 'too_long', reason: `message needs ${seg.segments} segments; the limit is ${MAX_SEGMENTS}` };
+    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome })));
+    return [...ids].map(() => 'permanent');
+  }
+
+  // Rows that share rate keys go together (international long-code rows have an extra key).
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = smsRateKeys(deps, r, from).map((x) => x.key).join('|');
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const results: Promise<string>[] = [];
+  for (const group of groups.values()) {
+    const keys = smsRateKeys(deps, group[0]!, from);
+    const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, (deps.chunkSize ?? 50) * seg.segments) / seg.segments));
+    for (const chunk of chunks(group, perChunk)) {
+      await deps.inFlight.acquire(chunk.length);
+      let owned: Set<number>;
+      try {
+        await deps.limiter.take(keys, chunk.length * seg.segments);
+        owned = await claim(deps, chunk.map((r) => r.id), seg.segments, seg.encoding);
+      } catch (err) {
+        deps.inFlight.release(chunk.length);
+        throw err;
+      }
+      deps.inFlight.release(chunk.length - owned.size);
+      for (const row of chunk) {
+        if (!owned.has(row.id)) continue;
+        results.push(sendOneSms(deps, row, from));
+      }
+    }
+  }
+  return Promise.all(results);
+}
+
+async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber): Promise<string> {
+  const started = performance.now();
+  let outcome: Outcome | WaitOutcome;
+  try {
+    outcome = await deps.sms!.send({
+      from: from.phone_number,
+      to: row.address,
+      text: row.message_text,
+      messagingProfileId: row.messaging_profile_id ?? undefined,
+      webhookUrl: deps.webhookUrl,
+    });
+  } catch (err) {
+    outcome = errorOutcome(err);
+  } finally {
+    deps.inFlight.release(1);
+  }
+  observe(row, outcome, 'telnyx', started, deps.clock);
+  await deps.recorder.add({ deliveryId: row.id, outcome });
+  return outcome.kind;
+}
+
+async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
+  const first = rows[0]!;
+  const push = deps.push;
+  if (!push) {
+    const ids = await claim(deps, rows.map((r) => r.id), null, null);
+    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome: { kind: 'wait', reason: 'no push provider configured', retryAfterMs: 60_000 } })));
+    return [...ids].map(() => 'wait');
+  }
+  const keys: RateKey[] = [{ key: `tenant:${first.tenant_id}:push`, perSecond: first.push_per_second }];
+  if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
+  const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500));
+  const results: Promise<string[]>[] = [];
+  for (const chunk of chunks(rows, perChunk)) {
+    await deps.inFlight.acquire(chunk.length);
+    let owned: Set<number>;
+    try {
+      await deps.limiter.take(keys, chunk.length);
+      owned = await claim(deps, chunk.map((r) => r.id), null, null);
+    } catch (err) {
+      deps.inFlight.release(chunk.length);
+      throw err;
+    }
+    deps.inFlight.release(chunk.length - owned.size);
+    const mine = chunk.filter((r) => owned.has(r.id));
+    if (mine.length === 0) continue;
+    results.push(
+      (async () => {
+        const started = performance.now();
+        let outcomes: (Outcome | WaitOutcome)[];
+        try {
+          outcomes = await push.sendEach(
+            mine.map((r) => ({
+              ...(r.recipient_key.startsWith('t:') ? { topic: r.address } : { token: r.address }),
+              title: r.message_title ?? undefined,
+              body: r.message_text,
+              data: { broadcast: r.broadcast_id, delivery: String(r.id) },
+            })),
+          );
+        } catch (err) {
+          outcomes = mine.map(() => errorOutcome(err));
+        } finally {
+          deps.inFlight.release(mine.length);
+        }
+        await Promise.all(
+          mine.map((r, i) => {
+            const outcome = outcomes[i] ?? errorOutcome(new Error('provider returned fewer results than messages'));
+            observe(r, outcome, 'fcm', started, deps.clock);
+            return deps.recorder.add({ deliveryId: r.id, outcome });
+          }),
+        );
+        return outcomes.map((o) => o.kind);
+      })(),
+    );
+  }
+  return (await Promise.all(results)).flat();
+}
+
+function observe(row: Row, outcome: Outcome | WaitOutcome, provider: string, startedMs: number, clock: Clock): void {
+  metrics.messagesSent.inc({ channel: row.channel, provider, outcome: outcome.kind });
+  metrics.sendDuration.observe({ channel: row.channel, provider }, (performance.now() - startedMs) / 1000);
+  if (outcome.kind === 'accepted') {
+    metrics.deliveryDuration.observe({ channel: row.channel }, Math.max(0, (clock.now().getTime() - row.due_at.getTime()) / 1000));
+  }
+}

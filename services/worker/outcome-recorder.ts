@@ -1,0 +1,48 @@
+import type { Pool } from '../../lib/db/postgres.js';
+import type { Clock } from '../../lib/clock.js';
+import { recordOutcomes, type DeliveryResult } from '../delivery/outcomes.js';
+
+/**
+ * Coalesces outcomes from every send in the process into few UPDATEs: at 3,000
+ * sends a second, one statement per send would cost more than the sends. Each
+ * add() resolves once its row is durably recorded.
+ */
+export class OutcomeRecorder {
+  private pending: { result: DeliveryResult; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly clock: Clock,
+    private readonly opts: { maxBatch?: number; maxDelayMs?: number } = {},
+  ) {}
+
+  add(result: DeliveryResult): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ result, resolve, reject });
+      if (this.pending.length >= (this.opts.maxBatch ?? 250)) void this.flush();
+      else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.opts.maxDelayMs ?? 20);
+    });
+  }
+
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return this.flushing;
+    // Flushes run one after another so a row's updates land in order.
+    this.flushing = this.flushing.then(async () => {
+      try {
+        await recordOutcomes(this.pool, batch.map((b) => b.result), this.clock.now());
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    });
+    return this.flushing;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Bounds the sends in flight across every job of a worker process. Unlike a plain
+ * concurrency limiter it hands out several permits at once, so a job can claim a
+ * chunk of rows only when it can send them right away — rows are never marked in
+ * flight while they wait, which keeps "possible duplicates after a crash" small.
+ */
+export class Semaphore {
+  private waiters: { n: number; resolve: () => void }[] = [];
+  constructor(private available: number) {}
+
+  get free(): number {
+    return this.available;
+  }
+
+  async acquire(n = 1): Promise<void> {
+    if (this.waiters.length === 0 && this.available >= n) {
+      this.available -= n;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  release(n = 1): void {
+    this.available += n;
+    while (this.waiters.length > 0 && this.available >= this.waiters[0]!.n) {
+      const w = this.waiters.shift()!;
+      this.available -= w.n;
+      w.resolve();
+    }
+  }
+}

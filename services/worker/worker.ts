@@ -1,0 +1,124 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../../lib/db/postgres.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import { metrics } from '../../lib/metrics.js';
+import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
+import type { PushProvider, SmsProvider } from '../providers/types.js';
+import { RateLimiter } from '../delivery/rate-limit.js';
+import { sweepOnce } from '../delivery/sweeper.js';
+import { deliverBatch } from './deliver-batch.js';
+import { OutcomeRecorder } from './outcome-recorder.js';
+import { Semaphore } from './semaphore.js';
+
+export interface WorkerOptions {
+  pool: Pool;
+  boss: PgBoss;
+  clock: Clock;
+  log: Logger;
+  sms?: SmsProvider;
+  push?: PushProvider;
+  lane?: string;
+  /** Sends in flight across all jobs of this process. */
+  concurrency?: number;
+  /** Jobs (batches) handled at once. */
+  jobs?: number;
+  accountSmsPerSecond?: number;
+  webhookUrl?: string;
+  sweepIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  workerLeaseSeconds?: number;
+  pollingIntervalSeconds?: number;
+  chunkSize?: number;
+}
+
+export interface RunningWorker {
+  id: string;
+  /** True while the worker takes new work. */
+  readonly accepting: boolean;
+  /** Stop taking work, finish what is held (up to graceMs), then stop. */
+  stop(graceMs?: number): Promise<{ drained: boolean }>;
+}
+
+/**
+ * A worker process's delivery loop: pg-boss handlers for delivery batches, the
+ * due-work sweeper and a heartbeat that proves this worker alive to the others.
+ */
+export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const abort = new AbortController();
+  const inFlight = new Semaphore(o.concurrency ?? 128);
+  const recorder = new OutcomeRecorder(o.pool, o.clock);
+  const limiter = new RateLimiter(o.pool, { signal: abort.signal });
+  await o.pool.query('INSERT INTO workers (id, lane) VALUES ($1, $2)', [id, o.lane ?? 'blue']);
+
+  const active = new Set<Promise<unknown>>();
+  let accepting = true;
+  const deps = {
+    pool: o.pool, sms: o.sms, push: o.push, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
+    accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
+  };
+
+  const workId = await o.boss.work<DeliverJob>(
+    DELIVER_QUEUE,
+    { batchSize: 1, localConcurrency: o.jobs ?? 4, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5 },
+    async ([job]) => {
+      if (!job) return;
+      const run = deliverBatch(deps, job.data);
+      active.add(run);
+      try {
+        const summary = await run;
+        metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
+        o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
+        return summary;
+      } catch (err) {
+        metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
+        o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
+        throw err;
+      } finally {
+        active.delete(run);
+      }
+    },
+  );
+
+  const timers: NodeJS.Timeout[] = [];
+  let sweeping = false;
+  timers.push(setInterval(() => {
+    if (sweeping || !accepting) return;
+    sweeping = true;
+    sweepOnce(o.pool, o.boss, o.clock.now(), { workerLeaseSeconds: o.workerLeaseSeconds })
+      .then((r) => { if (r.woken || r.orphaned || r.expired) o.log.debug(r, 'sweep'); })
+      .catch((err) => o.log.warn({ err }, 'sweep failed'))
+      .finally(() => { sweeping = false; });
+  }, o.sweepIntervalMs ?? 1_000));
+  timers.push(setInterval(() => {
+    o.pool.query('UPDATE workers SET heartbeat_at = now() WHERE id = $1', [id]).catch((err) => o.log.warn({ err }, 'heartbeat failed'));
+  }, o.heartbeatIntervalMs ?? 5_000));
+  timers.push(setInterval(() => {
+    o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount ?? 0); }).catch(() => {});
+  }, 5_000));
+
+  o.log.info({ worker: id, lane: o.lane ?? 'blue' }, 'worker started');
+  return {
+    id,
+    get accepting() { return accepting; },
+    async stop(graceMs = 25_000) {
+      accepting = false;
+      for (const t of timers) clearInterval(t);
+      // Stop fetching; jobs already handed to us run on.
+      await o.boss.offWork(DELIVER_QUEUE, { id: workId, wait: false });
+      const drained = await Promise.race([
+        Promise.allSettled([...active]).then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
+      ]);
+      abort.abort();
+      await recorder.flush().catch(() => {});
+      // A clean stop leaves nothing in flight, so the sweeper need not wait for a lease.
+      await o.pool.query('UPDATE workers SET stopped_at = now() WHERE id = $1', [id]).catch(() => {});
+      o.log.info({ worker: id, drained }, 'worker stopped');
+      return { drained };
+    },
+  };
+}

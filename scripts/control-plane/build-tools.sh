@@ -27,14 +27,16 @@ log() { echo "[build-tools] $*" >&2; }
 
 bin_path() { echo "$cache/$1-$2/bin/$3"; }
 
-# timed <tool> <cmd...>: runs cmd, reports wall-clock seconds on stderr.
+# timed <tool> <cmd...>: runs cmd (in this shell), reports wall-clock seconds on stderr.
+cached=0
 timed() {
   local tool="$1"; shift
   local t0 t1
+  cached=0
   t0=$(date +%s)
   "$@"
   t1=$(date +%s)
-  log "$tool: built in $((t1 - t0)) s"
+  if [[ "$cached" == 1 ]]; then log "$tool: cached"; else log "$tool: built in $((t1 - t0)) s"; fi
 }
 
 # Installs a built binary atomically into place.
@@ -49,7 +51,7 @@ trap 'rm -rf "$scratch_root"' EXIT
 
 build_etcd() {
   local dst; dst="$(bin_path etcd "$ETCD_VERSION" etcd)"
-  if [[ -x "$dst" ]]; then echo "etcd $dst"; return; fi
+  if [[ -x "$dst" ]]; then cached=1; echo "etcd $dst"; return; fi
   # go.etcd.io/etcd/server/v3's go.mod has relative replace directives (../api, ...), so
   # `go install ...@version` refuses it. Build its main package (the module root,
   # server/main.go) from a scratch module that pins all etcd modules to the same version.
@@ -126,7 +128,7 @@ k8s_ldflags() {
 build_k8s_cmd() { # <binary>
   local name="$1"
   local dst; dst="$(bin_path "$name" "$KUBERNETES_VERSION" "$name")"
-  if [[ -x "$dst" ]]; then echo "$name $dst"; return; fi
+  if [[ -x "$dst" ]]; then cached=1; echo "$name $dst"; return; fi
   prepare_k8s
   log "$name $KUBERNETES_VERSION: building"
   ( cd "$k8s_module_dir" && go build -trimpath -ldflags="$(k8s_ldflags)" -o "$k8s_module_dir/$name" "k8s.io/kubernetes/cmd/$name" >&2 )
@@ -136,7 +138,7 @@ build_k8s_cmd() { # <binary>
 
 build_k6() {
   local dst; dst="$(bin_path k6 "$K6_VERSION" k6)"
-  if [[ -x "$dst" ]]; then echo "k6 $dst"; return; fi
+  if [[ -x "$dst" ]]; then cached=1; echo "k6 $dst"; return; fi
   local d="$scratch_root/k6"; mkdir -p "$d"
   log "k6 $K6_MODULE@$K6_VERSION: building"
   GOBIN="$d" go install -trimpath -ldflags="-s -w" "$K6_MODULE@$K6_VERSION" >&2

@@ -43,8 +43,8 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
     delays.push(outcome.kind === 'retryable' || outcome.kind === 'wait' ? (outcome.retryAfterMs ?? 0) : 0);
   }
   // Backoff is computed here per row (it needs the row's attempt count), so read them first.
-  const { rows } = await db.query<{ id: number; attempts: number; max_attempts: number; channel: string }>(
-    `SELECT d.id, d.attempts, b.max_attempts, d.channel FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+  const { rows } = await db.query<{ id: number; attempts: number; max_attempts: number; channel: string; expires_at: Date }>(
+    `SELECT d.id, d.attempts, b.max_attempts, d.channel, d.expires_at FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
       WHERE d.id = ANY($1::bigint[]) AND d.status IN ${ACTIVE_STATES}`,
     [ids],
   );
@@ -65,6 +65,12 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
       }
     } else if (row && kind === 'wait') {
       next = new Date(now.getTime() + Math.max(delays[i]!, 100));
+    }
+    // A row never waits past its expiry: it could no longer arrive in time.
+    if (row && next && next >= row.expires_at) {
+      kind = 'expired';
+      next = null;
+      metrics.expired.inc({ channel: row.channel });
     } else if (row && kind !== 'accepted') {
       metrics.messagesFailed.inc({ channel: row.channel, reason: kind });
     }
@@ -75,16 +81,17 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
   await db.query(
     `UPDATE deliveries d SET
         status = CASE u.kind WHEN 'accepted' THEN 'sent' WHEN 'retryable' THEN 'retry' WHEN 'wait' THEN 'retry'
-                             WHEN 'dead' THEN 'dead' ELSE 'failed' END,
+                             WHEN 'dead' THEN 'dead' WHEN 'expired' THEN 'expired' ELSE 'failed' END,
         provider_message_id = coalesce(u.pid, d.provider_message_id),
         sent_at = CASE WHEN u.kind = 'accepted' THEN $7::timestamptz ELSE d.sent_at END,
         error_code = CASE WHEN u.kind = 'accepted' THEN NULL ELSE u.code END,
         last_error = CASE WHEN u.kind = 'accepted' THEN NULL
                           WHEN u.kind = 'dead' THEN 'dead-lettered after ' || d.attempts || ' attempts: ' || coalesce(u.reason, '')
+                          WHEN u.kind = 'expired' THEN 'expired waiting to retry: ' || coalesce(u.reason, '')
                           ELSE u.reason END,
         attempts = CASE WHEN u.kind = 'wait' THEN greatest(d.attempts - 1, 0) ELSE d.attempts END,
         next_attempt_at = u.next_at,
-        finalized_at = CASE WHEN u.kind IN ('permanent', 'opted_out', 'invalid_token', 'dead') THEN $7::timestamptz ELSE NULL END,
+        finalized_at = CASE WHEN u.kind IN ('permanent', 'opted_out', 'invalid_token', 'dead', 'expired') THEN $7::timestamptz ELSE NULL END,
         claimed_by = NULL,
         updated_at = now()
        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])

@@ -7,7 +7,6 @@ import { BATCH_SIZE } from './plan.js';
 
 export interface SweepResult {
   orphaned: number;
-  expired: number;
   woken: number;
   jobs: number;
 }
@@ -16,10 +15,11 @@ export interface SweepResult {
  * The due-work pass every worker runs every second (SKIP LOCKED lets them share it):
  * 1. rows left in flight by a worker that stopped heart-beating go back to retry,
  *    flagged as possible duplicates (the provider may have accepted them);
- * 2. waiting rows that can no longer go out before they expire are expired;
- * 3. rows whose time has come (retry backoff over, quiet hours ended, a local-time
+ * 2. rows whose time has come (retry backoff over, quiet hours ended, a local-time
  *    recipient's instant reached, a resumed broadcast) are queued again and their
  *    jobs enqueued in the same transaction, so no row is lost or enqueued twice.
+ *    (A waiting row never sleeps past its expiry — writers expire it instead —
+ *    so the worker that wakes it records the expiry if its time is up.)
  * "Due" reads the injectable clock; pg-boss never holds far-future jobs.
  */
 export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { workerLeaseSeconds?: number; limit?: number } = {}): Promise<SweepResult> {
@@ -40,18 +40,6 @@ export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { wor
     [now, lease],
   );
   for (const r of orphans.rows) metrics.possibleDuplicates.inc({ channel: r.channel });
-
-  const expired = await pool.query<{ channel: string }>(
-    `UPDATE deliveries SET status = 'expired', finalized_at = $1, next_attempt_at = NULL,
-            last_error = coalesce(last_error || '; ', '') || 'expired before it could be sent', updated_at = now()
-      WHERE id IN (SELECT id FROM deliveries
-                    WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1 + interval '1 day'
-                      AND (expires_at <= $1 OR next_attempt_at >= expires_at)
-                    FOR UPDATE SKIP LOCKED)
-      RETURNING channel`,
-    [now],
-  );
-  for (const r of expired.rows) metrics.expired.inc({ channel: r.channel });
 
   let woken = 0;
   let jobs = 0;
@@ -87,5 +75,5 @@ export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { wor
     woken += n;
     if (n < (opts.limit ?? 5_000)) break;
   }
-  return { orphaned: orphans.rowCount ?? 0, expired: expired.rowCount ?? 0, woken, jobs };
+  return { orphaned: orphans.rowCount ?? 0, woken, jobs };
 }

@@ -1,0 +1,35 @@
+import type { Pool } from '../../lib/db/postgres.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Outcome, SmsMessage } from '../providers/types.js';
+
+/** Sends the reply to an inbound HELP: the Telnyx provider adapter in production, a recorder in tests. */
+export interface ReplySender {
+  send(message: SmsMessage): Promise<Outcome>;
+}
+
+export interface ApiDeps {
+  pool: Pool;
+  clock: Clock;
+  log: Logger;
+  /** HERALD_ADMIN_TOKEN. Without it the admin routes answer 503 to everyone. */
+  adminToken: string | undefined;
+  /** TELNYX_PUBLIC_KEY (base64 ed25519). Without it the webhook refuses every event (503). */
+  telnyxPublicKey?: string;
+  /**
+   * Accepted age of a webhook's telnyx-timestamp, against the wall clock (not the
+   * business clock: it is transport security). The SDK helper enforces 300 s; a
+   * smaller value tightens it, a larger one cannot loosen it.
+   */
+  webhookToleranceSeconds?: number;
+  /** Answers inbound HELP. Without it HELP is recorded but not answered (logged). */
+  replyToHelp?: ReplySender;
+  /** The HELP text when the tenant has none of its own. */
+  defaultHelpText?: (tenant: { id: string; name: string }) => string;
+  /** Largest request body accepted (bulk contact uploads); default 10 MB. */
+  maxBodyBytes?: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** Small JSON bodies (everything but the bulk upload and the webhook). */
+export const SMALL_BODY_BYTES = 256 * 1024;

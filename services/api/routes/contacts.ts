@@ -1,0 +1,135 @@
+import { Router } from '@koa/router';
+import type { Context } from 'koa';
+import type { CountryCode } from 'libphonenumber-js';
+import { z } from 'zod';
+import { tenantOf } from '../auth.js';
+import { parseContactsCsv } from '../contacts-csv.js';
+import { upsertContacts, validateContactRow, type ContactInput, type RowError, type UpsertReport } from '../contacts-upsert.js';
+import type { ApiDeps } from '../deps.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../deps.js';
+import { HttpError, badRequest, notFound, parseOr400, queryParam, readRawBody } from '../http.js';
+import { decodeCursor, page, pageLimit } from '../pagination.js';
+import { countrySchema, normalizePhone } from '../validation.js';
+
+const CONTACT_COLUMNS = `c.id, c.external_id, c.phone, c.name, c.time_zone, c.tags, c.sms_consent, c.consent_at,
+  c.consent_source, (o.phone IS NOT NULL) AS opted_out, c.created_at, c.updated_at`;
+const CONTACT_FROM = `contacts c LEFT JOIN opt_outs o ON o.tenant_id = c.tenant_id AND o.phone = c.phone`;
+
+export function defaultCountry(ctx: Context): CountryCode {
+  const raw = queryParam(ctx, 'default_country');
+  return raw === undefined ? 'US' : (parseOr400(countrySchema, raw, 'default_country') as CountryCode);
+}
+
+export function contactIdParam(ctx: Context): number {
+  const raw = (ctx as Context & { params: Record<string, string> }).params.id ?? '';
+  if (!/^\d{1,15}$/.test(raw)) throw notFound('contact');
+  return Number(raw);
+}
+
+/** Contacts of the key's tenant: bulk upsert (JSON or CSV), read, delete. */
+export function contactRoutes(deps: ApiDeps): Router {
+  const { pool, clock } = deps;
+  const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const router = new Router();
+
+  router.post('/contacts', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const country = defaultCountry(ctx);
+    const type = ctx.request.type;
+    const isCsv = type === 'text/csv' || type === 'application/csv';
+    if (!isCsv && type !== 'application/json') {
+      throw new HttpError(415, 'content-type', 'send application/json (an array of contacts) or text/csv');
+    }
+    const consentSource = parseOr400(
+      z.string().trim().min(1).max(100).default(isCsv ? 'csv_import' : 'api'),
+      queryParam(ctx, 'consent_source'),
+      'consent_source',
+    );
+    const body = (await readRawBody(ctx, limit)).toString('utf8');
+
+    const errors: RowError[] = [];
+    let input: Array<{ row: number; value: unknown }>;
+    if (isCsv) {
+      const csv = parseContactsCsv(body);
+      errors.push(...csv.errors);
+      input = csv.rows.flatMap((r) => (r ? [{ row: r.row, value: r.values }] : []));
+    } else {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        throw badRequest('body', 'malformed JSON');
+      }
+      const list = Array.isArray(parsed) ? parsed : (parsed as { contacts?: unknown } | null)?.contacts;
+      if (!Array.isArray(list)) throw badRequest('body', 'expected a JSON array of contacts (or {"contacts": [...]})');
+      input = list.map((value, i) => ({ row: i + 1, value }));
+    }
+
+    const valid: ContactInput[] = [];
+    const seen = new Map<string, number>();
+    for (const { row, value } of input) {
+      const v = validateContactRow(row, value, { defaultCountry: country, consentSource });
+      if (!v.ok) {
+        errors.push(...v.errors);
+        continue;
+      }
+      const first = seen.get(v.contact.phone);
+      if (first !== undefined) {
+        errors.push({ row, field: 'phone', reason: `same number as row ${first}` });
+        continue;
+      }
+      seen.set(v.contact.phone, row);
+      valid.push(v.contact);
+    }
+    const result = await upsertContacts(pool, tenantId, valid, clock.now());
+    for (const row of result.missing) errors.push({ row, field: 'phone', reason: 'contact was deleted during the upload; retry' });
+    errors.sort((a, b) => a.row - b.row);
+    const failedRows = new Set(errors.map((e) => e.row));
+    const report: UpsertReport = { created: result.created, updated: result.updated, failed: failedRows.size, errors };
+    deps.log.info({ tenantId, created: report.created, updated: report.updated, failed: report.failed, csv: isCsv }, 'contacts upserted');
+    ctx.body = report;
+  });
+
+  router.get('/contacts', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const n = pageLimit(ctx);
+    const after = decodeCursor(ctx, z.tuple([z.number().int()]));
+    const { rows } = await pool.query(
+      `SELECT ${CONTACT_COLUMNS} FROM ${CONTACT_FROM}
+        WHERE c.tenant_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3`,
+      [tenantId, after?.[0] ?? 0, n + 1],
+    );
+    ctx.body = page(rows, n, (r) => [r.id]);
+  });
+
+  router.get('/contacts/:id', async (ctx) => {
+    const { rows } = await pool.query(`SELECT ${CONTACT_COLUMNS} FROM ${CONTACT_FROM} WHERE c.tenant_id = $1 AND c.id = $2`, [
+      tenantOf(ctx),
+      contactIdParam(ctx),
+    ]);
+    if (!rows[0]) throw notFound('contact');
+    ctx.body = rows[0];
+  });
+
+  // Deleting a contact deletes their device tokens (FK cascade) but never their
+  // opt-out: opt_outs is keyed by number and outlives the contact, so a re-import
+  // of the same number is still not texted.
+  router.delete('/contacts/:id', async (ctx) => {
+    const r = await pool.query('DELETE FROM contacts WHERE tenant_id = $1 AND id = $2', [tenantOf(ctx), contactIdParam(ctx)]);
+    if (r.rowCount === 0) throw notFound('contact');
+    ctx.status = 204;
+  });
+
+  router.delete('/contacts', async (ctx) => {
+    const raw = queryParam(ctx, 'phone');
+    if (raw === undefined) throw badRequest('phone', 'required (or DELETE /v1/contacts/:id)');
+    // An unencoded "+" in a query string arrives as a space: read " 1202…" as "+1202…".
+    const p = normalizePhone(raw.replace(/^ (?=\d)/, '+'), defaultCountry(ctx));
+    if (!p.ok) throw badRequest('phone', p.reason);
+    const r = await pool.query('DELETE FROM contacts WHERE tenant_id = $1 AND phone = $2', [tenantOf(ctx), p.e164]);
+    if (r.rowCount === 0) throw notFound('contact');
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,178 @@
+import { Router } from '@koa/router';
+import type { Context } from 'koa';
+import type { CountryCode } from 'libphonenumber-js';
+import { z } from 'zod';
+import { maskPhone } from '../../../lib/logger.js';
+import { tenantOf } from '../auth.js';
+import type { ApiDeps } from '../deps.js';
+import { SMALL_BODY_BYTES } from '../deps.js';
+import { badRequest, notFound, parseOr400, queryParam, readJson } from '../http.js';
+import { decodeCursor, page, pageLimit } from '../pagination.js';
+import { countrySchema, normalizePhone } from '../validation.js';
+
+export const DELIVERY_STATUSES = [
+  'queued', 'sending', 'retry', 'deferred', 'held', 'sent', 'delivered', 'failed', 'dead', 'skipped', 'expired', 'cancelled',
+] as const;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function broadcastIdParam(ctx: Context): string {
+  const raw = (ctx as Context & { params: Record<string, string> }).params.id ?? '';
+  if (!UUID_RE.test(raw)) throw notFound('broadcast');
+  return raw.toLowerCase();
+}
+
+/** What a delivery's recipient looks like in a response: never a whole number or token. */
+export function maskRecipient(channel: string, recipientKey: string, address: string): string {
+  if (recipientKey.startsWith('t:')) return address; // an FCM topic names a group, not a person
+  if (channel === 'sms') return maskPhone(address);
+  return address.length <= 8 ? '***' : `${address.slice(0, 6)}…${address.slice(-2)}`;
+}
+
+/** Provider error texts sometimes quote the number; mask anything that looks like one. */
+const maskNumbersIn = (text: string | null): string | null => (text ? text.replace(/\+\d{7,15}/g, (m) => maskPhone(m)) : text);
+
+interface BroadcastRow {
+  id: string;
+  _ts: string;
+  [k: string]: unknown;
+}
+
+const BROADCAST_COLUMNS = `b.id, b.namespace, b.name, b.channel, b.priority, b.generation, b.message_text, b.message_title,
+  b.suspended, b.cancelled_at, b.max_attempts, b.expire_after_seconds, b.created_at, b.updated_at, b.created_at::text AS _ts`;
+
+/**
+ * Read-only views of the key's tenant: its broadcasts with delivery counts, the
+ * deliveries of one broadcast (recipients masked), and its opt-out list. Every
+ * query names the tenant; a broadcast of another tenant is simply not found.
+ */
+export function queryRoutes(deps: ApiDeps): Router {
+  const { pool, clock } = deps;
+  const router = new Router();
+
+  async function withCounts(tenantId: string, rows: BroadcastRow[]) {
+    const counts = new Map<string, Record<string, number>>();
+    if (rows.length > 0) {
+      const r = await pool.query<{ broadcast_id: string; status: string; n: number }>(
+        `SELECT broadcast_id, status, count(*)::int AS n FROM deliveries
+          WHERE broadcast_id = ANY($1::uuid[]) AND tenant_id = $2 GROUP BY broadcast_id, status`,
+        [rows.map((b) => b.id), tenantId],
+      );
+      for (const c of r.rows) {
+        const m = counts.get(c.broadcast_id) ?? {};
+        m[c.status] = c.n;
+        counts.set(c.broadcast_id, m);
+      }
+    }
+    return rows.map(({ _ts, ...b }) => {
+      const byStatus = counts.get(b.id) ?? {};
+      const total = Object.values(byStatus).reduce((a, n) => a + n, 0);
+      return { ...b, counts: { total, ...byStatus } };
+    });
+  }
+
+  // Newest first; keyset on (created_at, id). The cursor keeps created_at as PostgreSQL
+  // text, since a JS Date would drop its microseconds and repeat or skip rows.
+  router.get('/broadcasts', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const n = pageLimit(ctx);
+    const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().regex(UUID_RE)]));
+    const { rows } = await pool.query<BroadcastRow>(
+      `SELECT ${BROADCAST_COLUMNS} FROM broadcasts b
+        WHERE b.tenant_id = $1 AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2::timestamptz, $3::uuid))
+        ORDER BY b.created_at DESC, b.id DESC LIMIT $4`,
+      [tenantId, after?.[0] ?? null, after?.[1] ?? null, n + 1],
+    ).catch(rethrowBadCursor);
+    const p = page(rows, n, (r) => [r._ts, r.id]);
+    ctx.body = { items: await withCounts(tenantId, p.items), next_cursor: p.next_cursor };
+  });
+
+  router.get('/broadcasts/:id', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const { rows } = await pool.query<BroadcastRow>(`SELECT ${BROADCAST_COLUMNS} FROM broadcasts b WHERE b.tenant_id = $1 AND b.id = $2`, [
+      tenantId,
+      broadcastIdParam(ctx),
+    ]);
+    if (!rows[0]) throw notFound('broadcast');
+    ctx.body = (await withCounts(tenantId, rows))[0];
+  });
+
+  // Ordered by (status, id) so that one index (broadcast_id, status, id) serves both the
+  // filtered and the unfiltered listing.
+  router.get('/broadcasts/:id/deliveries', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const id = broadcastIdParam(ctx);
+    const status = parseOr400(z.enum(DELIVERY_STATUSES).optional(), queryParam(ctx, 'status'), 'status');
+    const n = pageLimit(ctx);
+    const after = decodeCursor(ctx, z.tuple([z.enum(DELIVERY_STATUSES), z.number().int()]));
+    const b = await pool.query('SELECT 1 FROM broadcasts WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    if (b.rowCount === 0) throw notFound('broadcast');
+    const { rows } = await pool.query<{
+      id: number; status: string; channel: string; recipient_key: string; address: string; last_error: string | null;
+      [k: string]: unknown;
+    }>(
+      `SELECT id, occurrence_id, channel, recipient_key, address, contact_id, device_token_id, status, attempts, segments,
+              provider_message_id, error_code, last_error, possible_duplicate, due_at, next_attempt_at, sent_at,
+              finalized_at, updated_at
+         FROM deliveries
+        WHERE broadcast_id = $1 AND tenant_id = $2
+          AND ($3::text IS NULL OR status = $3)
+          AND ($4::text IS NULL OR (status, id) > ($4::text, $5::bigint))
+        ORDER BY status, id LIMIT $6`,
+      [id, tenantId, status ?? null, after?.[0] ?? null, after?.[1] ?? 0, n + 1],
+    );
+    const p = page(rows, n, (r) => [r.status, r.id]);
+    ctx.body = {
+      items: p.items.map(({ recipient_key, address, last_error, ...d }) => ({
+        ...d,
+        recipient: maskRecipient(d.channel, recipient_key, address),
+        last_error: maskNumbersIn(last_error),
+      })),
+      next_cursor: p.next_cursor,
+    };
+  });
+
+  // The tenant's own opt-out list, newest first, with full numbers: the tenant needs
+  // them to update its own records.
+  router.get('/opt-outs', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const n = pageLimit(ctx);
+    const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().max(20)]));
+    const { rows } = await pool.query<{ phone: string; _ts: string }>(
+      `SELECT phone, opted_out_at, source, keyword, opted_out_at::text AS _ts FROM opt_outs
+        WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (opted_out_at, phone) < ($2::timestamptz, $3::text))
+        ORDER BY opted_out_at DESC, phone DESC LIMIT $4`,
+      [tenantId, after?.[0] ?? null, after?.[1] ?? null, n + 1],
+    ).catch(rethrowBadCursor);
+    const p = page(rows, n, (r) => [r._ts, r.phone]);
+    ctx.body = { items: p.items.map(({ _ts, ...o }) => o), next_cursor: p.next_cursor };
+  });
+
+  // An opt-out the tenant heard about elsewhere (a form, a phone call).
+  router.post('/opt-outs', async (ctx) => {
+    const tenantId = tenantOf(ctx);
+    const b = parseOr400(
+      z.strictObject({ phone: z.string(), default_country: countrySchema.optional() }),
+      await readJson(ctx, SMALL_BODY_BYTES),
+    );
+    const p = normalizePhone(b.phone, (b.default_country ?? 'US') as CountryCode);
+    if (!p.ok) throw badRequest('phone', p.reason);
+    const { rows } = await pool.query(
+      `INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source) VALUES ($1, $2, $3, 'api')
+       ON CONFLICT (tenant_id, phone) DO UPDATE SET phone = EXCLUDED.phone
+       RETURNING phone, opted_out_at, source, keyword`,
+      [tenantId, p.e164, clock.now()],
+    );
+    ctx.status = 201;
+    ctx.body = rows[0];
+  });
+
+  return router;
+}
+
+/** A cursor whose timestamp PostgreSQL cannot read is the client's error, not ours. */
+function rethrowBadCursor(err: unknown): never {
+  const code = (err as { code?: string }).code;
+  if (code === '22007' || code === '22008' || code === '22P02') throw badRequest('cursor', 'malformed cursor');
+  throw err;
+}

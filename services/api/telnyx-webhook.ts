@@ -1,0 +1,332 @@
+import { Router } from '@koa/router';
+import type { Context } from 'koa';
+import { Telnyx } from 'telnyx';
+import { TelnyxWebhook, TelnyxWebhookVerificationError } from 'telnyx/lib/webhooks';
+import { z } from 'zod';
+import { inTransaction, type Pool, type PoolClient } from '../../lib/db/postgres.js';
+import type { Clock } from '../../lib/clock.js';
+import { maskPhone, type Logger } from '../../lib/logger.js';
+import { metrics } from '../../lib/metrics.js';
+import { recordDelivered, recordOutcomes } from '../delivery/outcomes.js';
+// TEMP until services/providers/classify-telnyx.ts lands
+const classifyTelnyxError: ClassifyReceiptError = () => { throw new Error('classifier not available yet'); };
+import type { Outcome } from '../providers/types.js';
+import type { BackgroundTasks } from './background.js';
+import type { ApiDeps, ReplySender } from './deps.js';
+import { HttpError, readRawBody } from './http.js';
+import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
+
+/** Telnyx webhooks are small; anything larger is not one. */
+const WEBHOOK_BODY_LIMIT = 256 * 1024;
+/** The SDK helper's fixed window; ours can only be tighter. */
+const SDK_TOLERANCE_SECONDS = 300;
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+const eventSchema = z.object({
+  data: z.object({
+    id: z.string().min(1).max(200),
+    event_type: z.string().min(1).max(100),
+    occurred_at: z.string().max(64).optional().nullable(),
+    payload: z.record(z.string(), z.unknown()).optional().nullable(),
+  }),
+});
+type EventData = z.infer<typeof eventSchema>['data'];
+
+const receiptPayload = z.object({
+  id: z.string().min(1),
+  to: z.array(z.object({ phone_number: z.string().optional(), status: z.string().optional() })).optional().default([]),
+  errors: z.array(z.object({ code: z.union([z.string(), z.number()]).optional(), title: z.string().optional(), detail: z.string().optional() }).loose())
+    .optional()
+    .nullable(),
+});
+
+const inboundPayload = z.object({
+  from: z.object({ phone_number: z.string() }).loose(),
+  to: z.array(z.object({ phone_number: z.string() }).loose()).min(1),
+  text: z.string().optional().nullable(),
+});
+
+const RECEIPT_TYPES = new Set(['message.sent', 'message.finalized']);
+const FAILED_STATUSES = new Set(['sending_failed', 'delivery_failed', 'expired']);
+
+export type ClassifyReceiptError = (code: string, detail?: string) => Outcome;
+
+interface Resolved {
+  tenantId: string | null;
+  deliveryId: number | null;
+}
+
+/** A HELP to answer once the event is committed. */
+interface HelpReply {
+  tenantId: string;
+  from: string;
+  to: string;
+  text: string;
+}
+
+function verificationFailure(err: TelnyxWebhookVerificationError): HttpError {
+  const m = err.message;
+  if (/Missing required header: Telnyx-Timestamp|timestamp format/i.test(m)) return new HttpError(400, 'telnyx-timestamp', m);
+  if (/Missing required header|signature format/i.test(m)) return new HttpError(400, 'telnyx-signature-ed25519', m);
+  if (/too old or too new/i.test(m)) return new HttpError(401, 'telnyx-timestamp', 'timestamp outside the accepted window');
+  return new HttpError(401, 'telnyx-signature-ed25519', 'signature does not match the body');
+}
+
+function headerRecord(ctx: Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['telnyx-signature-ed25519', 'telnyx-timestamp']) {
+    const v = ctx.get(name);
+    if (v) out[name] = v;
+  }
+  return out;
+}
+
+// --- what an event does -------------------------------------------------------------
+
+async function findDelivery(db: PoolClient | Pool, providerMessageId: string): Promise<{ id: number; tenant_id: string } | undefined> {
+  const r = await db.query<{ id: number; tenant_id: string }>(
+    'SELECT id, tenant_id FROM deliveries WHERE provider_message_id = $1 LIMIT 1',
+    [providerMessageId],
+  );
+  return r.rows[0];
+}
+
+/**
+ * Apply a receipt to its delivery: delivered → delivered; a failure → the same
+ * classifier as send errors, then the same recordOutcomes (retry with backoff,
+ * dead-letter at maxAttempts, permanent failure, 40300 opt-out).
+ */
+export async function applyReceipt(db: PoolClient, deliveryId: number, data: EventData, now: Date, classify: ClassifyReceiptError): Promise<string> {
+  const p = receiptPayload.safeParse(data.payload ?? {});
+  if (!p.success) return 'ignored';
+  const status = p.data.to[0]?.status;
+  if (status === 'delivered') {
+    await recordDelivered(db, deliveryId, now);
+    return 'delivered';
+  }
+  if (status && FAILED_STATUSES.has(status)) {
+    const err = p.data.errors?.[0];
+    const code = err?.code !== undefined ? String(err.code) : status === 'expired' ? 'expired' : 'unknown';
+    const outcome = classify(code, err?.detail ?? err?.title ?? status);
+    if (outcome.kind === 'accepted') return 'ignored';
+    await recordOutcomes(db, [{ deliveryId, outcome }], now);
+    return outcome.kind;
+  }
+  if (status === 'delivery_unconfirmed') {
+    // The carrier will never say; the message left us and stays "sent", but it is final.
+    await db.query(`UPDATE deliveries SET finalized_at = $2, updated_at = now() WHERE id = $1 AND status = 'sent' AND finalized_at IS NULL`, [
+      deliveryId,
+      now,
+    ]);
+    return 'unconfirmed';
+  }
+  return 'progress';
+}
+
+async function resolveInbound(db: Pool, data: EventData) {
+  const p = inboundPayload.safeParse(data.payload ?? {});
+  if (!p.success) return null;
+  const to = p.data.to[0]!.phone_number;
+  const r = await db.query<{ tenant_id: string; name: string; help_text: string | null }>(
+    `SELECT s.tenant_id, t.name, t.help_text FROM sending_numbers s JOIN tenants t ON t.id = s.tenant_id WHERE s.phone_number = $1`,
+    [to],
+  );
+  return { from: p.data.from.phone_number, to, text: p.data.text ?? '', tenant: r.rows[0] };
+}
+
+// --- the endpoint -------------------------------------------------------------------
+
+export interface WebhookOptions {
+  pool: Pool;
+  clock: Clock;
+  log: Logger;
+  publicKey: string | undefined;
+  toleranceSeconds: number;
+  replyToHelp: ReplySender | undefined;
+  helpText: (tenant: { id: string; name: string }) => string;
+  classify: ClassifyReceiptError;
+  background: BackgroundTasks;
+}
+
+export function webhookOptions(deps: ApiDeps, background: BackgroundTasks, classify: ClassifyReceiptError = classifyTelnyxError): WebhookOptions {
+  return {
+    pool: deps.pool,
+    clock: deps.clock,
+    log: deps.log,
+    publicKey: deps.telnyxPublicKey,
+    toleranceSeconds: Math.min(deps.webhookToleranceSeconds ?? SDK_TOLERANCE_SECONDS, SDK_TOLERANCE_SECONDS),
+    replyToHelp: deps.replyToHelp,
+    helpText: deps.defaultHelpText ?? defaultHelpText,
+    classify,
+    background,
+  };
+}
+
+/**
+ * POST /webhooks/telnyx. The raw body is verified with the telnyx SDK's webhook
+ * helper (ed25519 over `${telnyx-timestamp}|${body}`, timestamp within 300 s); a
+ * failure records nothing. A verified event is inserted into provider_events under
+ * its event id and applied in the same transaction, so a redelivery (same id) is
+ * acknowledged and changes nothing, and a crash before commit leaves Telnyx to
+ * redeliver. The inline work is a few indexed statements; the HELP reply (a provider
+ * call) runs after the answer, never inside it.
+ */
+export function telnyxWebhookRoutes(o: WebhookOptions): Router {
+  const router = new Router();
+  // Fail at start, not on the first event, when the configured key is unusable.
+  if (o.publicKey) new TelnyxWebhook(o.publicKey);
+  const telnyx = o.publicKey ? new Telnyx({ apiKey: null, publicKey: o.publicKey, maxRetries: 0 }) : null;
+
+  router.post('/webhooks/telnyx', async (ctx) => {
+    if (!telnyx) {
+      metrics.webhookEvents.inc({ provider: 'telnyx', type: 'unknown', result: 'unconfigured' });
+      throw new HttpError(503, 'telnyx-signature-ed25519', 'webhook verification is not configured (TELNYX_PUBLIC_KEY)');
+    }
+    const raw = (await readRawBody(ctx, WEBHOOK_BODY_LIMIT)).toString('utf8');
+    const headers = headerRecord(ctx);
+    let body: unknown;
+    try {
+      body = await telnyx.webhooks.unwrap(raw, { headers });
+    } catch (err) {
+      if (err instanceof TelnyxWebhookVerificationError) {
+        metrics.webhookEvents.inc({ provider: 'telnyx', type: 'unknown', result: 'rejected' });
+        throw verificationFailure(err);
+      }
+      // Verified, but not JSON.
+      metrics.webhookEvents.inc({ provider: 'telnyx', type: 'unknown', result: 'invalid' });
+      throw new HttpError(400, 'body', 'malformed JSON');
+    }
+    const age = Math.abs(Date.now() / 1000 - Number(headers['telnyx-timestamp']));
+    if (age > o.toleranceSeconds) {
+      metrics.webhookEvents.inc({ provider: 'telnyx', type: 'unknown', result: 'rejected' });
+      throw new HttpError(401, 'telnyx-timestamp', 'timestamp outside the accepted window');
+    }
+    const parsed = eventSchema.safeParse(body);
+    if (!parsed.success) {
+      metrics.webhookEvents.inc({ provider: 'telnyx', type: 'unknown', result: 'invalid' });
+      const issue = parsed.error.issues[0]!;
+      throw new HttpError(400, issue.path.join('.') || 'body', issue.message);
+    }
+    const result = await recordEvent(o, parsed.data.data);
+    metrics.webhookEvents.inc({ provider: 'telnyx', type: parsed.data.data.event_type, result: result.result });
+    ctx.body = { status: result.result === 'duplicate' ? 'duplicate' : 'recorded', effect: result.result };
+    if (result.help) {
+      const help = result.help;
+      o.background.run(() => sendHelp(o, help));
+    }
+  });
+
+  return router;
+}
+
+async function sendHelp(o: WebhookOptions, help: HelpReply): Promise<void> {
+  if (!o.replyToHelp) {
+    o.log.warn({ tenantId: help.tenantId, from: maskPhone(help.from) }, 'HELP received but no reply sender is configured');
+    return;
+  }
+  try {
+    const outcome = await o.replyToHelp.send({ from: help.to, to: help.from, text: help.text });
+    if (outcome.kind !== 'accepted') o.log.warn({ tenantId: help.tenantId, outcome: outcome.kind, code: outcome.code }, 'HELP reply not accepted');
+  } catch (err) {
+    o.log.warn({ err, tenantId: help.tenantId }, 'HELP reply failed');
+  }
+}
+
+/** Insert the event (deduplicated by its id) and apply it, in one transaction. */
+export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{ result: string; help?: HelpReply }> {
+  const now = o.clock.now();
+  const occurredAt = data.occurred_at && !Number.isNaN(Date.parse(data.occurred_at)) ? new Date(data.occurred_at) : null;
+
+  // Resolve who the event is about before taking the transaction (plain indexed reads).
+  const resolved: Resolved = { tenantId: null, deliveryId: null };
+  let inbound: Awaited<ReturnType<typeof resolveInbound>> = null;
+  if (RECEIPT_TYPES.has(data.event_type)) {
+    const pid = typeof data.payload?.id === 'string' ? data.payload.id : null;
+    const d = pid ? await findDelivery(o.pool, pid) : undefined;
+    if (d) Object.assign(resolved, { tenantId: d.tenant_id, deliveryId: d.id });
+  } else if (data.event_type === 'message.received') {
+    inbound = await resolveInbound(o.pool, data);
+    if (inbound?.tenant) resolved.tenantId = inbound.tenant.tenant_id;
+  }
+
+  return inTransaction(o.pool, async (c) => {
+    const ins = await c.query(
+      `INSERT INTO provider_events (provider, event_id, event_type, tenant_id, delivery_id, payload, occurred_at, received_at)
+       VALUES ('telnyx', $1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (provider, event_id) DO NOTHING RETURNING id`,
+      [data.id, data.event_type, resolved.tenantId, resolved.deliveryId, data, occurredAt, now],
+    );
+    if (ins.rowCount === 0) return { result: 'duplicate' };
+
+    if (RECEIPT_TYPES.has(data.event_type)) {
+      // No delivery yet: the receipt may have beaten the worker's commit; matchPendingReceipts retries it.
+      if (resolved.deliveryId === null) return { result: 'unmatched' };
+      return { result: await applyReceipt(c, resolved.deliveryId, data, now, o.classify) };
+    }
+
+    if (data.event_type === 'message.received') {
+      if (!inbound) return { result: 'ignored' };
+      if (!inbound.tenant) {
+        o.log.info({ to: maskPhone(inbound.to) }, 'inbound message to a number no tenant owns');
+        return { result: 'unknown_number' };
+      }
+      const tenant = inbound.tenant;
+      const kw = classifyInbound(inbound.text);
+      if (kw.action === 'none') return { result: 'inbound' };
+      if (!E164.test(inbound.from)) return { result: 'ignored' };
+      if (kw.action === 'opt_out') {
+        await c.query(
+          `INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source, keyword) VALUES ($1, $2, $3, 'inbound_keyword', $4)
+           ON CONFLICT (tenant_id, phone) DO UPDATE SET opted_out_at = EXCLUDED.opted_out_at, source = EXCLUDED.source,
+                                                        keyword = EXCLUDED.keyword`,
+          [tenant.tenant_id, inbound.from, now, kw.keyword],
+        );
+        o.log.info({ tenantId: tenant.tenant_id, from: maskPhone(inbound.from), keyword: kw.keyword }, 'opt-out recorded');
+        return { result: 'opted_out' };
+      }
+      if (kw.action === 'opt_in') {
+        await c.query('DELETE FROM opt_outs WHERE tenant_id = $1 AND phone = $2', [tenant.tenant_id, inbound.from]);
+        o.log.info({ tenantId: tenant.tenant_id, from: maskPhone(inbound.from), keyword: kw.keyword }, 'opt-in recorded');
+        return { result: 'opted_in' };
+      }
+      const text = tenant.help_text ?? o.helpText({ id: tenant.tenant_id, name: tenant.name });
+      return { result: 'help', help: { tenantId: tenant.tenant_id, from: inbound.from, to: inbound.to, text } };
+    }
+    return { result: 'recorded' };
+  });
+}
+
+/**
+ * Receipts recorded before their delivery carried the provider message id (the
+ * provider fired the webhook before the worker committed the send) are matched
+ * again here: the api process runs this every few seconds. SKIP LOCKED lets several
+ * replicas share it; a receipt older than the window is no longer expected to match
+ * (it was for a message Herald did not send).
+ */
+export async function matchPendingReceipts(
+  pool: Pool,
+  clock: Clock,
+  opts: { classify?: ClassifyReceiptError; windowSeconds?: number; limit?: number } = {},
+): Promise<number> {
+  const now = clock.now();
+  const since = new Date(now.getTime() - (opts.windowSeconds ?? 3600) * 1000);
+  const classify = opts.classify ?? classifyTelnyxError;
+  return inTransaction(pool, async (c) => {
+    const { rows } = await c.query<{ id: number; payload: EventData; delivery_id: number; tenant_id: string }>(
+      `SELECT e.id, e.payload, d.id AS delivery_id, d.tenant_id
+         FROM provider_events e
+         JOIN deliveries d ON d.provider_message_id = e.payload->'payload'->>'id'
+        WHERE e.provider = 'telnyx' AND e.delivery_id IS NULL
+          AND e.event_type IN ('message.sent', 'message.finalized') AND e.received_at > $1
+        ORDER BY e.occurred_at NULLS LAST, e.id
+        LIMIT $2
+        FOR UPDATE OF e SKIP LOCKED`,
+      [since, opts.limit ?? 500],
+    );
+    for (const r of rows) {
+      await applyReceipt(c, r.delivery_id, r.payload, now, classify);
+      await c.query('UPDATE provider_events SET delivery_id = $2, tenant_id = $3 WHERE id = $1', [r.id, r.delivery_id, r.tenant_id]);
+    }
+    return rows.length;
+  });
+}

@@ -1,0 +1,212 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import Telnyx from 'telnyx';
+import { isValidPhoneNumber } from 'libphonenumber-js/max';
+import {
+  FCM_ERRORS,
+  TELNYX_CODES,
+  pushBehaviour,
+  pushTokenFailing,
+  pushTokenOk,
+  smsBehaviour,
+  smsNumberFailing,
+  smsNumberOk,
+  type FcmErrorCode,
+} from './behaviours.js';
+import { startSimulator, type Simulator } from './simulator.js';
+import { createSigningKey } from './webhooks.js';
+import { startWebhookSink, type WebhookSink } from './webhook-sink.js';
+
+let sim: Simulator;
+let sink: WebhookSink;
+let client: Telnyx;
+
+beforeAll(async () => {
+  sink = await startWebhookSink();
+  sim = await startSimulator({ receiptDelayMs: 5, webhookRetryDelayMs: 10 });
+  // The real SDK: its webhook helper is what the api uses to verify signatures.
+  client = new Telnyx({ apiKey: 'test-key', baseURL: sim.telnyxBaseURL, maxRetries: 0, publicKey: sim.publicKey });
+});
+
+afterAll(async () => {
+  await sim.close();
+  await sink.close();
+});
+
+beforeEach(() => {
+  sim.reset();
+  sim.configure({ down: false, errorRate: 0, latencyMs: 0, receipts: 'all', defaultWebhookUrl: undefined });
+  sink.received.length = 0;
+  sink.respondWith(200);
+});
+
+const send = (to: string, webhookUrl?: string) =>
+  client.messages.send({ from: '+13125550100', to, text: 'Service starts at 10am', ...(webhookUrl ? { webhook_url: webhookUrl } : {}) });
+
+describe('magic recipients', () => {
+  it('SMS numbers are valid E.164 numbers that decode to their code and mode, and never collide with ordinary ones', () => {
+    const seen = new Set<string>();
+    for (const { code } of TELNYX_CODES) {
+      for (const mode of ['send', 'receipt'] as const) {
+        for (const n of [0, 1, 9999]) {
+          const number = smsNumberFailing(code, mode, n);
+          expect(isValidPhoneNumber(number), number).toBe(true);
+          expect(smsBehaviour(number)).toMatchObject({ mode, info: { code } });
+          expect(seen.has(number)).toBe(false);
+          seen.add(number);
+        }
+      }
+    }
+    for (const n of [0, 1, 12345, 7_999_999]) {
+      expect(isValidPhoneNumber(smsNumberOk(n))).toBe(true);
+      expect(smsBehaviour(smsNumberOk(n))).toBeNull();
+    }
+    expect(() => smsNumberFailing('49999', 'send')).toThrow(/no Telnyx code/);
+  });
+
+  it('push tokens decode to their FCM error; ordinary tokens are not magic', () => {
+    for (const code of Object.keys(FCM_ERRORS) as FcmErrorCode[]) expect(pushBehaviour(pushTokenFailing(code, 7))).toBe(code);
+    expect(pushBehaviour(pushTokenOk(7))).toBeNull();
+    expect(pushTokenOk(1)).not.toBe(pushTokenOk(2));
+  });
+});
+
+describe('Telnyx messaging', () => {
+  it('accepts a send in the shape the SDK expects and records it', async () => {
+    const to = smsNumberOk(1);
+    const res = await send(to);
+    expect(res.data?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.data?.to?.[0]).toMatchObject({ phone_number: to, status: 'queued' });
+    expect(sim.countFor(to)).toBe(1);
+    expect(sim.received().sms).toMatchObject({ requests: 1, accepted: 1, recipients: 1, duplicates: { count: 0 } });
+  });
+
+  it('reports duplicates: recipients that got more than one accepted message', async () => {
+    await send(smsNumberOk(1));
+    await send(smsNumberOk(2));
+    await send(smsNumberOk(2));
+    await send(smsNumberOk(2));
+    const r = sim.received({ recipients: true });
+    expect(r.sms.accepted).toBe(4);
+    expect(r.sms.duplicates).toEqual({ count: 1, recipients: { [smsNumberOk(2)]: 3 } });
+    expect(r.sms.perRecipient).toEqual({ [smsNumberOk(1)]: 1, [smsNumberOk(2)]: 3 });
+    sim.reset();
+    expect(sim.received().sms).toMatchObject({ requests: 0, accepted: 0, recipients: 0 });
+  });
+
+  it('a send-failing number fails the request with its code, as the SDK surfaces it', async () => {
+    const err = await send(smsNumberFailing('40001', 'send')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Telnyx.APIError);
+    expect((err as InstanceType<typeof Telnyx.APIError>).status).toBe(400);
+    expect((err as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '40001', title: 'Not routable' }] });
+    const stop = await send(smsNumberFailing('40300', 'send')).catch((e: unknown) => e);
+    expect((stop as InstanceType<typeof Telnyx.APIError>).status).toBe(409);
+    expect(sim.received().sms).toMatchObject({ requests: 2, accepted: 0, rejected: 2, rejectedByCode: { '40001': 1, '40300': 1 } });
+  });
+
+  it('validates the request like Telnyx: E.164 and authentication', async () => {
+    const bad = await send('5551234').catch((e: unknown) => e);
+    expect((bad as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '10016', source: { pointer: '/to' } }] });
+    const res = await fetch(`${sim.telnyxBaseURL}/messages`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(401);
+  });
+
+  it('the down switch answers 503 to every provider request; admin routes keep working', async () => {
+    const res = await fetch(`${sim.url}/_sim/config`, { method: 'POST', body: JSON.stringify({ down: true, latencyMs: 0 }) });
+    expect(await res.json()).toMatchObject({ down: true });
+    const err = await send(smsNumberOk(1)).catch((e: unknown) => e);
+    expect((err as InstanceType<typeof Telnyx.APIError>).status).toBe(503);
+    const fcm = await fetch(`${sim.url}/v1/projects/p/messages:send`, { method: 'POST', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ message: { token: pushTokenOk(1) } }) });
+    expect(fcm.status).toBe(503);
+    expect(((await (await fetch(`${sim.url}/_sim/received`)).json()) as { sms: { accepted: number } }).sms.accepted).toBe(0);
+  });
+
+  it('random error rate 1 fails every request with a retryable status', async () => {
+    sim.configure({ errorRate: 1 });
+    const statuses = new Set<number>();
+    for (let i = 0; i < 30; i++) {
+      const err = (await send(smsNumberOk(i)).catch((e: unknown) => e)) as InstanceType<typeof Telnyx.APIError>;
+      statuses.add(err.status!);
+    }
+    expect([...statuses].every((s) => s === 429 || s >= 500)).toBe(true);
+    expect(sim.received().sms.accepted).toBe(0);
+  });
+});
+
+describe('signed webhooks', () => {
+  it('posts message.sent then message.finalized (delivered), signed so the telnyx SDK helper verifies them', async () => {
+    const res = await send(smsNumberOk(5), sink.url);
+    const hooks = await sink.waitFor(2);
+    expect(hooks.map((h) => h.json.data.event_type)).toEqual(['message.sent', 'message.finalized']);
+    const finalized = hooks[1]!;
+    expect(finalized.json.data.payload).toMatchObject({ id: res.data!.id, to: [{ phone_number: smsNumberOk(5), status: 'delivered' }], errors: [] });
+    expect(finalized.json.meta).toEqual({ attempt: 1, delivered_to: sink.url });
+
+    for (const h of hooks) {
+      const event = await client.webhooks.unwrap(h.body, { headers: h.headers });
+      expect((event as { data?: { id?: string } }).data?.id).toBe(h.json.data.id);
+    }
+    // One byte changed in the body: the signature no longer holds.
+    const altered = finalized.body.replace('"delivered"', '"delivereD"');
+    await expect(client.webhooks.unwrap(altered, { headers: finalized.headers })).rejects.toThrow(/signature/i);
+    // A different key does not verify either.
+    const other = createSigningKey().publicKey;
+    await expect(client.webhooks.unwrap(finalized.body, { headers: finalized.headers, key: other })).rejects.toThrow(/signature/i);
+  });
+
+  it('a receipt-failing number is accepted, then finalized as delivery_failed with its code', async () => {
+    const to = smsNumberFailing('40002', 'receipt', 3);
+    const res = await send(to, sink.url);
+    expect(res.data?.id).toBeTruthy();
+    const [fin] = await sink.waitFor(1, (h) => h.json.data.event_type === 'message.finalized');
+    expect(fin!.json.data.payload).toMatchObject({ to: [{ status: 'delivery_failed' }], errors: [{ code: '40002' }] });
+    expect(sim.countFor(to)).toBe(1);
+  });
+
+  it('receipts go to the default URL when the message has none; none at all when disabled', async () => {
+    sim.configure({ defaultWebhookUrl: sink.url, receipts: 'finalized' });
+    await send(smsNumberOk(6));
+    await sim.idle();
+    expect(sink.received.map((h) => h.json.data.event_type)).toEqual(['message.finalized']);
+    sim.configure({ receipts: 'none' });
+    await send(smsNumberOk(7));
+    await sim.idle();
+    expect(sink.received).toHaveLength(1);
+  });
+
+  it('retries a webhook the endpoint refused, counting the attempt in meta', async () => {
+    sink.respondWith(500);
+    sim.configure({ receipts: 'finalized', webhookAttempts: 2 });
+    await send(smsNumberOk(8), sink.url);
+    await sim.idle();
+    expect(sink.received.map((h) => h.json.meta.attempt)).toEqual([1, 2]);
+    expect(sim.received().webhooks).toMatchObject({ failed: 1, pending: 0 });
+  });
+
+  it('inbound SMS fires a signed message.received; an event can be redelivered or replayed byte for byte', async () => {
+    const res = await fetch(`${sim.url}/_sim/inbound`, {
+      method: 'POST',
+      body: JSON.stringify({ from: smsNumberOk(9), to: '+13125550100', text: 'STOP', webhookUrl: sink.url }),
+    });
+    const { eventId, status } = (await res.json()) as { eventId: string; status: number };
+    expect(status).toBe(200);
+    const [hook] = await sink.waitFor(1);
+    expect(hook!.json.data).toMatchObject({ id: eventId, event_type: 'message.received', payload: { direction: 'inbound', text: 'STOP', from: { phone_number: smsNumberOk(9) } } });
+    await client.webhooks.unwrap(hook!.body, { headers: hook!.headers });
+
+    await sim.redeliver(eventId, { sameRequest: true });
+    await sim.redeliver(eventId);
+    const all = await sink.waitFor(3);
+    expect(all[1]!.body).toBe(hook!.body);
+    expect(all[1]!.headers['telnyx-signature-ed25519']).toBe(hook!.headers['telnyx-signature-ed25519']);
+    expect(all[2]!.json.data.id).toBe(eventId);
+    expect(all[2]!.json.meta.attempt).toBe(2);
+  });
+
+  it('publishes its key as Telnyx does: base64 of the raw 32-byte ed25519 key', async () => {
+    expect(Buffer.from(sim.publicKey, 'base64')).toHaveLength(32);
+    const info = (await (await fetch(`${sim.url}/_sim/info`)).json()) as { publicKey: string; fcm: { port: number; ca: string } };
+    expect(info.publicKey).toBe(sim.publicKey);
+    expect(info.fcm.port).toBe(sim.fcm.port);
+    expect(info.fcm.ca).toContain('BEGIN CERTIFICATE');
+  });
+});

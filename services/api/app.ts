@@ -9,7 +9,7 @@ import { adminRoutes } from './routes/admin.js';
 import { contactRoutes } from './routes/contacts.js';
 import { deviceTokenRoutes } from './routes/device-tokens.js';
 import { queryRoutes } from './routes/queries.js';
-import { telnyxWebhookRoutes, webhookOptions, type ClassifyReceiptError } from './telnyx-webhook.js';
+import { telnyxWebhookRoutes, webhookOptions, type ClassifyReceipt } from './telnyx-webhook.js';
 
 export type { ApiDeps } from './deps.js';
 
@@ -27,16 +27,17 @@ const READY_TIMEOUT_MS = 2000;
  * credential, tenant routes under /v1 scoped to the API key's tenant, the Telnyx
  * webhook, and health and metrics.
  */
-export function createApiApp(deps: ApiDeps & { classifyReceiptError?: ClassifyReceiptError }): ApiApp {
+export function createApiApp(deps: ApiDeps & { classifyReceipt?: ClassifyReceipt }): ApiApp {
   const app = new Koa() as ApiApp;
   app.background = new BackgroundTasks(deps.log);
   app.draining = false;
 
   app.use(httpMetrics('api'));
   app.use(async (ctx, next) => {
-    // While draining, end each keep-alive connection after its response.
-    if (app.draining) ctx.set('Connection', 'close');
     await next();
+    // While draining, end each keep-alive connection with its response (including
+    // requests that were already in flight when the drain began).
+    if (app.draining) ctx.set('Connection', 'close');
   });
   app.use(errorHandler(deps.log));
 
@@ -81,7 +82,7 @@ export function createApiApp(deps: ApiDeps & { classifyReceiptError?: ClassifyRe
   for (const r of [contactRoutes(deps), deviceTokenRoutes(deps), queryRoutes(deps)]) v1.use(r.routes(), r.allowedMethods());
   app.use(v1.routes()).use(v1.allowedMethods());
 
-  const webhooks = telnyxWebhookRoutes(webhookOptions(deps, app.background, deps.classifyReceiptError));
+  const webhooks = telnyxWebhookRoutes(webhookOptions(deps, app.background, deps.classifyReceipt));
   app.use(webhooks.routes()).use(webhooks.allowedMethods());
 
   return app;

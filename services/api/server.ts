@@ -33,12 +33,18 @@ export async function startHttpServer(app: ApiApp, port: number, host = '0.0.0.0
         app.draining = true;
         const deadline = Date.now() + graceMs;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections that turn idle later (a response finished) close too.
         server.closeIdleConnections();
+        const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+        void closed.finally(() => clearInterval(sweeper));
         const timedOut = await Promise.race([
           closed.then(() => false),
           new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),
         ]);
-        if (timedOut) server.closeAllConnections();
+        if (timedOut) {
+          server.closeAllConnections();
+          clearInterval(sweeper);
+        }
         const left = Math.max(0, deadline - Date.now());
         const bgDone = await Promise.race([
           app.background.drain().then(() => true),

@@ -8,9 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import { maskPhone, type Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import { recordDelivered, recordOutcomes } from '../delivery/outcomes.js';
-// TEMP until services/providers/classify-telnyx.ts lands
-const classifyTelnyxError: ClassifyReceiptError = () => { throw new Error('classifier not available yet'); };
-import type { Outcome } from '../providers/types.js';
+import { classifyTelnyxReceipt, type TelnyxReceipt } from '../providers/classify-telnyx.js';
 import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
 import { HttpError, readRawBody } from './http.js';
@@ -32,14 +30,6 @@ const eventSchema = z.object({
 });
 type EventData = z.infer<typeof eventSchema>['data'];
 
-const receiptPayload = z.object({
-  id: z.string().min(1),
-  to: z.array(z.object({ phone_number: z.string().optional(), status: z.string().optional() })).optional().default([]),
-  errors: z.array(z.object({ code: z.union([z.string(), z.number()]).optional(), title: z.string().optional(), detail: z.string().optional() }).loose())
-    .optional()
-    .nullable(),
-});
-
 const inboundPayload = z.object({
   from: z.object({ phone_number: z.string() }).loose(),
   to: z.array(z.object({ phone_number: z.string() }).loose()).min(1),
@@ -47,9 +37,8 @@ const inboundPayload = z.object({
 });
 
 const RECEIPT_TYPES = new Set(['message.sent', 'message.finalized']);
-const FAILED_STATUSES = new Set(['sending_failed', 'delivery_failed', 'expired']);
-
-export type ClassifyReceiptError = (code: string, detail?: string) => Outcome;
+/** Reads a receipt with the same code table as send errors (services/providers/classify-telnyx.ts). */
+export type ClassifyReceipt = (event: unknown) => TelnyxReceipt | null;
 
 interface Resolved {
   tenantId: string | null;
@@ -92,27 +81,23 @@ async function findDelivery(db: PoolClient | Pool, providerMessageId: string): P
 }
 
 /**
- * Apply a receipt to its delivery: delivered → delivered; a failure → the same
- * classifier as send errors, then the same recordOutcomes (retry with backoff,
- * dead-letter at maxAttempts, permanent failure, 40300 opt-out).
+ * Apply a receipt to its delivery: delivered → delivered; a failure → the outcome of
+ * the same classifier as send errors, recorded by the same recordOutcomes (retry with
+ * backoff, dead-letter at maxAttempts, permanent failure, 40300 opt-out). Only rows
+ * still sending or sent change, so a late receipt cannot resurrect a finished row.
  */
-export async function applyReceipt(db: PoolClient, deliveryId: number, data: EventData, now: Date, classify: ClassifyReceiptError): Promise<string> {
-  const p = receiptPayload.safeParse(data.payload ?? {});
-  if (!p.success) return 'ignored';
-  const status = p.data.to[0]?.status;
-  if (status === 'delivered') {
+export async function applyReceipt(db: PoolClient, deliveryId: number, data: EventData, now: Date, classify: ClassifyReceipt): Promise<string> {
+  const receipt = classify(data);
+  if (!receipt) return 'ignored';
+  if (receipt.delivered) {
     await recordDelivered(db, deliveryId, now);
     return 'delivered';
   }
-  if (status && FAILED_STATUSES.has(status)) {
-    const err = p.data.errors?.[0];
-    const code = err?.code !== undefined ? String(err.code) : status === 'expired' ? 'expired' : 'unknown';
-    const outcome = classify(code, err?.detail ?? err?.title ?? status);
-    if (outcome.kind === 'accepted') return 'ignored';
-    await recordOutcomes(db, [{ deliveryId, outcome }], now);
-    return outcome.kind;
+  if (receipt.outcome && receipt.outcome.kind !== 'accepted') {
+    await recordOutcomes(db, [{ deliveryId, outcome: receipt.outcome }], now);
+    return receipt.outcome.kind;
   }
-  if (status === 'delivery_unconfirmed') {
+  if (receipt.final && receipt.status === 'delivery_unconfirmed') {
     // The carrier will never say; the message left us and stays "sent", but it is final.
     await db.query(`UPDATE deliveries SET finalized_at = $2, updated_at = now() WHERE id = $1 AND status = 'sent' AND finalized_at IS NULL`, [
       deliveryId,
@@ -144,11 +129,11 @@ export interface WebhookOptions {
   toleranceSeconds: number;
   replyToHelp: ReplySender | undefined;
   helpText: (tenant: { id: string; name: string }) => string;
-  classify: ClassifyReceiptError;
+  classify: ClassifyReceipt;
   background: BackgroundTasks;
 }
 
-export function webhookOptions(deps: ApiDeps, background: BackgroundTasks, classify: ClassifyReceiptError = classifyTelnyxError): WebhookOptions {
+export function webhookOptions(deps: ApiDeps, background: BackgroundTasks, classify: ClassifyReceipt = classifyTelnyxReceipt): WebhookOptions {
   return {
     pool: deps.pool,
     clock: deps.clock,
@@ -306,11 +291,11 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
 export async function matchPendingReceipts(
   pool: Pool,
   clock: Clock,
-  opts: { classify?: ClassifyReceiptError; windowSeconds?: number; limit?: number } = {},
+  opts: { classify?: ClassifyReceipt; windowSeconds?: number; limit?: number } = {},
 ): Promise<number> {
   const now = clock.now();
   const since = new Date(now.getTime() - (opts.windowSeconds ?? 3600) * 1000);
-  const classify = opts.classify ?? classifyTelnyxError;
+  const classify = opts.classify ?? classifyTelnyxReceipt;
   return inTransaction(pool, async (c) => {
     const { rows } = await c.query<{ id: number; payload: EventData; delivery_id: number; tenant_id: string }>(
       `SELECT e.id, e.payload, d.id AS delivery_id, d.tenant_id

@@ -1,0 +1,100 @@
+/**
+ * Herald's platform, composed per region: network, cluster, database, secrets, ingress,
+ * workloads, load testing, alerting. Config is read and validated once, here.
+ * The default export is the program (Pulumi calls it); tests call it under mocks.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { Alerting } from './alerting.js';
+import { Cluster } from './cluster.js';
+import { loadStackConfig } from './config.js';
+import { Database } from './database.js';
+import { ApiDns, Ingress } from './ingress.js';
+import { LoadTesting } from './loadtesting.js';
+import { Network, RegionPeering } from './network.js';
+import { loadOperatorManifests } from './operator-manifests.js';
+import { regionContexts } from './region.js';
+import { SecretDelivery, Secrets } from './secrets.js';
+import { Workloads } from './workloads.js';
+
+export default async function herald(): Promise<Record<string, unknown>> {
+  const cfg = loadStackConfig();
+  const operator = loadOperatorManifests();
+  const regions = regionContexts(cfg);
+  const primary = regions.find((r) => r.isPrimary)!;
+  const secondaries = regions.filter((r) => !r.isPrimary);
+
+  const networks = new Map(regions.map((ctx) => [ctx.region, new Network(ctx.name('network'), { ctx, natGatewayPerAz: cfg.network.natGatewayPerAz })]));
+  const net = (region: string) => networks.get(region)!;
+  for (const s of secondaries) {
+    new RegionPeering(s.name('peering'), { primary: { ctx: primary, network: net(primary.region) }, secondary: { ctx: s, network: net(s.region) } });
+  }
+  const clusters = new Map(regions.map((ctx) => [ctx.region, new Cluster(ctx.name('cluster'), { ctx, network: net(ctx.region), settings: cfg.cluster })]));
+
+  const database = new Database(primary.name('database'), {
+    primary: { ctx: primary, network: net(primary.region) },
+    secondaries: secondaries.map((ctx) => ({ ctx, network: net(ctx.region) })),
+    settings: cfg.database,
+    clientCidrs: cfg.regions.map((r) => r.vpcCidr),
+  });
+  const secrets = new Secrets(primary.name('secrets'), {
+    primary,
+    secondaries,
+    values: cfg.secrets,
+    recoveryWindowDays: cfg.database.protectFromDeletion ? 30 : 7,
+  });
+
+  const endpoints = regions.map((ctx) => {
+    const cluster = clusters.get(ctx.region)!;
+    new Alerting(ctx.name('alerting'), {
+      ctx,
+      alerting: cfg.alerting,
+      database: cfg.database,
+      instances: database.instances.filter((i) => i.region === ctx.region),
+    });
+    const secretDelivery = new SecretDelivery(ctx.name('secret-delivery'), {
+      ctx,
+      cluster,
+      secrets,
+      database: database.writer,
+      kmsKeyArns: [...Object.values(secrets.keyArns), ...Object.values(database.keyArns)],
+    });
+    const ingress = new Ingress(ctx.name('ingress'), { ctx, cluster, network: net(ctx.region), domain: cfg.domain });
+    const workloads = new Workloads(ctx.name('workloads'), {
+      ctx,
+      cluster,
+      operator,
+      secretDelivery,
+      ingress,
+      images: cfg.images,
+      api: cfg.api,
+      workers: cfg.workers,
+      syntheticTenant: cfg.loadTest.tenant,
+    });
+    new LoadTesting(ctx.name('load-testing'), {
+      ctx,
+      cluster,
+      namespace: workloads.namespace,
+      images: cfg.images,
+      loadTest: cfg.loadTest,
+      apiServiceUrl: workloads.apiServiceUrl,
+    });
+    return { ctx, loadBalancerHostname: workloads.apiLoadBalancerHostname };
+  });
+  const dns = new ApiDns(primary.name('api-dns'), { home: primary, domain: cfg.domain, activeRegion: cfg.activeRegion, endpoints });
+
+  return {
+    primaryRegion: cfg.primaryRegion,
+    activeRegion: cfg.activeRegion,
+    regions: regions.map((r) => r.region),
+    clusterNames: Object.fromEntries([...clusters].map(([region, c]) => [region, c.name])),
+    // no static credentials inside (exec: aws eks get-token), but cluster access details stay secret
+    kubeconfigs: pulumi.secret(Object.fromEntries([...clusters].map(([region, c]) => [region, c.kubeconfig]))),
+    apiUrl: dns.url,
+    database: {
+      writerRegion: database.writer.region,
+      proxyEndpoint: database.writer.proxyEndpoint,
+      readerEndpoints: database.readerEndpoints,
+    },
+    providerSecretNames: secrets.names,
+  };
+}

@@ -1,0 +1,424 @@
+/**
+ * What every stack must satisfy, asserted against a mocked run of the real program with
+ * that stack's own Pulumi.<stack>.yaml. staging.test.ts and production.test.ts call this.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseStackConfig, type RawStackConfig } from '../config.js';
+import { loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
+import { podContainers } from '../policy/policies.js';
+import { QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
+import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
+
+export const T = {
+  awsProvider: 'pulumi:providers:aws',
+  k8sProvider: 'pulumi:providers:kubernetes',
+  vpc: 'aws:ec2/vpc:Vpc',
+  subnet: 'aws:ec2/subnet:Subnet',
+  nat: 'aws:ec2/natGateway:NatGateway',
+  eks: 'aws:eks/cluster:Cluster',
+  nodeGroup: 'aws:eks/nodeGroup:NodeGroup',
+  oidc: 'aws:iam/openIdConnectProvider:OpenIdConnectProvider',
+  kmsKey: 'aws:kms/key:Key',
+  rds: 'aws:rds/instance:Instance',
+  paramGroup: 'aws:rds/parameterGroup:ParameterGroup',
+  backupsReplication: 'aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication',
+  proxy: 'aws:rds/proxy:Proxy',
+  proxyTarget: 'aws:rds/proxyTarget:ProxyTarget',
+  rotation: 'aws:secretsmanager/secretRotation:SecretRotation',
+  secret: 'aws:secretsmanager/secret:Secret',
+  record: 'aws:route53/record:Record',
+  healthCheck: 'aws:route53/healthCheck:HealthCheck',
+  cert: 'aws:acm/certificate:Certificate',
+  helm: 'kubernetes:helm.sh/v3:Release',
+  deployment: 'kubernetes:apps/v1:Deployment',
+  job: 'kubernetes:batch/v1:Job',
+  cronJob: 'kubernetes:batch/v1:CronJob',
+  configMap: 'kubernetes:core/v1:ConfigMap',
+  service: 'kubernetes:core/v1:Service',
+  ingress: 'kubernetes:networking.k8s.io/v1:Ingress',
+  pdb: 'kubernetes:policy/v1:PodDisruptionBudget',
+  crd: 'kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition',
+  scaledObject: 'kubernetes:keda.sh/v1alpha1:ScaledObject',
+  externalSecret: 'kubernetes:external-secrets.io/v1:ExternalSecret',
+  secretStore: 'kubernetes:external-secrets.io/v1:ClusterSecretStore',
+} as const;
+
+export const ofType = (run: StackRun, type: string): RegisteredResource[] => run.resources.filter((r) => r.type === type);
+export const one = (run: StackRun, type: string, pred: (r: RegisteredResource) => boolean = () => true): RegisteredResource => {
+  const found = ofType(run, type).filter(pred);
+  if (found.length !== 1) throw new Error(`expected exactly one ${type} matching, found ${found.length}: ${found.map((f) => f.name).join(', ')}`);
+  return found[0]!;
+};
+const arnRegion = (arn: string): string | undefined => /^arn:aws:[^:]+:([^:]*):/.exec(arn)?.[1];
+
+export function typedConfig(run: StackRun): RawStackConfig {
+  const raw: Record<string, string> = {};
+  for (const [k, v] of Object.entries(run.config)) if (k.startsWith('herald:')) raw[k.slice('herald:'.length)] = v;
+  return parseStackConfig(raw);
+}
+
+export function describeStack(stack: string): { run: () => StackRun; cfg: () => RawStackConfig } {
+  let run: StackRun;
+  let cfg: RawStackConfig;
+  let primary: string;
+  let active: string;
+  let secondaries: string[];
+
+  describe(`stack ${stack} (mocked run with Pulumi.${stack}.yaml)`, () => {
+    const inRegion = (type: string, region: string) => ofType(run, type).filter((r) => r.region === region);
+    const deployment = (region: string, name: string) => one(run, T.deployment, (d) => d.region === region && d.inputs['metadata'].name === name);
+    const container = (r: RegisteredResource) => podContainers(r.type, r.inputs)![0]!;
+    const env = (r: RegisteredResource) => Object.fromEntries((container(r).env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+    beforeAll(async () => {
+      run = await runStack(stack);
+      cfg = typedConfig(run);
+      primary = cfg.primaryRegion;
+      active = cfg.failover.activeRegion ?? primary;
+      secondaries = cfg.regions.map((r) => r.name).filter((r) => r !== primary);
+    });
+
+    describe('regions and clusters', () => {
+      it('has one AWS provider per configured region, tagged consistently', () => {
+        const providers = ofType(run, T.awsProvider);
+        expect(providers.map((p) => p.inputs['region']).sort()).toEqual(cfg.regions.map((r) => r.name).sort());
+        for (const p of providers) {
+          expect(JSON.parse(p.inputs['defaultTags'])).toEqual({
+            tags: { project: 'herald', stack, region: p.inputs['region'], 'managed-by': 'pulumi' },
+          });
+        }
+        expect(secondaries.length).toBeGreaterThanOrEqual(1);
+      });
+
+      it('has per region a VPC with private subnets in three zones, and NAT as configured', () => {
+        for (const r of cfg.regions) {
+          const vpc = one(run, T.vpc, (v) => v.region === r.name);
+          expect(vpc.inputs['cidrBlock']).toBe(r.vpcCidr);
+          const privateSubnets = ofType(run, T.subnet).filter((s) => s.region === r.name && s.inputs['tags']?.tier === 'private');
+          expect(new Set(privateSubnets.map((s) => s.inputs['availabilityZone']))).toEqual(new Set(r.availabilityZones));
+          for (const s of privateSubnets) expect(s.inputs['mapPublicIpOnLaunch']).not.toBe(true);
+          const nats = ofType(run, T.nat).filter((n) => n.region === r.name);
+          expect(nats).toHaveLength(cfg.network.natGatewayPerAz ? 3 : 1);
+        }
+      });
+
+      it('has per region an EKS cluster on private subnets, managed node groups, an OIDC provider and a Kubernetes provider', () => {
+        for (const r of cfg.regions) {
+          const eks = one(run, T.eks, (c) => c.region === r.name);
+          expect(eks.inputs['version']).toBe(cfg.cluster.kubernetesVersion);
+          expect(eks.inputs['vpcConfig'].subnetIds).toHaveLength(3);
+          const groups = ofType(run, T.nodeGroup).filter((g) => g.region === r.name);
+          expect(groups.map((g) => g.inputs['scalingConfig'])).toEqual(
+            cfg.cluster.nodeGroups.map((g) => ({ minSize: g.minSize, desiredSize: g.desiredSize, maxSize: g.maxSize })),
+          );
+          for (const g of groups) expect(g.inputs['clusterName']).toBe(eks.inputs['name']);
+          const oidc = one(run, T.oidc, (o) => o.region === r.name);
+          expect(oidc.inputs['url']).toContain(`oidc.eks.${r.name}.amazonaws.com`);
+          expect(oidc.inputs['clientIdLists']).toEqual(['sts.amazonaws.com']);
+          const k8s = one(run, T.k8sProvider, (p) => p.region === r.name);
+          const kubeconfig = JSON.parse(k8s.inputs['kubeconfig']);
+          expect(kubeconfig.clusters[0].cluster.server).toBe(`https://${eks.inputs['name']}.${r.name}.eks.amazonaws.com`);
+          expect(kubeconfig.users[0].user.exec.args).toEqual(expect.arrayContaining(['--cluster-name', eks.inputs['name'], '--region', r.name]));
+          // workloads only start once nodes exist
+          expect(k8s.dependsOn).toEqual(expect.arrayContaining(groups.map((g) => g.name)));
+        }
+      });
+    });
+
+    describe('database', () => {
+      const instances = () => ofType(run, T.rds);
+      const primaryDb = () => one(run, T.rds, (i) => !i.inputs['replicateSourceDb'] && i.region === primary);
+
+      it('has a Multi-AZ primary in the primary region with an RDS-managed master password', () => {
+        const db = primaryDb();
+        expect(db.inputs['multiAz']).toBe(true);
+        expect(db.inputs['engine']).toBe('postgres');
+        expect(db.inputs['publiclyAccessible']).toBe(false);
+        expect(db.inputs['manageMasterUserPassword']).toBe(true);
+        expect(db.inputs['password']).toBeUndefined();
+        expect(arnRegion(db.inputs['masterUserSecretKmsKeyId'])).toBe(primary);
+      });
+
+      it('places the configured in-region replicas in distinct zones of the primary region', () => {
+        const replicas = instances().filter((i) => i.region === primary && i.inputs['replicateSourceDb']);
+        expect(replicas).toHaveLength(cfg.database.inRegionReplicas);
+        for (const r of replicas) expect(r.inputs['replicateSourceDb']).toBe(primaryDb().state['identifier']);
+        const zones = replicas.map((r) => r.inputs['availabilityZone']);
+        expect(new Set(zones).size).toBe(zones.length);
+        const primaryZones = cfg.regions.find((r) => r.name === primary)!.availabilityZones;
+        for (const z of zones) expect(primaryZones).toContain(z);
+      });
+
+      it('has a cross-region replica in each secondary region, by ARN, with a KMS key of its own region', () => {
+        for (const region of secondaries) {
+          const replica = one(run, T.rds, (i) => i.region === region);
+          expect(replica.inputs['replicateSourceDb']).toBe(primaryDb().state['arn']);
+          expect(arnRegion(replica.inputs['replicateSourceDb'])).toBe(primary);
+          expect(arnRegion(replica.inputs['kmsKeyId'])).toBe(region);
+          expect(replica.inputs['multiAz']).toBe(cfg.database.crossRegionReplicaMultiAz);
+        }
+      });
+
+      it('encrypts every instance with a customer-managed key of its own region, Performance Insights included', () => {
+        for (const i of instances()) {
+          expect(i.inputs['storageEncrypted']).toBe(true);
+          expect(arnRegion(i.inputs['kmsKeyId'])).toBe(i.region);
+          expect(i.inputs['performanceInsightsEnabled']).toBe(true);
+          expect(arnRegion(i.inputs['performanceInsightsKmsKeyId'])).toBe(i.region);
+        }
+        for (const key of ofType(run, T.kmsKey)) expect(key.inputs['enableKeyRotation']).toBe(true);
+      });
+
+      it("keeps automated backups (PITR) for the stack's retention and replicates them into a secondary region", () => {
+        expect(primaryDb().inputs['backupRetentionPeriod']).toBe(cfg.database.backupRetentionDays);
+        const replication = one(run, T.backupsReplication);
+        expect(secondaries).toContain(replication.region);
+        expect(replication.inputs['sourceDbInstanceArn']).toBe(primaryDb().state['arn']);
+        expect(replication.inputs['retentionPeriod']).toBe(cfg.database.backupRetentionDays);
+        expect(arnRegion(replication.inputs['kmsKeyId'])).toBe(replication.region);
+      });
+
+      it('uses a parameter group with connection limits and slow-query logging', () => {
+        for (const i of instances()) {
+          const group = one(run, T.paramGroup, (g) => g.state['name'] === i.inputs['parameterGroupName']);
+          expect(group.region).toBe(i.region);
+          const params = Object.fromEntries((group.inputs['parameters'] as { name: string; value: string }[]).map((p) => [p.name, p.value]));
+          expect(params['max_connections']).toBe(String(cfg.database.maxConnections));
+          expect(params['log_min_duration_statement']).toBe(String(cfg.database.slowQueryMs));
+        }
+      });
+
+      it('fronts the writer with a TLS-only RDS Proxy using the rotated RDS-managed secret', () => {
+        const proxy = one(run, T.proxy);
+        expect(proxy.region).toBe(active);
+        expect(proxy.inputs['requireTls']).toBe(true);
+        const secretArn = primaryDb().state['masterUserSecrets'][0].secretArn;
+        expect(proxy.inputs['auths']).toEqual([expect.objectContaining({ authScheme: 'SECRETS', secretArn })]);
+        expect(one(run, T.proxyTarget).inputs['dbInstanceIdentifier']).toBe(primaryDb().state['identifier']);
+        const rotation = one(run, T.rotation);
+        expect(rotation.inputs['secretId']).toBe(secretArn);
+        expect(rotation.inputs['rotationRules'].automaticallyAfterDays).toBe(cfg.database.passwordRotationDays);
+      });
+    });
+
+    describe('secrets', () => {
+      it('keeps provider credentials in Secrets Manager, KMS-encrypted, replicated to every secondary with its own key', () => {
+        const secrets = ofType(run, T.secret);
+        expect(secrets.map((s) => s.inputs['name']).sort()).toEqual(
+          ['fcm-service-account', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `herald/${stack}/${n}`),
+        );
+        for (const s of secrets) {
+          expect(s.region).toBe(primary);
+          expect(arnRegion(s.inputs['kmsKeyId'])).toBe(primary);
+          expect(s.inputs['replicas'].map((r: { region: string }) => r.region)).toEqual(secondaries);
+          for (const r of s.inputs['replicas']) expect(arnRegion(r.kmsKeyId)).toBe(r.region);
+        }
+      });
+
+      it('installs External Secrets with IRSA in every cluster and delivers both secrets to each app namespace', () => {
+        const operatorNs = loadOperatorManifests().namespace;
+        for (const r of cfg.regions) {
+          const eso = one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'external-secrets');
+          expect(eso.inputs['values'].serviceAccount.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam:/);
+          const stores = ofType(run, T.secretStore).filter((s) => s.region === r.name);
+          expect(stores.map((s) => s.inputs['spec'].provider.aws.region)).toContain(r.name);
+          const external = ofType(run, T.externalSecret).filter((s) => s.region === r.name);
+          for (const ns of new Set(['herald', operatorNs])) {
+            expect(external.filter((e) => e.inputs['metadata'].namespace === ns).map((e) => e.inputs['metadata'].name).sort()).toEqual([
+              'herald-database',
+              'herald-provider-credentials',
+            ]);
+          }
+        }
+      });
+
+      it('never exposes a secret value in plain stack outputs or in a Kubernetes object', async () => {
+        const plainOutputs = Object.fromEntries(Object.entries(run.outputs).filter(([k]) => !run.secretOutputs.includes(k)));
+        const manifests = JSON.stringify([...(await renderKubernetesManifests(stack, run)).values()]);
+        for (const value of Object.values(run.secretValues)) {
+          expect(JSON.stringify(plainOutputs)).not.toContain(value);
+          expect(manifests).not.toContain(value);
+        }
+        expect(run.secretOutputs).toContain('kubeconfigs');
+      });
+    });
+
+    describe('ingress', () => {
+      it('has per region the load balancer controller (IRSA), an ACM certificate, and an ALB Ingress using it', () => {
+        for (const r of cfg.regions) {
+          const lbc = one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'aws-load-balancer-controller');
+          expect(lbc.inputs['values'].serviceAccount.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam:/);
+          const cert = one(run, T.cert, (c) => c.region === r.name);
+          expect(cert.inputs['domainName']).toBe(cfg.domain.apiHostname);
+          const ingress = one(run, T.ingress, (i) => i.region === r.name);
+          expect(ingress.inputs['spec'].ingressClassName).toBe('alb');
+          expect(arnRegion(ingress.inputs['metadata'].annotations['alb.ingress.kubernetes.io/certificate-arn'])).toBe(r.name);
+          expect(ingress.inputs['spec'].rules.map((x: { host: string }) => x.host)).toContain(cfg.domain.apiHostname);
+        }
+      });
+
+      it('fails the api name over between regions with Route 53 health checks', () => {
+        const failover = ofType(run, T.record).filter((rec) => rec.inputs['failoverRoutingPolicies']);
+        expect(failover).toHaveLength(2);
+        const byRole = Object.fromEntries(failover.map((f) => [f.inputs['failoverRoutingPolicies'][0].type, f]));
+        expect(byRole['PRIMARY']!.inputs['setIdentifier']).toBe(active);
+        expect(byRole['SECONDARY']!.inputs['setIdentifier']).not.toBe(active);
+        const checks = ofType(run, T.healthCheck);
+        expect(checks).toHaveLength(cfg.regions.length);
+        for (const f of failover) {
+          expect(f.inputs['name']).toBe(cfg.domain.apiHostname);
+          expect(f.inputs['records'][0]).toBe(`k8s-herald-api-${f.inputs['setIdentifier']}.elb.amazonaws.com`);
+          const check = checks.find((c) => c.state['id'] === f.inputs['healthCheckId'] || `${c.name}-id` === f.inputs['healthCheckId']);
+          expect(check?.inputs['fqdn']).toBe(`${f.inputs['setIdentifier']}.${cfg.domain.apiHostname}`);
+          expect(check?.inputs['resourcePath']).toBe('/readyz');
+        }
+      });
+    });
+
+    describe('workloads', () => {
+
+      it("deploys the operator's own CRD and RBAC files, unchanged, in every cluster", () => {
+        const files = loadOperatorManifests();
+        const crdFile = readFileSync(path.join(REPO_ROOT, 'operator/config/crd/broadcasts.herald.dev.yaml'), 'utf8');
+        expect(crdFile).toContain('broadcasts.herald.dev');
+        for (const r of cfg.regions) {
+          const objects = run.resources.filter((x) => x.region === r.name && x.name.startsWith(`herald-${stack}-${r.name}-operator-`));
+          for (const m of files.manifests) {
+            expect(objects.find((o) => o.inputs['kind'] === m.kind && o.inputs['metadata'].name === m.metadata.name)?.inputs).toEqual(m);
+          }
+        }
+      });
+
+      it('runs the operator with two replicas under its own ServiceAccount, and the api with Service and PDBs', () => {
+        const files = loadOperatorManifests();
+        for (const r of cfg.regions) {
+          const op = deployment(r.name, 'herald-operator');
+          expect(op.inputs['spec'].replicas).toBe(2);
+          expect(op.inputs['metadata'].namespace).toBe(files.namespace);
+          expect(op.inputs['spec'].template.spec.serviceAccountName).toBe(files.serviceAccountName);
+          expect(container(op).image).toBe(`herald/operator:${cfg.images.operatorTag}`);
+          const api = deployment(r.name, 'herald-api');
+          expect(api.inputs['spec'].replicas).toBe(cfg.api.replicas);
+          expect(container(api).image).toBe(`herald/api:${cfg.images.apiTag}`);
+          one(run, T.service, (s) => s.region === r.name && s.inputs['metadata'].name === 'herald-api');
+          expect(inRegion(T.pdb, r.name).map((p) => p.inputs['metadata'].name).sort()).toEqual([
+            'herald-api',
+            'herald-operator',
+            'herald-worker-blue',
+            'herald-worker-green',
+          ]);
+        }
+      });
+
+      it('runs both worker colors with their own image tags and lanes in every region', () => {
+        for (const r of cfg.regions) {
+          for (const color of WORKER_COLORS) {
+            const w = deployment(r.name, `herald-worker-${color}`);
+            expect(container(w).image).toBe(`herald/worker:${color === 'blue' ? cfg.images.workerBlueTag : cfg.images.workerGreenTag}`);
+            expect(env(w)['HERALD_LANE']).toBe(color);
+            expect(env(w)['DATABASE_URL']).toEqual({ secretKeyRef: { name: 'herald-database', key: 'DATABASE_URL' } });
+            expect(env(w)['TELNYX_API_KEY_FILE']).toMatch(/^\/var\/run\/secrets\/herald\//);
+          }
+        }
+      });
+
+      it('runs the migration Job in the writer region only, before the workers roll', () => {
+        for (const r of cfg.regions) {
+          const jobs = inRegion(T.job, r.name);
+          if (r.name !== active) {
+            expect(jobs).toHaveLength(0);
+            continue;
+          }
+          expect(jobs).toHaveLength(1);
+          expect(container(jobs[0]!).command).toEqual(['npm', 'run', 'migrate']);
+          for (const color of WORKER_COLORS) expect(deployment(r.name, `herald-worker-${color}`).dependsOn).toContain(jobs[0]!.name);
+        }
+      });
+
+      it('scales workers on pg-boss queue depth with KEDA, and keeps standby regions at zero, paused', () => {
+        for (const r of cfg.regions) {
+          one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'keda');
+          for (const color of WORKER_COLORS) {
+            const so = one(run, T.scaledObject, (s) => s.region === r.name && s.inputs['metadata'].name === `herald-worker-${color}`);
+            expect(so.inputs['spec'].scaleTargetRef.name).toBe(`herald-worker-${color}`);
+            expect(so.inputs['spec'].triggers[0]).toMatchObject({ type: 'postgresql', metadata: { query: QUEUE_DEPTH_QUERY } });
+            expect(so.inputs['spec'].maxReplicaCount).toBe(cfg.workers.maxReplicas);
+            const paused = so.inputs['metadata'].annotations?.['autoscaling.keda.sh/paused-replicas'];
+            const replicas = deployment(r.name, `herald-worker-${color}`).inputs['spec'].replicas;
+            if (r.name === active) {
+              expect(paused).toBeUndefined();
+              expect(replicas).toBeUndefined();
+            } else {
+              expect(paused).toBe('0');
+              expect(replicas).toBe(0);
+            }
+          }
+        }
+      });
+
+      it('sets CPU and memory limits on every container', () => {
+        const podBearing = run.resources.filter((r) => podContainers(r.type, r.inputs));
+        expect(podBearing.length).toBeGreaterThan(0);
+        for (const r of podBearing) {
+          for (const c of podContainers(r.type, r.inputs)!) {
+            expect(c.resources?.limits, `${r.name}/${c.name}`).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+          }
+        }
+      });
+    });
+
+    describe('load testing', () => {
+      it('runs k6 on a schedule against the synthetic tenant, failing the Job on a failed threshold', () => {
+        for (const r of cfg.regions) {
+          const cron = one(run, T.cronJob, (c) => c.region === r.name);
+          expect(cron.inputs['spec'].schedule).toBe(cfg.loadTest.schedule);
+          expect(cron.inputs['spec'].suspend).toBe(r.name !== active);
+          const job = cron.inputs['spec'].jobTemplate.spec;
+          expect(job.backoffLimit).toBe(0);
+          expect(job.podFailurePolicy.rules[0]).toEqual({ action: 'FailJob', onExitCodes: { operator: 'In', values: [99] } });
+          const c = podContainers(cron.type, cron.inputs)![0]!;
+          expect(c.image).toBe(`grafana/k6:${cfg.images.k6Tag}`);
+          expect(Object.fromEntries(c.env!.map((e) => [e.name, e.value]))).toMatchObject({ HERALD_TENANT: 'k6-synthetic' });
+          expect(cfg.loadTest.tenant).toBe('k6-synthetic');
+        }
+      });
+
+      it("ships the k6 script file as a ConfigMap and routes the synthetic tenant's sends to the in-cluster simulator", () => {
+        const script = readFileSync(path.join(REPO_ROOT, cfg.loadTest.scriptPath), 'utf8');
+        for (const r of cfg.regions) {
+          const cm = one(run, T.configMap, (c) => c.region === r.name && c.inputs['metadata'].name === 'herald-k6-scripts');
+          expect(cm.inputs['data']['capacity.js']).toBe(script);
+          const sim = deployment(r.name, 'herald-provider-simulator');
+          expect(container(sim).image).toBe(`herald/simulator:${cfg.images.simulatorTag}`);
+          for (const color of WORKER_COLORS) {
+            const e = env(deployment(r.name, `herald-worker-${color}`));
+            expect(e['HERALD_SIMULATED_TENANTS']).toBe(cfg.loadTest.tenant);
+            expect(e['HERALD_SIMULATOR_URL']).toBe('http://herald-provider-simulator.herald.svc.cluster.local');
+          }
+        }
+      });
+    });
+
+    describe('naming and tagging', () => {
+      it('names every resource herald-<stack>-<region>-<thing>, in the region of its provider', () => {
+        const regions = cfg.regions.map((r) => r.name);
+        for (const r of run.resources) {
+          const m = new RegExp(`^herald-${stack}-(${regions.join('|')})-[a-z0-9]`).exec(r.name);
+          expect(m, r.name).not.toBeNull();
+          // Route 53 is global: its records are named after the region they serve
+          if (r.custom && !r.type.startsWith('aws:route53/') && r.region) expect(m![1], r.name).toBe(r.region);
+        }
+      });
+
+      it('creates every AWS and Kubernetes resource through an explicit regional provider', () => {
+        for (const r of run.resources.filter((x) => x.custom && !x.type.startsWith('pulumi:providers:'))) {
+          expect(r.providerName, r.name).toMatch(new RegExp(`^herald-${stack}-[a-z0-9-]+-(aws|k8s)$`));
+        }
+        expect(run.config['pulumi:disable-default-providers']).toBe(JSON.stringify(['aws', 'kubernetes']));
+      });
+    });
+  });
+
+  return { run: () => run, cfg: () => cfg };
+}

@@ -1,0 +1,429 @@
+/**
+ * Herald inside one cluster: the operator's CRD and RBAC (its own files), the operator
+ * (two replicas, leader election), the api (Deployment, Service, Ingress), the migration
+ * Job that must finish before workers roll, workers in two colors (blue, green) scaled by
+ * KEDA on pg-boss queue depth, and Pod disruption budgets. In a standby region the workers
+ * stay at zero with scaling paused until `failover.activeRegion` names that region.
+ */
+import { createHash } from 'node:crypto';
+import * as k8s from '@pulumi/kubernetes';
+import type * as k8sInput from '@pulumi/kubernetes/types/input.js';
+import * as pulumi from '@pulumi/pulumi';
+import type { StackConfig } from './config.js';
+import type { Cluster } from './cluster.js';
+import { INGRESS_CLASS, type Ingress } from './ingress.js';
+import { createManifests, type OperatorManifests } from './operator-manifests.js';
+import type { RegionContext } from './region.js';
+import {
+  DATABASE_SECRET,
+  PROVIDER_CREDENTIALS_SECRET,
+  PROVIDER_CREDENTIAL_FILES,
+  externalSecretsFor,
+  type SecretDelivery,
+} from './secrets.js';
+
+export const NAMESPACE = 'herald';
+export const KEDA_CHART_VERSION = '2.17.2';
+export const WORKER_COLORS = ['blue', 'green'] as const;
+export type WorkerColor = (typeof WORKER_COLORS)[number];
+export const PORTS = { api: 8080, worker: 8081, operator: 8082, simulator: 8090 } as const;
+export const QUEUE_DEPTH_QUERY =
+  "SELECT count(*) FROM pgboss.job WHERE name='herald-deliver' AND state IN ('created','retry')";
+export const SECRET_MOUNT = '/var/run/secrets/herald';
+export const SIMULATOR_SERVICE = 'herald-provider-simulator';
+
+type Resources = k8sInput.core.v1.ResourceRequirements;
+export const RESOURCES = {
+  api: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+  worker: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+  operator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+  migrate: { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+  simulator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+  k6: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' } },
+} satisfies Record<string, Resources>;
+
+export function image(images: StackConfig['images'], repository: string, tag: string): string {
+  return `${images.registry ? `${images.registry.replace(/\/$/, '')}/` : ''}${repository}:${tag}`;
+}
+
+export const restrictedSecurityContext: k8sInput.core.v1.SecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: 1000,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+const secretEnv = (name: string, secret: string, key: string): k8sInput.core.v1.EnvVar => ({
+  name,
+  valueFrom: { secretKeyRef: { name: secret, key } },
+});
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  command?: string[];
+  port?: number;
+  env?: k8sInput.core.v1.EnvVar[];
+  resources: Resources;
+  /** Mount the provider credential files. */
+  credentials?: boolean;
+  probes?: boolean;
+  /** Further read-only volumes: mount path -> volume source. */
+  extraVolumes?: { name: string; mountPath: string; source: Omit<k8sInput.core.v1.Volume, 'name'> }[];
+}
+
+/** A pod spec with Herald's defaults: restricted security context, /tmp, limits, probes. */
+export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpec> = {}): k8sInput.core.v1.PodSpec {
+  const mounts: k8sInput.core.v1.VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  const volumes: k8sInput.core.v1.Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }];
+  if (c.credentials) {
+    mounts.push({ name: 'provider-credentials', mountPath: SECRET_MOUNT, readOnly: true });
+    volumes.push({ name: 'provider-credentials', secret: { secretName: PROVIDER_CREDENTIALS_SECRET, defaultMode: 0o440 } });
+  }
+  for (const v of c.extraVolumes ?? []) {
+    mounts.push({ name: v.name, mountPath: v.mountPath, readOnly: true });
+    volumes.push({ name: v.name, ...v.source });
+  }
+  const probe = (path: string, failureThreshold: number): k8sInput.core.v1.Probe => ({
+    httpGet: { path, port: 'http' },
+    periodSeconds: 10,
+    timeoutSeconds: 3,
+    failureThreshold,
+  });
+  return {
+    securityContext: { runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+    ...extra,
+    containers: [
+      {
+        name: c.name,
+        image: c.image,
+        command: c.command,
+        ports: c.port ? [{ name: 'http', containerPort: c.port }] : undefined,
+        env: [{ name: 'HOME', value: '/tmp' }, ...(c.env ?? [])],
+        resources: c.resources,
+        securityContext: restrictedSecurityContext,
+        volumeMounts: mounts,
+        livenessProbe: c.probes ? probe('/healthz', 3) : undefined,
+        readinessProbe: c.probes ? probe('/readyz', 2) : undefined,
+      },
+    ],
+    volumes,
+  };
+}
+
+export interface WorkloadsArgs {
+  ctx: RegionContext;
+  cluster: Cluster;
+  operator: OperatorManifests;
+  secretDelivery: SecretDelivery;
+  ingress: Ingress;
+  images: StackConfig['images'];
+  api: StackConfig['api'];
+  workers: StackConfig['workers'];
+  syntheticTenant: string;
+}
+
+export class Workloads extends pulumi.ComponentResource {
+  readonly namespace: k8s.core.v1.Namespace;
+  /** DNS name of the api's load balancer (from the Ingress status). */
+  readonly apiLoadBalancerHostname: pulumi.Output<string>;
+  readonly apiServiceUrl = `http://herald-api.${NAMESPACE}.svc.cluster.local`;
+
+  constructor(name: string, args: WorkloadsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('herald:platform:Workloads', name, {}, opts);
+    const { ctx, cluster, images } = args;
+    const k = (extra?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({ parent: this, provider: cluster.k8s, ...extra });
+    const labels = (component: string, extra: Record<string, string> = {}) => ({
+      'app.kubernetes.io/name': 'herald',
+      'app.kubernetes.io/component': component,
+      'app.kubernetes.io/managed-by': 'pulumi',
+      ...extra,
+    });
+
+    // --- namespaces, operator CRD + RBAC (the operator's files) ----------------------
+    this.namespace = new k8s.core.v1.Namespace(ctx.name('ns'), { metadata: { name: NAMESPACE, labels: labels('namespace') } }, k());
+    const namespaces = [this.namespace];
+    const operatorNamespaceDeclared = args.operator.manifests.some((m) => m.kind === 'Namespace' && m.metadata.name === args.operator.namespace);
+    if (args.operator.namespace !== NAMESPACE && !operatorNamespaceDeclared) {
+      namespaces.push(
+        new k8s.core.v1.Namespace(ctx.name('operator-ns'), { metadata: { name: args.operator.namespace, labels: labels('namespace') } }, k()),
+      );
+    }
+    const operatorObjects = createManifests(ctx.name('operator'), args.operator.manifests, k({ dependsOn: namespaces }));
+
+    const appNamespaces = [...new Set([NAMESPACE, args.operator.namespace])];
+    const externalSecrets = appNamespaces.flatMap((ns) =>
+      externalSecretsFor(ctx, args.secretDelivery, ns, k({ dependsOn: [...namespaces, ...operatorObjects] })),
+    );
+    const before = [...namespaces, ...externalSecrets, ...args.ingress.ready];
+
+    // --- common environment -----------------------------------------------------------
+    const baseEnv: k8sInput.core.v1.EnvVar[] = [
+      secretEnv('DATABASE_URL', DATABASE_SECRET, 'DATABASE_URL'),
+      { name: 'HERALD_STACK', value: ctx.stack },
+      { name: 'HERALD_REGION', value: ctx.region },
+    ];
+    const providerEnv: k8sInput.core.v1.EnvVar[] = [
+      { name: 'TELNYX_API_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxApiKey}` },
+      { name: 'TELNYX_PUBLIC_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxPublicKey}` },
+      { name: 'FCM_SERVICE_ACCOUNT_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.fcmServiceAccount}` },
+      // the synthetic (load-test) tenant never reaches a real provider
+      { name: 'HERALD_SIMULATED_TENANTS', value: args.syntheticTenant },
+      { name: 'HERALD_SIMULATOR_URL', value: `http://${SIMULATOR_SERVICE}.${NAMESPACE}.svc.cluster.local` },
+    ];
+
+    // --- operator -----------------------------------------------------------------------
+    const operatorLabels = labels('operator');
+    new k8s.apps.v1.Deployment(
+      ctx.name('operator'),
+      {
+        metadata: { name: 'herald-operator', namespace: args.operator.namespace, labels: operatorLabels },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: operatorLabels },
+          template: {
+            metadata: { labels: operatorLabels },
+            spec: podSpec(
+              {
+                name: 'operator',
+                image: image(images, 'herald/operator', images.operatorTag),
+                port: PORTS.operator,
+                probes: true,
+                resources: RESOURCES.operator,
+                env: [
+                  ...baseEnv,
+                  { name: 'PORT', value: String(PORTS.operator) },
+                  { name: 'HERALD_LEADER_ELECTION', value: 'true' },
+                  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                ],
+              },
+              { serviceAccountName: args.operator.serviceAccountName, topologySpreadConstraints: spread(operatorLabels) },
+            ),
+          },
+        },
+      },
+      k({ dependsOn: [...before, ...operatorObjects] }),
+    );
+    disruptionBudget(ctx, 'operator', args.operator.namespace, operatorLabels, { minAvailable: 1 }, k({ dependsOn: namespaces }));
+
+    // --- api -----------------------------------------------------------------------------
+    const apiLabels = labels('api');
+    new k8s.apps.v1.Deployment(
+      ctx.name('api'),
+      {
+        metadata: { name: 'herald-api', namespace: NAMESPACE, labels: apiLabels },
+        spec: {
+          replicas: args.api.replicas,
+          selector: { matchLabels: apiLabels },
+          template: {
+            metadata: { labels: apiLabels },
+            spec: podSpec(
+              {
+                name: 'api',
+                image: image(images, 'herald/api', images.apiTag),
+                port: PORTS.api,
+                probes: true,
+                credentials: true,
+                resources: RESOURCES.api,
+                env: [...baseEnv, ...providerEnv, { name: 'PORT', value: String(PORTS.api) }],
+              },
+              { automountServiceAccountToken: false, topologySpreadConstraints: spread(apiLabels) },
+            ),
+          },
+        },
+      },
+      k({ dependsOn: before }),
+    );
+    const apiService = new k8s.core.v1.Service(
+      ctx.name('api'),
+      {
+        metadata: { name: 'herald-api', namespace: NAMESPACE, labels: apiLabels },
+        spec: { type: 'ClusterIP', selector: apiLabels, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+      },
+      k({ dependsOn: before }),
+    );
+    disruptionBudget(ctx, 'api', NAMESPACE, apiLabels, { minAvailable: 1 }, k({ dependsOn: namespaces }));
+    const ingress = new k8s.networking.v1.Ingress(
+      ctx.name('api'),
+      {
+        metadata: {
+          name: 'herald-api',
+          namespace: NAMESPACE,
+          labels: apiLabels,
+          annotations: {
+            'alb.ingress.kubernetes.io/scheme': 'internet-facing',
+            'alb.ingress.kubernetes.io/target-type': 'ip',
+            'alb.ingress.kubernetes.io/listen-ports': '[{"HTTPS":443}]',
+            'alb.ingress.kubernetes.io/certificate-arn': args.ingress.certificateArn,
+            'alb.ingress.kubernetes.io/ssl-policy': 'ELBSecurityPolicy-TLS13-1-2-2021-06',
+            'alb.ingress.kubernetes.io/healthcheck-path': '/readyz',
+          },
+        },
+        spec: {
+          ingressClassName: INGRESS_CLASS,
+          tls: [{ hosts: args.ingress.hostnames }],
+          rules: args.ingress.hostnames.map((host) => ({
+            host,
+            http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'herald-api', port: { name: 'http' } } } }] },
+          })),
+        },
+      },
+      k({ dependsOn: [...before, apiService] }),
+    );
+    this.apiLoadBalancerHostname = ingress.status.apply((s) => {
+      const host = s?.loadBalancer?.ingress?.[0]?.hostname;
+      if (!host) throw new Error(`${ctx.name('api')}: the Ingress has no load balancer hostname`);
+      return host;
+    });
+
+    // --- migrations (writer region only), then workers ----------------------------------
+    const workerDeps: pulumi.Resource[] = [...before];
+    if (ctx.isActive) {
+      const tagHash = createHash('sha256').update(images.apiTag).digest('hex').slice(0, 10);
+      const migrateLabels = labels('migrate');
+      workerDeps.push(
+        new k8s.batch.v1.Job(
+          ctx.name('migrate'),
+          {
+            metadata: { name: `herald-migrate-${tagHash}`, namespace: NAMESPACE, labels: migrateLabels },
+            spec: {
+              backoffLimit: 2,
+              activeDeadlineSeconds: 900,
+              template: {
+                metadata: { labels: migrateLabels },
+                spec: podSpec(
+                  {
+                    name: 'migrate',
+                    image: image(images, 'herald/api', images.apiTag),
+                    command: ['npm', 'run', 'migrate'],
+                    resources: RESOURCES.migrate,
+                    env: [...baseEnv, { name: 'npm_config_cache', value: '/tmp/.npm' }],
+                  },
+                  { restartPolicy: 'Never', automountServiceAccountToken: false },
+                ),
+              },
+            },
+          },
+          k({ dependsOn: before }),
+        ),
+      );
+    }
+
+    const keda = new k8s.helm.v3.Release(
+      ctx.name('keda'),
+      {
+        name: 'keda',
+        chart: 'keda',
+        version: KEDA_CHART_VERSION,
+        repositoryOpts: { repo: 'https://kedacore.github.io/charts' },
+        namespace: 'keda',
+        createNamespace: true,
+        atomic: true,
+        values: {
+          resources: {
+            operator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+            metricServer: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
+            webhooks: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
+          },
+        },
+      },
+      k(),
+    );
+    const triggerAuth = new k8s.apiextensions.CustomResource(
+      ctx.name('keda-database'),
+      {
+        apiVersion: 'keda.sh/v1alpha1',
+        kind: 'TriggerAuthentication',
+        metadata: { name: 'herald-database', namespace: NAMESPACE },
+        spec: { secretTargetRef: [{ parameter: 'connection', name: DATABASE_SECRET, key: 'DATABASE_URL' }] },
+      },
+      k({ dependsOn: [keda, ...before] }),
+    );
+
+    for (const color of WORKER_COLORS) {
+      const tag = color === 'blue' ? images.workerBlueTag : images.workerGreenTag;
+      const workerLabels = labels('worker', { 'herald.dev/lane': color });
+      const deployment = new k8s.apps.v1.Deployment(
+        ctx.name(`worker-${color}`),
+        {
+          metadata: { name: `herald-worker-${color}`, namespace: NAMESPACE, labels: workerLabels },
+          spec: {
+            // active: KEDA owns the replica count; standby: held at zero
+            replicas: ctx.isActive ? undefined : 0,
+            selector: { matchLabels: workerLabels },
+            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: '25%' } },
+            template: {
+              metadata: { labels: workerLabels },
+              spec: podSpec(
+                {
+                  name: 'worker',
+                  image: image(images, 'herald/worker', tag),
+                  port: PORTS.worker,
+                  probes: true,
+                  credentials: true,
+                  resources: RESOURCES.worker,
+                  env: [...baseEnv, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'PORT', value: String(PORTS.worker) }],
+                },
+                { automountServiceAccountToken: false, terminationGracePeriodSeconds: 60, topologySpreadConstraints: spread(workerLabels) },
+              ),
+            },
+          },
+        },
+        k({ dependsOn: workerDeps }),
+      );
+      disruptionBudget(ctx, `worker-${color}`, NAMESPACE, workerLabels, { maxUnavailable: 1 }, k({ dependsOn: namespaces }));
+      new k8s.apiextensions.CustomResource(
+        ctx.name(`worker-${color}-scaler`),
+        {
+          apiVersion: 'keda.sh/v1alpha1',
+          kind: 'ScaledObject',
+          metadata: {
+            name: `herald-worker-${color}`,
+            namespace: NAMESPACE,
+            labels: workerLabels,
+            // standby region: scaling paused at zero until failover makes this region active
+            annotations: ctx.isActive ? {} : { 'autoscaling.keda.sh/paused-replicas': '0' },
+          },
+          spec: {
+            scaleTargetRef: { name: `herald-worker-${color}` },
+            minReplicaCount: args.workers.minReplicas,
+            maxReplicaCount: args.workers.maxReplicas,
+            pollingInterval: 15,
+            cooldownPeriod: 300,
+            triggers: [
+              {
+                type: 'postgresql',
+                metadata: { query: QUEUE_DEPTH_QUERY, targetQueryValue: String(args.workers.queueDepthPerReplica), activationTargetQueryValue: '0' },
+                authenticationRef: { name: 'herald-database' },
+              },
+            ],
+          },
+        },
+        k({ dependsOn: [keda, triggerAuth, deployment] }),
+      );
+    }
+    this.registerOutputs({ apiLoadBalancerHostname: this.apiLoadBalancerHostname });
+  }
+}
+
+function disruptionBudget(
+  ctx: RegionContext,
+  component: string,
+  namespace: string,
+  selector: Record<string, string>,
+  budget: { minAvailable?: number; maxUnavailable?: number },
+  opts: pulumi.CustomResourceOptions,
+): k8s.policy.v1.PodDisruptionBudget {
+  return new k8s.policy.v1.PodDisruptionBudget(
+    ctx.name(`${component}-pdb`),
+    { metadata: { name: `herald-${component}`, namespace }, spec: { ...budget, selector: { matchLabels: selector } } },
+    opts,
+  );
+}
+
+function spread(labels: Record<string, string>): k8sInput.core.v1.TopologySpreadConstraint[] {
+  return [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: labels } }];
+}

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { metrics } from '../../lib/metrics.js';
+import { startSimulator, type Simulator } from '../simulator/simulator.js';
+import { pushTokenOk, smsNumberFailing, smsNumberOk } from '../simulator/behaviours.js';
+import { ProviderCircuit, withPushCircuit, withSmsCircuit } from './circuit-breaker.js';
+import { createTelnyxProvider } from './telnyx.js';
+import { createFcmProvider, type FcmPushProvider } from './fcm.js';
+import { CircuitOpenError, type PushProvider, type SmsProvider } from './types.js';
+
+let sim: Simulator;
+const FROM = '+13125550100';
+const OPTS = { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeoutMs: 150, rollingWindowMs: 60_000, rollingBuckets: 6 };
+
+beforeAll(async () => {
+  sim = await startSimulator();
+});
+afterAll(async () => {
+  await sim.close();
+});
+beforeEach(() => {
+  sim.reset();
+  sim.configure({ down: false, latencyMs: 0, errorRate: 0 });
+});
+
+async function gauge(provider: string): Promise<number | undefined> {
+  const m = await metrics.circuitState.get();
+  return m.values.find((v) => v.labels.provider === provider)?.value;
+}
+
+async function counter(c: typeof metrics.circuitFailures, provider: string): Promise<number> {
+  const m = await c.get();
+  return m.values.find((v) => v.labels.provider === provider)?.value ?? 0;
+}
+
+function smsWith(name: string): { sms: SmsProvider; circuit: ProviderCircuit } {
+  const circuit = new ProviderCircuit(name, OPTS);
+  const sms = withSmsCircuit(createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL, timeoutMs: 2000 }), circuit);
+  return { sms, circuit };
+}
+
+const waitForState = (c: ProviderCircuit, state: string) => vi.waitFor(() => expect(c.state).toBe(state), { timeout: 5000, interval: 10 });
+
+describe('circuit breaker around Telnyx', () => {
+  it('opens after provider failures, then fails fast with CircuitOpenError without calling the provider', async () => {
+    const { sms, circuit } = smsWith('telnyx-open');
+    expect(await gauge('telnyx-open')).toBe(0);
+    sim.configure({ down: true });
+    for (let i = 0; i < 4; i++) {
+      expect(await sms.send({ from: FROM, to: smsNumberOk(i), text: 'hi' })).toMatchObject({ kind: 'retryable' });
+    }
+    expect(circuit.state).toBe('open');
+    expect(await gauge('telnyx-open')).toBe(2);
+    expect(await counter(metrics.circuitFailures, 'telnyx-open')).toBe(4);
+
+    const requests = sim.received().sms.requests;
+    const err = await sms.send({ from: FROM, to: smsNumberOk(9), text: 'hi' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CircuitOpenError);
+    expect(err).toMatchObject({ provider: 'telnyx-open' });
+    expect((err as CircuitOpenError).retryAfterMs).toBeGreaterThan(0);
+    expect((err as CircuitOpenError).retryAfterMs).toBeLessThanOrEqual(OPTS.resetTimeoutMs);
+    expect(sim.received().sms.requests).toBe(requests); // failed fast: nothing reached the provider
+    circuit.shutdown();
+  });
+
+  it('half-opens after the reset timeout, lets one probe through, and closes when the provider is back', async () => {
+    const { sms, circuit } = smsWith('telnyx-recover');
+    sim.configure({ down: true });
+    for (let i = 0; i < 4; i++) await sms.send({ from: FROM, to: smsNumberOk(i), text: 'hi' });
+    expect(circuit.state).toBe('open');
+
+    await waitForState(circuit, 'half_open');
+    expect(await gauge('telnyx-recover')).toBe(1);
+    sim.configure({ down: false, latencyMs: 50 });
+    // Two calls at once while half-open: one probe goes out, the other is told to wait.
+    const [probe, second] = await Promise.allSettled([
+      sms.send({ from: FROM, to: smsNumberOk(10), text: 'hi' }),
+      sms.send({ from: FROM, to: smsNumberOk(11), text: 'hi' }),
+    ]);
+    expect(probe).toMatchObject({ status: 'fulfilled', value: { kind: 'accepted' } });
+    expect(second.status).toBe('rejected');
+    expect((second as PromiseRejectedResult).reason).toBeInstanceOf(CircuitOpenError);
+    expect(circuit.state).toBe('closed');
+    expect(await gauge('telnyx-recover')).toBe(0);
+    expect(await sms.send({ from: FROM, to: smsNumberOk(12), text: 'hi' })).toMatchObject({ kind: 'accepted' });
+    circuit.shutdown();
+  });
+
+  it('a failed probe opens the circuit again', async () => {
+    const { sms, circuit } = smsWith('telnyx-reopen');
+    sim.configure({ down: true });
+    for (let i = 0; i < 4; i++) await sms.send({ from: FROM, to: smsNumberOk(i), text: 'hi' });
+    await waitForState(circuit, 'half_open');
+    expect(await sms.send({ from: FROM, to: smsNumberOk(5), text: 'hi' })).toMatchObject({ kind: 'retryable' });
+    expect(circuit.state).toBe('open');
+    await expect(sms.send({ from: FROM, to: smsNumberOk(6), text: 'hi' })).rejects.toBeInstanceOf(CircuitOpenError);
+    circuit.shutdown();
+  });
+
+  it('per-recipient permanent errors do not open it', async () => {
+    const { sms, circuit } = smsWith('telnyx-permanent');
+    for (let i = 0; i < 20; i++) {
+      expect(await sms.send({ from: FROM, to: smsNumberFailing('40001', 'send', i), text: 'hi' })).toMatchObject({ kind: 'permanent' });
+    }
+    expect(await sms.send({ from: FROM, to: smsNumberFailing('40300', 'send'), text: 'hi' })).toMatchObject({ kind: 'opted_out' });
+    expect(circuit.state).toBe('closed');
+    expect(await counter(metrics.circuitSuccesses, 'telnyx-permanent')).toBe(21);
+    expect(await counter(metrics.circuitFailures, 'telnyx-permanent')).toBe(0);
+    circuit.shutdown();
+  });
+});
+
+describe('circuit breaker around FCM (the transport reports every HTTP attempt)', () => {
+  let fcm: FcmPushProvider;
+  let push: PushProvider;
+  let circuit: ProviderCircuit;
+
+  beforeAll(() => {
+    // Longer than firebase-admin's first back-off (1 s), so its retries meet an open circuit.
+    circuit = new ProviderCircuit('fcm-breaker', { ...OPTS, resetTimeoutMs: 2500 });
+    fcm = createFcmProvider({ projectId: 'p', simulator: sim.fcm, observer: circuit });
+    push = withPushCircuit(fcm, circuit);
+  });
+  afterAll(async () => {
+    await fcm.close();
+    circuit.shutdown();
+  });
+
+  it('opens on a down provider and cuts firebase-admin’s internal retries short; then recovers', async () => {
+    sim.configure({ down: true });
+    const tokens = Array.from({ length: 10 }, (_, i) => ({ token: pushTokenOk(i), body: 'hi' }));
+    // The first attempts fail (503) and the circuit opens after OPTS.volumeThreshold of
+    // them; firebase-admin's retries of those 503s are then refused by the agent —
+    // even once the circuit half-opens, since they are not the probe — so nothing was
+    // sent and the whole batch waits.
+    sim.reset();
+    await expect(push.sendEach(tokens)).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(circuit.state).toBe('open');
+    const requests = sim.received().push.requests;
+    // firebase-admin alone would have made 10 × 5 = 50; at most the retries scheduled
+    // before the 4th failure was seen (3) got through.
+    expect(requests).toBeGreaterThanOrEqual(10);
+    expect(requests).toBeLessThanOrEqual(13);
+    await expect(push.sendEach(tokens)).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(sim.received().push.requests).toBe(requests);
+
+    sim.configure({ down: false });
+    await waitForState(circuit, 'half_open');
+    const outcomes = await push.sendEach(tokens);
+    expect(outcomes.every((o) => o.kind === 'accepted')).toBe(true);
+    expect(circuit.state).toBe('closed');
+    expect(sim.received().push.accepted).toBe(10);
+  });
+});

@@ -7,6 +7,7 @@ import { createTelnyxProvider } from '../providers/telnyx.js';
 import { createApiApp } from './app.js';
 import { startHttpServer } from './server.js';
 import { matchPendingReceipts } from './telnyx-webhook.js';
+import { loggableError } from './http.js';
 
 /**
  * The api process: configuration, database (embedded unless DATABASE_URL), migrations,
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
     matching = true;
     matchPendingReceipts(pool, clock)
       .then((n) => n > 0 && log.info({ matched: n }, 'late receipts matched'))
-      .catch((err) => log.warn({ err }, 'late receipt matching failed'))
+      .catch((err) => log.warn({ err: loggableError(err) }, 'late receipt matching failed'))
       .finally(() => {
         matching = false;
       });

@@ -11,7 +11,7 @@ import { recordDelivered, recordOutcomes } from '../delivery/outcomes.js';
 import { classifyTelnyxReceipt, type TelnyxReceipt } from '../providers/classify-telnyx.js';
 import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
-import { HttpError, readRawBody } from './http.js';
+import { HttpError, loggableError, readRawBody } from './http.js';
 import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
 
 /** Telnyx webhooks are small; anything larger is not one. */
@@ -213,7 +213,7 @@ async function sendHelp(o: WebhookOptions, help: HelpReply): Promise<void> {
     const outcome = await o.replyToHelp.send({ from: help.to, to: help.from, text: help.text });
     if (outcome.kind !== 'accepted') o.log.warn({ tenantId: help.tenantId, outcome: outcome.kind, code: outcome.code }, 'HELP reply not accepted');
   } catch (err) {
-    o.log.warn({ err, tenantId: help.tenantId }, 'HELP reply failed');
+    o.log.warn({ err: loggableError(err), tenantId: help.tenantId }, 'HELP reply failed');
   }
 }
 

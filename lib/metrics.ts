@@ -41,4 +41,8 @@ export const metrics = {
   reconcileDuration: histogram('herald_operator_reconcile_duration_seconds', 'Reconcile duration', [], [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]),
   workqueueDepth: gauge('herald_operator_workqueue_depth', 'Objects waiting in the operator work queue'),
   leader: gauge('herald_operator_is_leader', '1 when this replica holds the Lease'),
+  operatorWatchEvents: counter('herald_operator_watch_events_total', 'Informer events (added, updated, deleted, resync, listed, expired, failed)', ['event']),
+  operatorStatusWrites: counter('herald_operator_status_writes_total', 'Broadcast status writes by result (written, conflict)', ['result']),
+  operatorEvents: counter('herald_operator_events_total', 'Kubernetes Events recorded by type and reason', ['type', 'reason']),
+  operatorPlanned: counter('herald_operator_occurrences_planned_total', 'Occurrences planned (created) by the operator'),
 };

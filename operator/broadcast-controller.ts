@@ -1,0 +1,137 @@
+import type { Clock } from '../lib/clock.js';
+import type { Broadcast, BroadcastPhase } from './api/v1alpha1/broadcast.js';
+import { FINALIZER } from './api/v1alpha1/broadcast.js';
+import type { BroadcastApi } from './broadcast-api.js';
+import { plannedOccurrences } from './delivery-state.js';
+import type { EventRecorder } from './events.js';
+import { accept } from './phases/accept.js';
+import { cancel } from './phases/cancel.js';
+import { complete } from './phases/complete.js';
+import { clearPreview, dryRun } from './phases/dry-run.js';
+import { plan } from './phases/plan.js';
+import { Reconciling, type Blocked, type PhaseDeps } from './phases/reconciling.js';
+import { isBlocked, schedule } from './phases/schedule.js';
+import { outstanding, send } from './phases/send.js';
+import { resume, suspend } from './phases/suspend.js';
+import { sameStatus, writeStatus } from './status.js';
+
+/** What a reconcile asks of the work queue. */
+export interface ReconcileResult {
+  /** Look again after this long (a planned wait: the next occurrence, the next status refresh). */
+  requeueAfterMs?: number;
+  /** Something outside the operator must change first: look again with per-key backoff. */
+  backoff?: boolean;
+}
+
+export interface BroadcastControllerDeps extends PhaseDeps {
+  api: BroadcastApi;
+  clock: Clock;
+  events: EventRecorder;
+  /** A paused ex-leader stops writing status as soon as it knows it no longer leads. */
+  stillLeading: () => boolean;
+  /** Tests: throw at a named step to prove a crash there converges on the next run. */
+  crashAt?: (step: string) => void;
+}
+
+/**
+ * The Broadcast reconciler. Level-triggered: every run reads the Broadcast afresh
+ * and the delivery core's state, and moves both toward the spec; it keeps no memory
+ * between runs, so it can be killed at any line and the next run converges.
+ *
+ *   deleted?          → cancel what is not yet sent, drop the finalizer
+ *   accept            → validate, give the delivery core this generation
+ *   dryRun?           → preview audience, skips, parts and cost; done
+ *   suspend / resume  → hold or release rows not yet sent
+ *   schedule          → which occurrences are due, when is the next
+ *   plan              → rows and jobs for each due occurrence (idempotent)
+ *   send              → fold delivery counts into status
+ *   complete          → Sending, Scheduled, Completed or Failed
+ * then write status if it changed and record the events.
+ */
+export class BroadcastController {
+  constructor(private readonly d: BroadcastControllerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const found = await this.d.api.get(namespace, name);
+    if (!found) return {}; // gone: the finalizer already did its work
+    const r = new Reconciling(found, this.d.clock.now(), this.d);
+    this.d.crashAt?.('read');
+
+    if (r.bc.metadata.deletionTimestamp) {
+      await cancel(r, this.d.api);
+      await this.recordEvents(r);
+      return {};
+    }
+    r.bc = await this.ensureFinalizer(r.bc);
+    this.d.crashAt?.('finalizer');
+
+    const rejected = await accept(r);
+    if (rejected) return this.finish(r, rejected.phase, this.afterBlocked(rejected));
+    this.d.crashAt?.('accept');
+
+    if (r.spec.dryRun) {
+      await dryRun(r);
+      return this.finish(r, 'Completed', {});
+    }
+    clearPreview(r);
+
+    const planned = await plannedOccurrences(this.d.pool, r.id);
+    if (r.spec.suspend) await suspend(r);
+    else if (planned.length > 0) await resume(r);
+    this.d.crashAt?.('suspend');
+
+    const decision = await schedule(r, planned);
+    if (isBlocked(decision)) return this.finish(r, planned.length > 0 ? 'Scheduled' : decision.phase, this.afterBlocked(decision));
+
+    let blocked: Blocked | undefined;
+    if (!r.spec.suspend) blocked = await plan(r, decision.due);
+    this.d.crashAt?.('plan');
+    const nowPlanned = blocked || decision.due.length === 0 ? planned : await plannedOccurrences(this.d.pool, r.id);
+
+    const counts = await send(r, nowPlanned);
+    this.d.crashAt?.('send');
+
+    let phase: BroadcastPhase;
+    if (blocked && nowPlanned.length === 0) phase = blocked.phase;
+    else if (r.spec.suspend) phase = 'Suspended';
+    else phase = complete(r, counts, blocked ? { ...decision, exhausted: false } : { ...decision, due: [] }, nowPlanned.length > 0);
+
+    const waits: number[] = [];
+    if (outstanding(counts) > 0) waits.push(this.d.settings.statusRefreshMs);
+    if (r.status.nextRunAt) waits.push(new Date(r.status.nextRunAt).getTime() - r.now.getTime());
+    const result: ReconcileResult = blocked ? this.afterBlocked(blocked) : {};
+    if (waits.length) result.requeueAfterMs = Math.max(0, Math.min(this.d.settings.maxRequeueMs, ...waits));
+    return this.finish(r, phase, result);
+  }
+
+  /** The finalizer goes on before anything is planned, so a deletion always passes through cancel. */
+  private async ensureFinalizer(bc: Broadcast): Promise<Broadcast> {
+    const finalizers = bc.metadata.finalizers ?? [];
+    if (finalizers.includes(FINALIZER)) return bc;
+    return this.d.api.setFinalizers(bc, [...finalizers, FINALIZER]);
+  }
+
+  private afterBlocked(b: Blocked): ReconcileResult {
+    return b.retry ? { backoff: true } : {};
+  }
+
+  /** Write status if it changed (with conflict retry), then record the events. */
+  private async finish(r: Reconciling, phase: BroadcastPhase, result: ReconcileResult): Promise<ReconcileResult> {
+    r.status.phase = phase;
+    r.status.observedGeneration = r.generation;
+    r.settleDegraded();
+    this.d.crashAt?.('status');
+    if (!sameStatus(r.status, r.bc.status)) {
+      const stored = await writeStatus(this.d.api, r.bc, r.status, { stillLeading: this.d.stillLeading, log: r.log });
+      if (stored) r.bc = stored;
+      if (r.previousPhase !== phase) r.log.info({ from: r.previousPhase ?? null, to: phase }, 'phase');
+    }
+    await this.recordEvents(r);
+    return result;
+  }
+
+  private async recordEvents(r: Reconciling): Promise<void> {
+    for (const e of r.events) await this.d.events.record(r.bc, e);
+  }
+}

@@ -1,0 +1,215 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import Koa from 'koa';
+import type { PgBoss } from 'pg-boss';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { createPool, type Pool } from '../lib/db/postgres.js';
+import { healthRoutes, httpMetrics } from '../lib/http.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { metrics } from '../lib/metrics.js';
+import { startBoss } from '../lib/queue.js';
+import type { Broadcast } from './api/v1alpha1/broadcast.js';
+import { BroadcastApi } from './broadcast-api.js';
+import { BroadcastController } from './broadcast-controller.js';
+import { EventRecorder } from './events.js';
+import { KubeClient } from './kube-client.js';
+import { LeaderElector } from './leader-election.js';
+import { defaultSettings, type OperatorSettings } from './phases/reconciling.js';
+import { Informer, InformerEvent, objectKey } from './watch.js';
+import { WorkQueue } from './workqueue.js';
+
+export interface OperatorOptions {
+  /** A kubeconfig path, or a ready client. */
+  kubeconfig?: string;
+  kube?: KubeClient;
+  /** PostgreSQL: a URL (the operator opens its pool and pg-boss), or both given. */
+  databaseUrl?: string;
+  pool?: Pool;
+  boss?: PgBoss;
+  clock?: Clock;
+  log?: Logger;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  leaseNamespace?: string;
+  leaseName?: string;
+  identity?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** HTTP port for /healthz /readyz /metrics (0: any free port; undefined: no server). */
+  port?: number;
+  /** Broadcasts reconciled at once. */
+  concurrency?: number;
+  /** Every Broadcast is reconciled at least this often. */
+  resyncMs?: number;
+  settings?: Partial<OperatorSettings>;
+  /** Tests: fault injection inside reconcile. */
+  crashAt?: (step: string) => void;
+}
+
+export interface RunningOperator {
+  identity: string;
+  /** The HTTP port, when a server was asked for. */
+  port?: number;
+  isLeader(): boolean;
+  /** Reconcile this namespace/name soon (tests, and the start script after applying examples). */
+  enqueue(key: string): void;
+  /** Release the Lease, stop watching and reconciling, close what the operator opened. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The operator process's parts, wired: an informer on Broadcasts feeding a work
+ * queue; workers that reconcile keys while this replica holds the Lease; the
+ * health and metrics server. Both replicas watch (so a standby takes over with
+ * a warm cache); only the leader reconciles.
+ */
+export async function startOperator(o: OperatorOptions): Promise<RunningOperator> {
+  const log = o.log ?? createLogger('operator');
+  const clock = o.clock ?? systemClock;
+  const identity = o.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const kube = o.kube ?? (o.kubeconfig ? KubeClient.fromFile(o.kubeconfig) : KubeClient.fromEnv());
+  const settings: OperatorSettings = { ...defaultSettings, ...o.settings };
+
+  const ownsPool = !o.pool;
+  if (!o.pool && !o.databaseUrl) throw new Error('startOperator needs databaseUrl or pool');
+  const pool = o.pool ?? createPool(o.databaseUrl!, 8, 'operator');
+  const ownsBoss = !o.boss;
+  const boss = o.boss ?? (await startBoss(o.databaseUrl!, { supervise: false, schedule: false, max: 4, log }));
+
+  const api = new BroadcastApi(kube, o.namespace);
+  const events = new EventRecorder(kube, identity, log);
+  const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
+  const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 30_000, log });
+
+  const enqueueAll = () => {
+    for (const bc of informer.list()) queue.add(objectKey(bc));
+  };
+  const elector = new LeaderElector({
+    client: kube,
+    namespace: o.leaseNamespace ?? 'herald-system',
+    name: o.leaseName ?? 'herald-operator',
+    identity,
+    leaseDurationMs: o.leaseDurationMs,
+    renewDeadlineMs: o.renewDeadlineMs,
+    retryPeriodMs: o.retryPeriodMs,
+    log,
+    onStartedLeading: () => {
+      metrics.leader.set(1);
+      enqueueAll();
+    },
+    onStoppedLeading: () => metrics.leader.set(0),
+  });
+  const controller = new BroadcastController({
+    api, pool, boss, clock, log, events, settings,
+    stillLeading: () => elector.isLeader(),
+    crashAt: o.crashAt,
+  });
+
+  // Observability subscribes to the informer's typed events.
+  for (const e of Object.values(InformerEvent)) informer.on(e, () => metrics.operatorWatchEvents.inc({ event: e }));
+  informer.on(InformerEvent.Failed, (err, retryInMs) => log.warn({ err, retryInMs }, 'watch failed; retrying'));
+  informer.on(InformerEvent.Expired, (rv) => log.info({ resourceVersion: rv }, 'watch expired (410 Gone): re-listing'));
+
+  // What starts a reconcile: a new object, a spec change (generation), a deletion
+  // request, the periodic resync. Status-only updates (our own writes) do not.
+  const enqueue = (bc: Broadcast) => {
+    if (elector.isLeader()) queue.add(objectKey(bc));
+  };
+  informer.on(InformerEvent.Added, enqueue);
+  informer.on(InformerEvent.Resync, enqueue);
+  informer.on(InformerEvent.Updated, (bc, old) => {
+    if (bc.metadata.generation !== old.metadata.generation || !!bc.metadata.deletionTimestamp !== !!old.metadata.deletionTimestamp) enqueue(bc);
+  });
+
+  await informer.start();
+  elector.start();
+
+  const concurrency = o.concurrency ?? 4;
+  let stopping = false;
+  const workers = Array.from({ length: concurrency }, async () => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      try {
+        if (!elector.isLeader()) continue; // the new leader enqueues everything when it starts
+        await reconcileOne(key);
+      } finally {
+        queue.done(key);
+      }
+    }
+  });
+
+  async function reconcileOne(key: string): Promise<void> {
+    const end = metrics.reconcileDuration.startTimer();
+    try {
+      const result = await controller.reconcile(key);
+      if (result.backoff) {
+        const delay = queue.addRateLimited(key);
+        metrics.reconcileTotal.inc({ result: 'backoff' });
+        log.debug({ key, delay }, 'reconcile blocked; backing off');
+        return;
+      }
+      queue.forget(key);
+      if (result.requeueAfterMs !== undefined) {
+        queue.addAfter(key, result.requeueAfterMs);
+        metrics.reconcileTotal.inc({ result: 'requeue_after' });
+      } else metrics.reconcileTotal.inc({ result: 'success' });
+    } catch (err) {
+      if (stopping) return;
+      const delay = queue.addRateLimited(key);
+      metrics.reconcileTotal.inc({ result: 'error' });
+      log.error({ err, key, retryInMs: delay }, 'reconcile failed; requeued with backoff');
+    } finally {
+      end();
+    }
+  }
+
+  let server: Server | undefined;
+  if (o.port !== undefined) {
+    const app = new Koa();
+    app.use(httpMetrics('operator'));
+    app.use(
+      healthRoutes({
+        live: () => true,
+        ready: {
+          database: () => pool.query('SELECT 1'),
+          informer: async () => {
+            if (!informer.hasSynced) throw new Error('broadcast informer has not listed yet');
+          },
+        },
+      }),
+    );
+    app.use(async (ctx) => {
+      if (ctx.path === '/leader') ctx.body = { identity, leader: elector.isLeader() };
+    });
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(o.port ?? 0, '0.0.0.0', () => resolve(s));
+    });
+  }
+  const port = server ? (server.address() as AddressInfo).port : undefined;
+  log.info({ identity, namespace: o.namespace ?? '(all)', port }, 'operator started');
+
+  return {
+    identity,
+    port,
+    isLeader: () => elector.isLeader(),
+    enqueue: (key) => queue.add(key),
+    async stop() {
+      stopping = true;
+      // Finish the reconciles in flight, then hand the Lease over at once.
+      queue.shutdown();
+      await Promise.allSettled(workers);
+      await elector.stop({ release: true });
+      metrics.leader.set(0);
+      await informer.stop();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      if (ownsBoss) await boss.stop({ graceful: false }).catch(() => {});
+      if (ownsPool) await pool.end().catch(() => {});
+      kube.close();
+      log.info({ identity }, 'operator stopped');
+    },
+  };
+}

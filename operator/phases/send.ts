@@ -1,0 +1,39 @@
+import { deliveryCounts, type DeliveryCounts } from '../../services/delivery/broadcasts.js';
+import type { PlannedOccurrence } from '../delivery-state.js';
+import type { Reconciling } from './reconciling.js';
+
+export const outstanding = (c: DeliveryCounts): number => c.queued + c.sending;
+
+/**
+ * Send: the workers do the sending; the operator folds their progress into
+ * status. It runs once per reconcile, and a sending Broadcast is reconciled every
+ * statusRefreshMs, so a 100,000-recipient broadcast writes its status a few dozen
+ * times, not 100,000.
+ */
+export async function send(r: Reconciling, planned: PlannedOccurrence[]): Promise<DeliveryCounts> {
+  const c = await deliveryCounts(r.deps.pool, r.id);
+  r.status.counts = {
+    queued: c.queued,
+    sending: c.sending,
+    sent: c.sent,
+    delivered: c.delivered,
+    failed: c.failed,
+    skipped: c.skipped,
+    expired: c.expired,
+    cancelled: c.cancelled,
+    possibleDuplicates: c.possibleDuplicates,
+  };
+  r.status.segments = c.segments;
+  const latest = planned.at(-1);
+  r.status.audienceSize = latest?.audienceSize ?? c.total;
+  r.status.occurrences = planned.length;
+  if (latest) r.status.lastScheduleTime = latest.scheduledAt.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  if (c.failed > 0) r.degrade('DeliveriesFailed', `${c.failed} of ${c.total} deliveries failed`);
+  else if (c.possibleDuplicates > 0) {
+    r.degrade('PossibleDuplicates', `${c.possibleDuplicates} deliveries were in flight when a worker died and may have been sent twice`);
+  }
+  if (outstanding(c) > 0 && !r.spec.suspend) {
+    r.condition('Progressing', 'True', 'Sending', `${c.sent} of ${c.total} sent, ${outstanding(c)} to go`);
+  }
+  return c;
+}

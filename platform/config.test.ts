@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { parseStackConfig, StackConfigError } from './config.js';
+import { readLoadTestScript } from './loadtesting.js';
+import { runStack, stackFileConfig } from './testing/mocked-run.js';
+
+const stripped = (stack: string): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(stackFileConfig(stack))
+      .filter(([k]) => k.startsWith('herald:'))
+      .map(([k, v]) => [k.slice('herald:'.length), v]),
+  );
+
+function problems(raw: Record<string, string | undefined>): string[] {
+  try {
+    parseStackConfig(raw);
+  } catch (e) {
+    if (e instanceof StackConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+describe('stack configuration', () => {
+  it.each(['staging', 'production'])('Pulumi.%s.yaml is valid', (stack) => {
+    expect(problems(stripped(stack))).toEqual([]);
+  });
+
+  it('staging and production differ only in values: the same keys', () => {
+    const keys = (stack: string) => Object.keys(stripped(stack)).filter((k) => k !== 'failover').sort();
+    expect(keys('staging')).toEqual(keys('production'));
+  });
+
+  it('names the key of every problem, all field problems at once', () => {
+    const raw = stripped('staging');
+    const database = JSON.parse(raw['database']!) as Record<string, unknown>;
+    expect(problems({ ...raw, database: JSON.stringify({ ...database, backupRetentionDays: 0, instanceClass: 'm5.large' }), images: undefined })).toEqual([
+      'herald:database.instanceClass: Invalid string: must start with "db."',
+      'herald:database.backupRetentionDays: Too small: expected number to be >=1',
+      'herald:images: is required',
+    ]);
+    // relations between keys are checked once every key is well-formed
+    expect(problems({ ...raw, primaryRegion: 'eu-west-1' })).toEqual([
+      "herald:primaryRegion: 'eu-west-1' is not one of regions [us-east-1, us-west-2]",
+    ]);
+  });
+
+  it('requires a secondary region, three zones per region, and distinct VPC ranges', () => {
+    const raw = stripped('staging');
+    const regions = JSON.parse(raw['regions']!) as { name: string; vpcCidr: string; availabilityZones: string[] }[];
+    expect(problems({ ...raw, regions: JSON.stringify(regions.slice(0, 1)) })).toEqual([
+      'herald:regions: needs a primary and at least one secondary region',
+    ]);
+    const twoZones = [{ ...regions[0]!, availabilityZones: regions[0]!.availabilityZones.slice(0, 2) }, regions[1]!];
+    expect(problems({ ...raw, regions: JSON.stringify(twoZones) })).toEqual(['herald:regions[0].availabilityZones: needs three availability zones']);
+    const sameCidr = [regions[0]!, { ...regions[1]!, vpcCidr: regions[0]!.vpcCidr }];
+    expect(problems({ ...raw, regions: JSON.stringify(sameCidr) })).toEqual([
+      'herald:regions: vpcCidr must differ between regions (the VPCs are peered)',
+    ]);
+  });
+
+  it('refuses to run without the secret provider credentials, naming each key', async () => {
+    await expect(runStack('staging', { 'herald:telnyxApiKey': undefined, 'herald:fcmServiceAccount': undefined })).rejects.toThrow(
+      /herald:telnyxApiKey: is required \(pulumi config set --secret herald:telnyxApiKey[\s\S]*herald:fcmServiceAccount: is required/,
+    );
+  });
+
+  it('fails clearly when the k6 script is missing, instead of deploying an empty ConfigMap', () => {
+    expect(() => readLoadTestScript('loadtests/does-not-exist.js')).toThrow(/herald:loadTest.scriptPath: k6 script loadtests\/does-not-exist.js not found/);
+  });
+});

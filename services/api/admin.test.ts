@@ -88,7 +88,8 @@ describe('tenants', () => {
       [{ id: 'ok-1', name: 'x', quiet_hours_start: '21:00' }, 'quiet_hours_end'],
       [{ id: 'ok-1', name: 'x', sms_per_second: -1 }, 'sms_per_second'],
       [{ id: 'ok-1', name: 'x', push_per_second: 'fast' }, 'push_per_second'],
-      [{ id: 'ok-1', name: 'x', colour: 'blue' }, ''],
+      [{ id: 'ok-1', name: 'x', colour: 'blue' }, 'colour'],
+      [[{ id: 'ok-1', name: 'x' }], 'body'],
     ];
     for (const [body, field] of cases) {
       const r = await api.admin('POST', '/admin/tenants', body);

@@ -50,6 +50,9 @@ export function validateContactRow(
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) if (!KNOWN.has(key)) fail(key, 'unknown field');
+  // PostgreSQL text cannot hold NUL: refuse it here, for this row only.
+  const nul = Object.entries(r).filter(([key, v]) => KNOWN.has(key) && (Array.isArray(v) ? v : [v]).some((x) => typeof x === 'string' && x.includes('\u0000')));
+  if (nul.length > 0) return { ok: false, errors: [...errors, ...nul.map(([key]) => ({ row, field: key, reason: 'contains a NUL character' }))] };
   const given = (k: string) => r[k] !== undefined && r[k] !== null && r[k] !== '';
   const str = (k: string, max: number): string | undefined => {
     if (!given(k)) return undefined;

@@ -154,6 +154,12 @@ describe('bulk upsert', () => {
     const xml = await post('<contacts/>', 'application/xml');
     expect(xml.status).toBe(415);
     expect(xml.body.error.field).toBe('content-type');
+    const nul = await api.request('POST', '/v1/contacts', { token: key, json: [{ phone: '+12025550163', name: 'a\u0000b' }, { phone: '+12025550164' }] });
+    expect(nul.body).toMatchObject({ created: 1, failed: 1, errors: [{ row: 1, field: 'name', reason: 'contains a NUL character' }] });
+    // Elsewhere PostgreSQL's refusal of NUL is a 400 too, never a 500.
+    const nulTag = await api.request('POST', '/v1/device-tokens', { token: key, json: { token: 't\u0000' } });
+    expect(nulTag.status).toBe(400);
+    expect(nulTag.body.error).toEqual({ field: 'body', reason: 'text may not contain NUL characters' });
     const malformed = await post('[{"phone": ', 'application/json');
     expect(malformed.body.error).toEqual({ field: 'body', reason: 'malformed JSON' });
   });

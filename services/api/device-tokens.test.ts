@@ -75,7 +75,7 @@ describe('device tokens', () => {
       [{ token: 'x', platform: 'symbian' }, 'platform'],
       [{ token: 'x', tags: [3] }, 'tags'],
       [{ token: 'x', contact_id: 'seven' }, 'contact_id'],
-      [{ token: 'x', extra: 1 }, ''],
+      [{ token: 'x', extra: 1 }, 'extra'],
     ] as const) {
       const r = await register(body);
       expect(r.status, JSON.stringify(body)).toBe(400);

@@ -34,7 +34,9 @@ export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, prefi
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  throw new HttpError(400, issuePath(prefix, issue.path), issue.message);
+  // An unknown key is reported on the object that holds it: name the key itself.
+  const path = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+  throw new HttpError(400, issuePath(prefix, path) ?? 'body', issue.message);
 }
 
 /** Catch-all: HttpError → its status; anything else → 500 without a stack trace. */
@@ -50,6 +52,14 @@ export function errorHandler(log: Logger): Middleware {
       if (err instanceof HttpError) {
         ctx.status = err.status;
         ctx.body = { error: { field: err.field, reason: err.reason } };
+        return;
+      }
+      // PostgreSQL data exceptions (class 22: a NUL byte in text, an out-of-range number)
+      // come from what the client sent: a 400, not a 500.
+      const pgCode = (err as { code?: unknown }).code;
+      if (typeof pgCode === 'string' && /^22[0-9A-Z]{3}$/.test(pgCode)) {
+        ctx.status = 400;
+        ctx.body = { error: { field: 'body', reason: pgCode === '22021' || pgCode === '22P05' ? 'text may not contain NUL characters' : 'a value is out of range or malformed' } };
         return;
       }
       const e = err as { status?: number; expose?: boolean; message?: string };

@@ -125,6 +125,8 @@ export class KubeClient {
           return;
         }
         const lines = createInterface({ input: res, crlfDelay: Infinity });
+        // readline re-emits the response's errors (an abort is one); the response handler below decides.
+        lines.on('error', () => {});
         lines.on('line', (line) => {
           if (!line.trim()) return;
           let event: WatchEvent<T>;

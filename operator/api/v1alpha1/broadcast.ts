@@ -164,8 +164,9 @@ export const broadcastSpecSchema = {
     suspend: { type: 'boolean', description: 'Pause sending; false resumes.', default: false },
     dryRun: {
       type: 'boolean',
-      description: 'Plan nothing, send nothing: status shows the audience, what would be skipped, SMS parts and estimated cost.',
+      description: 'Plan nothing, send nothing: status shows the audience, what would be skipped, SMS parts and estimated cost. Can be turned off (to send), not on.',
       default: false,
+      ...validations({ rule: 'oldSelf || !self', message: 'spec.dryRun cannot be turned on once a Broadcast is live; create a new Broadcast to preview' }),
     },
     priority: { type: 'string', description: 'urgent outranks all normal work and ignores quiet hours.', enum: ['normal', 'urgent'], default: 'normal' },
   },

@@ -1,0 +1,279 @@
+/**
+ * End-to-end test support: a real kube-apiserver (scripts/control-plane) with the
+ * Broadcast CRD and the operator's RBAC applied from operator/config, a database of
+ * the test file's own, the provider simulator, and a real worker delivering through
+ * the real provider adapters. Nothing here fakes the API server or the providers.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PgBoss } from 'pg-boss';
+import type { Clock } from '../../lib/clock.js';
+import { loadConfig } from '../../lib/config.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
+import { startBoss } from '../../lib/queue.js';
+import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { startControlPlane, toolPath, type ControlPlane } from '../../scripts/control-plane/control-plane.js';
+import { createProviders, type Providers } from '../../services/providers/index.js';
+import { startSimulator, type Simulator } from '../../services/simulator/index.js';
+import { startWorker, type RunningWorker } from '../../services/worker/worker.js';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type Broadcast, type BroadcastManifest } from '../api/v1alpha1/broadcast.js';
+import { KubeClient, isNotFound } from '../kube-client.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const OPERATOR_SA = { namespace: 'herald-system', name: 'herald-operator' };
+export const testLog = (name: string): Logger => createLogger(name, process.env.HERALD_TEST_LOG ?? 'warn');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The machine's kubectl if usable, else the one built with the control plane. */
+export function kubectlPath(): string {
+  try {
+    return toolPath('kubectl');
+  } catch {
+    return '/usr/bin/kubectl';
+  }
+}
+
+export async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+export interface Kube {
+  cp: ControlPlane;
+  /** A system:masters client (the test's own requests). */
+  admin: KubeClient;
+  /** The operator's ServiceAccount token kubeconfig. */
+  operatorKubeconfig: string;
+  kubectl(args: string[], input?: string): Promise<RunResult>;
+  create(manifest: BroadcastManifest): Promise<Broadcast>;
+  get(name: string, namespace?: string): Promise<Broadcast | undefined>;
+  /** JSON merge patch of the spec. */
+  patchSpec(name: string, spec: Record<string, unknown>, namespace?: string): Promise<Broadcast>;
+  remove(name: string, namespace?: string): Promise<void>;
+  events(name: string, namespace?: string): Promise<{ reason: string; note: string; type: string }[]>;
+  stop(): Promise<void>;
+}
+
+/** One control plane per test file, with the CRD and RBAC from operator/config applied. */
+export async function startKube(): Promise<Kube> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'herald-operator-e2e-'));
+  const cp = await startControlPlane({ dir });
+  const run = (args: string[], input?: string) => kubectl(cp.adminKubeconfig, args, input);
+  const must = async (args: string[]) => {
+    const r = await run(args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+  await must(['create', 'namespace', OPERATOR_SA.namespace]);
+  await must(['apply', '-f', path.join(REPO, 'operator/config/crd/broadcasts.herald.dev.yaml')]);
+  await must(['apply', '-f', path.join(REPO, 'operator/config/rbac')]);
+  await must(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
+  const operatorKubeconfig = await cp.kubeconfigForServiceAccount(OPERATOR_SA.namespace, OPERATOR_SA.name);
+  const admin = KubeClient.fromFile(cp.adminKubeconfig);
+  const objectPath = (ns: string, name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}${name ? `/${name}` : ''}`;
+
+  return {
+    cp,
+    admin,
+    operatorKubeconfig,
+    kubectl: run,
+    create: (m) => admin.request<Broadcast>('POST', objectPath(m.metadata.namespace ?? 'default'), { body: { ...m, apiVersion: API_VERSION, kind: KIND } }),
+    async get(name, ns = 'default') {
+      try {
+        return await admin.request<Broadcast>('GET', objectPath(ns, name));
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+    },
+    patchSpec: (name, spec, ns = 'default') =>
+      admin.request<Broadcast>('PATCH', objectPath(ns, name), { contentType: 'application/merge-patch+json', body: { spec } }),
+    async remove(name, ns = 'default') {
+      await admin.request('DELETE', objectPath(ns, name));
+    },
+    async events(name, ns = 'default') {
+      const list = await admin.request<{ items: { reason: string; note: string; type: string; regarding: { name: string } }[] }>(
+        'GET',
+        `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+      );
+      return list.items.filter((e) => e.regarding.name === name).map((e) => ({ reason: e.reason, note: e.note, type: e.type }));
+    },
+    async stop() {
+      admin.close();
+      await cp.stop();
+      if (!process.env.HERALD_KEEP_E2E_DIR) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Delivery {
+  db: TestDatabase;
+  boss: PgBoss;
+  sim: Simulator;
+  providers: Providers;
+  worker: RunningWorker;
+  stop(): Promise<void>;
+}
+
+/** A database of this file's own, the provider simulator, and one worker delivering through it. */
+export async function startDelivery(databaseUrl: string, clock: Clock, log = testLog('worker')): Promise<Delivery> {
+  const db = await createTestDatabase(databaseUrl, 20);
+  const boss = await startBoss(db.url, { supervise: true, max: 6, log, superviseIntervalSeconds: 2 });
+  const sim = await startSimulator({ port: 0, fcmPort: 0, receiptDelayMs: 5, keepMessages: true });
+  const providers = createProviders(loadConfig({}), { simulator: sim, log });
+  const worker = await startWorker({
+    pool: db.pool, boss, clock, log, sms: providers.sms, push: providers.push,
+    sweepIntervalMs: 250, pollingIntervalSeconds: 0.25, heartbeatIntervalMs: 1_000, accountSmsPerSecond: 1_000,
+  });
+  return {
+    db, boss, sim, providers, worker,
+    async stop() {
+      await worker.stop(2_000).catch(() => {});
+      await boss.stop({ graceful: false }).catch(() => {});
+      await providers.close().catch(() => {});
+      await sim.close().catch(() => {});
+      await db.drop().catch(() => {});
+    },
+  };
+}
+
+/** Poll until `check` returns something truthy; fail with the last value after the deadline. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const phaseIs = (kube: Kube, name: string, phase: string, ns = 'default') =>
+  waitFor(`${name} phase ${phase}`, async () => {
+    const bc = await kube.get(name, ns);
+    return bc?.status?.phase === phase ? bc : undefined;
+  });
+
+/** A Broadcast manifest with the test's defaults. */
+export function broadcast(name: string, spec: Partial<BroadcastManifest['spec']> & Pick<BroadcastManifest['spec'], 'tenant'>): BroadcastManifest {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name, namespace: 'default' },
+    spec: {
+      channel: 'sms',
+      message: { text: `Hello from ${name}` },
+      audience: { segment: { all: true } },
+      ...spec,
+    },
+  };
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  pid: number;
+  identity: string;
+  logPath: string;
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * operator/main.ts as a child process with the operator's ServiceAccount token, so
+ * a test can SIGKILL, SIGSTOP and SIGCONT it like a pod.
+ */
+export function spawnOperator(o: { kubeconfig: string; databaseUrl: string; identity: string; logDir: string; env?: Record<string, string> }): OperatorProcess {
+  const logPath = path.join(o.logDir, `${o.identity}.log`);
+  const log = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'operator/main.ts')], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      KUBECONFIG: o.kubeconfig,
+      DATABASE_URL: o.databaseUrl,
+      HERALD_OPERATOR_PORT: '0',
+      HERALD_OPERATOR_IDENTITY: o.identity,
+      HERALD_LEASE_DURATION_MS: '4000',
+      HERALD_RENEW_DEADLINE_MS: '3000',
+      HERALD_RETRY_PERIOD_MS: '500',
+      HERALD_OPERATOR_RESYNC_MS: '2000',
+      HERALD_STATUS_REFRESH_MS: '1000',
+      LOG_LEVEL: process.env.HERALD_TEST_LOG ?? 'info',
+      ...o.env,
+    },
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const kill = (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  process.once('exit', () => kill('SIGKILL'));
+  return {
+    child,
+    pid: child.pid!,
+    identity: o.identity,
+    logPath,
+    exited,
+    kill,
+    async stop() {
+      kill('SIGCONT');
+      kill('SIGTERM');
+      const timer = setTimeout(() => kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      log.end();
+    },
+  };
+}
+
+/** The Lease holder, read with the admin client. */
+export async function leaseHolder(kube: Kube, name = 'herald-operator', namespace = 'herald-system'): Promise<string | undefined> {
+  try {
+    const l = await kube.admin.request<{ spec?: { holderIdentity?: string } }>('GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`);
+    return l.spec?.holderIdentity || undefined;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
+/** No delivery twice, no job twice: rows per recipient and pg-boss jobs per (occurrence, batch). */
+export async function duplicates(db: TestDatabase, broadcastId: string): Promise<{ rows: number; jobs: number }> {
+  const rows = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT occurrence_id, recipient_key FROM deliveries WHERE broadcast_id = $1
+      GROUP BY 1, 2 HAVING count(*) > 1) d`,
+    [broadcastId],
+  );
+  const jobs = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT data->>'occurrenceId', data->>'batchNo' FROM pgboss.job
+      WHERE data->>'occurrenceId' IN (SELECT id::text FROM occurrences WHERE broadcast_id = $1)
+      GROUP BY 1, 2 HAVING count(*) > 1) j`,
+    [broadcastId],
+  );
+  return { rows: rows.rows[0]!.n, jobs: jobs.rows[0]!.n };
+}
+

@@ -307,7 +307,8 @@ export class Workloads extends pulumi.ComponentResource {
               },
             },
           },
-          k({ dependsOn: before }),
+          // Pulumi waits for the Job to complete (activeDeadlineSeconds is 15 min)
+          k({ dependsOn: before, customTimeouts: { create: '20m', update: '20m' } }),
         ),
       );
     }

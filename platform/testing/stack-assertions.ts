@@ -103,6 +103,20 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         }
       });
 
+      it('peers every secondary VPC with the primary (routes both ways, DNS across) so standby workers reach the primary database', () => {
+        const peerings = ofType(run, 'aws:ec2/vpcPeeringConnection:VpcPeeringConnection');
+        expect(peerings.map((p) => p.inputs['peerRegion']).sort()).toEqual([...secondaries].sort());
+        for (const p of peerings) expect(p.region).toBe(primary);
+        const routes = ofType(run, 'aws:ec2/route:Route');
+        for (const region of secondaries) {
+          const cidr = cfg.regions.find((r) => r.name === region)!.vpcCidr;
+          expect(routes.filter((r) => r.region === primary && r.inputs['destinationCidrBlock'] === cidr)).toHaveLength(3);
+          expect(routes.filter((r) => r.region === region && r.inputs['destinationCidrBlock'] === cfg.regions.find((x) => x.name === primary)!.vpcCidr)).toHaveLength(3);
+        }
+        const dbSg = one(run, 'aws:ec2/securityGroup:SecurityGroup', (g) => g.region === primary && g.name.endsWith('-db-sg'));
+        expect(dbSg.inputs['ingress'][0].cidrBlocks).toEqual(cfg.regions.map((r) => r.vpcCidr));
+      });
+
       it('has per region an EKS cluster on private subnets, managed node groups, an OIDC provider and a Kubernetes provider', () => {
         for (const r of cfg.regions) {
           const eks = one(run, T.eks, (c) => c.region === r.name);
@@ -297,6 +311,8 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(op.inputs['spec'].replicas).toBe(2);
           expect(op.inputs['metadata'].namespace).toBe(files.namespace);
           expect(op.inputs['spec'].template.spec.serviceAccountName).toBe(files.serviceAccountName);
+          expect(env(op)['HERALD_LEADER_ELECTION']).toBe('true');
+          expect(env(op)['POD_NAME']).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
           expect(container(op).image).toBe(`herald/operator:${cfg.images.operatorTag}`);
           const api = deployment(r.name, 'herald-api');
           expect(api.inputs['spec'].replicas).toBe(cfg.api.replicas);
@@ -395,6 +411,26 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
             const e = env(deployment(r.name, `herald-worker-${color}`));
             expect(e['HERALD_SIMULATED_TENANTS']).toBe(cfg.loadTest.tenant);
             expect(e['HERALD_SIMULATOR_URL']).toBe('http://herald-provider-simulator.herald.svc.cluster.local');
+          }
+        }
+      });
+    });
+
+    describe('alerting', () => {
+      it('sends alarms of every database instance (CPU, connections, storage, replica lag) to the configured targets', () => {
+        for (const r of cfg.regions) {
+          const topic = one(run, 'aws:sns/topic:Topic', (t) => t.region === r.name);
+          const subs = ofType(run, 'aws:sns/topicSubscription:TopicSubscription').filter((x) => x.region === r.name);
+          expect(subs.map((x) => x.inputs['endpoint'])).toEqual(cfg.alerting.emails);
+          for (const sub of subs) expect(sub.inputs['topic']).toBe(topic.state['arn']);
+          const alarms = ofType(run, 'aws:cloudwatch/metricAlarm:MetricAlarm').filter((a) => a.region === r.name);
+          for (const db of ofType(run, T.rds).filter((i) => i.region === r.name)) {
+            const mine = alarms.filter((a) => a.inputs['dimensions'].DBInstanceIdentifier === db.state['identifier']);
+            const metrics = mine.map((a) => a.inputs['metricName']);
+            expect(metrics).toEqual(expect.arrayContaining(['CPUUtilization', 'DatabaseConnections', 'FreeStorageSpace']));
+            expect(metrics.includes('ReplicaLag')).toBe(Boolean(db.inputs['replicateSourceDb']));
+            expect(mine.find((a) => a.inputs['metricName'] === 'CPUUtilization')!.inputs['threshold']).toBe(90);
+            for (const a of mine) expect(a.inputs['alarmActions']).toEqual([topic.state['arn']]);
           }
         }
       });

@@ -61,9 +61,12 @@ export class LoadTesting extends pulumi.ComponentResource {
                 name: 'simulator',
                 image: image(images, 'herald/simulator', images.simulatorTag),
                 port: PORTS.simulator,
-                probes: true,
+                probes: { liveness: '/_sim/health', readiness: '/_sim/health' },
                 resources: RESOURCES.simulator,
-                env: [{ name: 'PORT', value: String(PORTS.simulator) }],
+                env: [
+                  { name: 'HERALD_SIMULATOR_PORT', value: String(PORTS.simulator) },
+                  { name: 'HERALD_SIMULATOR_HOST', value: '0.0.0.0' },
+                ],
               },
               { automountServiceAccountToken: false },
             ),
@@ -76,7 +79,13 @@ export class LoadTesting extends pulumi.ComponentResource {
       ctx.name('simulator'),
       {
         metadata: { name: SIMULATOR_SERVICE, namespace: NAMESPACE, labels: simLabels },
-        spec: { selector: simLabels, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+        spec: {
+          selector: simLabels,
+          ports: [
+            { name: 'http', port: 80, targetPort: 'http' }, // Telnyx API + /_sim admin
+            { name: 'fcm', port: 443, targetPort: PORTS.simulator + 1 }, // FCM (TLS), HTTP port + 1
+          ],
+        },
       },
       k(),
     );

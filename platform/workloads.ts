@@ -69,7 +69,8 @@ export interface ContainerSpec {
   resources: Resources;
   /** Mount the provider credential files. */
   credentials?: boolean;
-  probes?: boolean;
+  /** true: /healthz + /readyz on the http port; or explicit paths. */
+  probes?: boolean | { liveness: string; readiness: string };
   /** Further read-only volumes: mount path -> volume source. */
   extraVolumes?: { name: string; mountPath: string; source: Omit<k8sInput.core.v1.Volume, 'name'> }[];
 }
@@ -92,6 +93,7 @@ export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpe
     timeoutSeconds: 3,
     failureThreshold,
   });
+  const probes = c.probes === true ? { liveness: '/healthz', readiness: '/readyz' } : c.probes || undefined;
   return {
     securityContext: { runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
     ...extra,
@@ -105,8 +107,8 @@ export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpe
         resources: c.resources,
         securityContext: restrictedSecurityContext,
         volumeMounts: mounts,
-        livenessProbe: c.probes ? probe('/healthz', 3) : undefined,
-        readinessProbe: c.probes ? probe('/readyz', 2) : undefined,
+        livenessProbe: probes ? probe(probes.liveness, 3) : undefined,
+        readinessProbe: probes ? probe(probes.readiness, 2) : undefined,
       },
     ],
     volumes,
@@ -194,8 +196,9 @@ export class Workloads extends pulumi.ComponentResource {
                 resources: RESOURCES.operator,
                 env: [
                   ...baseEnv,
-                  { name: 'PORT', value: String(PORTS.operator) },
-                  { name: 'HERALD_LEADER_ELECTION', value: 'true' },
+                  { name: 'HERALD_OPERATOR_PORT', value: String(PORTS.operator) },
+                  // leader election: one Lease in the operator's namespace, identity = pod name
+                  { name: 'HERALD_LEASE_NAMESPACE', value: args.operator.namespace },
                   { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 ],
@@ -228,7 +231,7 @@ export class Workloads extends pulumi.ComponentResource {
                 probes: true,
                 credentials: true,
                 resources: RESOURCES.api,
-                env: [...baseEnv, ...providerEnv, { name: 'PORT', value: String(PORTS.api) }],
+                env: [...baseEnv, ...providerEnv, { name: 'HERALD_API_PORT', value: String(PORTS.api) }],
               },
               { automountServiceAccountToken: false, topologySpreadConstraints: spread(apiLabels) },
             ),
@@ -366,7 +369,7 @@ export class Workloads extends pulumi.ComponentResource {
                   probes: true,
                   credentials: true,
                   resources: RESOURCES.worker,
-                  env: [...baseEnv, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'PORT', value: String(PORTS.worker) }],
+                  env: [...baseEnv, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'HERALD_WORKER_PORT', value: String(PORTS.worker) }],
                 },
                 { automountServiceAccountToken: false, terminationGracePeriodSeconds: 60, topologySpreadConstraints: spread(workerLabels) },
               ),

@@ -311,7 +311,8 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(op.inputs['spec'].replicas).toBe(2);
           expect(op.inputs['metadata'].namespace).toBe(files.namespace);
           expect(op.inputs['spec'].template.spec.serviceAccountName).toBe(files.serviceAccountName);
-          expect(env(op)['HERALD_LEADER_ELECTION']).toBe('true');
+          expect(env(op)['HERALD_LEASE_NAMESPACE']).toBe(files.namespace);
+          expect(env(op)['HERALD_OPERATOR_PORT']).toBe('8082');
           expect(env(op)['POD_NAME']).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
           expect(container(op).image).toBe(`herald/operator:${cfg.images.operatorTag}`);
           const api = deployment(r.name, 'herald-api');
@@ -333,6 +334,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
             const w = deployment(r.name, `herald-worker-${color}`);
             expect(container(w).image).toBe(`herald/worker:${color === 'blue' ? cfg.images.workerBlueTag : cfg.images.workerGreenTag}`);
             expect(env(w)['HERALD_LANE']).toBe(color);
+            expect(env(w)['HERALD_WORKER_PORT']).toBe('8081');
             expect(env(w)['DATABASE_URL']).toEqual({ secretKeyRef: { name: 'herald-database', key: 'DATABASE_URL' } });
             expect(env(w)['TELNYX_API_KEY_FILE']).toMatch(/^\/var\/run\/secrets\/herald\//);
           }

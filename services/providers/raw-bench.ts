@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { connectToSimulator } from '../simulator/simulator.js';
+import { pushTokenOk, smsNumberOk } from '../simulator/behaviours.js';
+import { createTelnyxProvider } from './telnyx.js';
+import { createFcmProvider } from './fcm.js';
+import { rawPushLoop, rawSmsLoop } from './raw-loop.js';
+
+/**
+ * Raw SDK rates against the simulator running in its own process:
+ *   tsx services/providers/raw-bench.ts [smsCount] [pushCount] [concurrency]
+ * Prints one JSON line per scenario.
+ */
+const smsCount = Number(process.argv[2] ?? 20_000);
+const pushCount = Number(process.argv[3] ?? 100_000);
+const concurrency = Number(process.argv[4] ?? 100);
+
+const child = spawn(process.execPath, ['--import', 'tsx', 'services/simulator/main.ts'], {
+  env: { ...process.env, HERALD_SIMULATOR_PORT: '0', HERALD_SIMULATOR_FCM_PORT: '0', HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-sim-')), LOG_LEVEL: 'info' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const url = await new Promise<string>((resolve, reject) => {
+  child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      const rec = JSON.parse(line) as { url?: string };
+      if (rec.url) resolve(rec.url);
+    } catch {
+      /* not a log line */
+    }
+  });
+});
+const sim = await connectToSimulator(url);
+const admin = async (path: string, body?: unknown) => {
+  const res = await fetch(new URL(path, url), body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) });
+  return res.json() as Promise<Record<string, any>>;
+};
+
+const telnyx = createTelnyxProvider({ apiKey: 'bench', baseURL: sim.telnyxBaseURL });
+const fcm = createFcmProvider({ projectId: 'herald-bench', simulator: sim.fcm, maxSockets: Math.max(256, concurrency) });
+
+try {
+  for (const latencyMs of [0, 20]) {
+    await admin('/_sim/config', { latencyMs, receipts: 'none' });
+    // Warm-up: connections and JIT.
+    await rawSmsLoop({ provider: telnyx, count: 500, concurrency, makeMessage: (i) => ({ from: '+13125550100', to: smsNumberOk(7_000_000 + i), text: 'warm-up' }) });
+    await rawPushLoop({ provider: fcm, count: 1000, concurrency, makeMessage: (i) => ({ token: pushTokenOk(9_000_000 + i), body: 'warm-up' }) });
+    await admin('/_sim/reset', {});
+
+    const sms = await rawSmsLoop({
+      provider: telnyx, count: smsCount, concurrency,
+      makeMessage: (i) => ({ from: '+13125550100', to: smsNumberOk(i), text: 'Service starts at 10am. Reply STOP to opt out.' }),
+    });
+    const push = await rawPushLoop({
+      provider: fcm, count: pushCount, concurrency,
+      makeMessage: (i) => ({ token: pushTokenOk(i), title: 'CS101', body: 'Class moved to room 4' }),
+    });
+    const received = await admin('/_sim/received');
+    for (const [name, r, ch] of [['raw_telnyx_sdk', sms, received.sms], ['raw_firebase_admin_sendEach', push, received.push]] as const) {
+      console.log(JSON.stringify({
+        scenario: name, latency_ms: latencyMs, concurrency, count: r.count,
+        seconds: Number(r.seconds.toFixed(2)), per_second: Math.round(r.perSecond),
+        outcomes: r.outcomes, simulator_accepted: ch.accepted, simulator_duplicates: ch.duplicates.count,
+      }));
+    }
+    await admin('/_sim/reset', {});
+  }
+} finally {
+  await fcm.close();
+  child.kill('SIGTERM');
+}

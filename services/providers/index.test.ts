@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../lib/config.js';
 import { startSimulator, type Simulator } from '../simulator/simulator.js';
 import { pushTokenOk, smsNumberOk } from '../simulator/behaviours.js';
-import { createProviders } from './index.js';
+import { connectToSimulator, createProviders } from './index.js';
 
 let sim: Simulator;
 beforeAll(async () => {
@@ -80,5 +80,27 @@ describe('createProviders', () => {
     expect(providers.targets.push).toBe('fcm');
     await providers.close();
     expect(text()).not.toContain('PRIVATE KEY');
+  });
+
+  it("mode 'simulator' ignores credentials; a separate process finds the simulator by URL", async () => {
+    const viaUrl = await connectToSimulator(`http://localhost:${sim.port}`);
+    expect(viaUrl.telnyxBaseURL).toBe(`http://localhost:${sim.port}/v2`);
+    expect(viaUrl.fcm).toMatchObject({ host: 'localhost', port: sim.fcm.port });
+    expect(viaUrl.publicKey).toBe(sim.publicKey);
+    // A Service URL without a port: FCM on 443 of the same host.
+    expect((await connectToSimulator(`http://localhost:${sim.port}`, { fcmPort: 443 })).fcm.port).toBe(443);
+
+    const config = loadConfig({ TELNYX_API_KEY: 'KEY-real', FCM_SERVICE_ACCOUNT: '{"not":"used"}' });
+    const providers = createProviders(config, { simulator: viaUrl, mode: 'simulator' });
+    try {
+      expect(providers.targets).toEqual({ sms: 'simulator', push: 'simulator' });
+      expect(providers.telnyxPublicKey).toBe(sim.publicKey);
+      expect(await providers.sms!.send({ from: '+13125550100', to: smsNumberOk(30), text: 'hi' })).toMatchObject({ kind: 'accepted' });
+      expect((await providers.push!.sendEach([{ token: pushTokenOk(30), body: 'hi' }]))[0]).toMatchObject({ kind: 'accepted' });
+      expect(sim.countFor(smsNumberOk(30))).toBe(1);
+      expect(sim.countFor(pushTokenOk(30))).toBe(1);
+    } finally {
+      await providers.close();
+    }
   });
 });

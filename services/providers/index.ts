@@ -10,6 +10,7 @@ export { classifyTelnyx, classifyTelnyxReceipt, type TelnyxReceipt } from './cla
 export { classifyFcm } from './classify-fcm.js';
 export { ProviderCircuit, withSmsCircuit, withPushCircuit, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type CircuitState } from './circuit-breaker.js';
 export { createTelnyxProvider, type TelnyxProviderOptions, type TelnyxSmsProvider } from './telnyx.js';
+export { connectToSimulator } from '../simulator/simulator.js';
 export { createFcmProvider, FcmAgent, type FcmProviderOptions, type FcmPushProvider, type FcmSimulatorTarget } from './fcm.js';
 
 /** Where the simulator listens (a Simulator or the answer of GET /_sim/info fits). */
@@ -21,6 +22,8 @@ export interface SimulatorEndpoints {
 
 export interface ProvidersOptions {
   simulator?: SimulatorEndpoints;
+  /** 'simulator': ignore any credentials and use the simulator (e.g. for a synthetic load-test tenant). */
+  mode?: 'auto' | 'simulator';
   breaker?: Partial<BreakerOptions>;
   telnyxTimeoutMs?: number;
   fcmMaxSockets?: number;
@@ -46,27 +49,33 @@ export interface Providers {
  * Push: FCM_SERVICE_ACCOUNT (env or _FILE, JSON) against real FCM; without it, the
  *       simulator when one is given.
  * Real credentials win over the simulator, as DESIGN.md says ("pointed at the local
- * provider simulator unless credentials are given"). Credentials are never logged.
+ * provider simulator unless credentials are given"), unless mode is 'simulator'.
+ * A process that did not start the simulator gets its endpoints with
+ * connectToSimulator(HERALD_SIMULATOR_URL). Credentials are never logged.
  */
 export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {}): Providers {
   const log = opts.log ?? createLogger('providers');
   const telnyxCircuit = new ProviderCircuit('telnyx', opts.breaker);
   const fcmCircuit = new ProviderCircuit('fcm', opts.breaker);
   const sim = opts.simulator;
+  const useCredentials = opts.mode !== 'simulator';
+  if (!useCredentials && !sim) throw new Error("createProviders: mode 'simulator' needs the simulator's endpoints");
 
   let sms: SmsProvider | undefined;
   let smsTarget: Providers['targets']['sms'] = 'none';
-  if (config.telnyxApiKey) {
+  if (useCredentials && config.telnyxApiKey) {
     sms = createTelnyxProvider({ apiKey: config.telnyxApiKey, baseURL: config.TELNYX_BASE_URL, timeoutMs: opts.telnyxTimeoutMs, log });
     smsTarget = config.TELNYX_BASE_URL && sim && config.TELNYX_BASE_URL === sim.telnyxBaseURL ? 'simulator' : 'telnyx';
-  } else if (sim) {
-    sms = createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL: sim.telnyxBaseURL, timeoutMs: opts.telnyxTimeoutMs, log });
+  } else if (sim || (useCredentials && config.TELNYX_BASE_URL)) {
+    // No key: only a simulator can take the sends (given, or named by TELNYX_BASE_URL).
+    const baseURL = sim?.telnyxBaseURL ?? config.TELNYX_BASE_URL;
+    sms = createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL, timeoutMs: opts.telnyxTimeoutMs, log });
     smsTarget = 'simulator';
   }
 
   let fcm: ReturnType<typeof createFcmProvider> | undefined;
   let pushTarget: Providers['targets']['push'] = 'none';
-  if (config.fcmServiceAccountJson) {
+  if (useCredentials && config.fcmServiceAccountJson) {
     fcm = createFcmProvider({ projectId: config.FCM_PROJECT_ID, serviceAccountJson: config.fcmServiceAccountJson, observer: fcmCircuit, maxSockets: opts.fcmMaxSockets, log });
     pushTarget = 'fcm';
   } else if (sim) {
@@ -79,7 +88,7 @@ export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {
     sms: sms && withSmsCircuit(sms, telnyxCircuit),
     push: fcm && withPushCircuit(fcm, fcmCircuit),
     circuits: { telnyx: telnyxCircuit, fcm: fcmCircuit },
-    telnyxPublicKey: config.telnyxPublicKey ?? (smsTarget === 'simulator' ? sim?.publicKey : undefined),
+    telnyxPublicKey: smsTarget === 'simulator' && sim ? sim.publicKey : config.telnyxPublicKey,
     targets: { sms: smsTarget, push: pushTarget },
     async close() {
       telnyxCircuit.shutdown();

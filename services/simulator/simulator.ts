@@ -640,9 +640,23 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** Fetch a running simulator's endpoints (for a process that did not start it). */
-export async function connectToSimulator(url: string): Promise<SimulatorInfo> {
-  const res = await fetch(new URL('/_sim/info', url));
+/**
+ * Fetch a running simulator's endpoints (for a process that did not start it), as seen
+ * from the URL the caller reached it by: the Telnyx base URL and FCM host follow that
+ * URL, not the simulator's own bind address. A URL without a port is taken to be the
+ * Kubernetes Service (http 80, fcm 443); otherwise the FCM port is the one the
+ * simulator reports, unless `fcmPort` says otherwise.
+ */
+export async function connectToSimulator(url: string, opts: { fcmPort?: number } = {}): Promise<SimulatorInfo> {
+  const base = new URL(url);
+  const res = await fetch(new URL('/_sim/info', base));
   if (!res.ok) throw new Error(`simulator at ${url} answered ${res.status}`);
-  return (await res.json()) as SimulatorInfo;
+  const info = (await res.json()) as SimulatorInfo;
+  const origin = base.origin;
+  return {
+    ...info,
+    url: origin,
+    telnyxBaseURL: `${origin}/v2`,
+    fcm: { ...info.fcm, host: base.hostname, port: opts.fcmPort ?? (base.port ? info.fcm.port : 443) },
+  };
 }

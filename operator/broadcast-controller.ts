@@ -30,7 +30,7 @@ export interface BroadcastControllerDeps extends PhaseDeps {
   /** A paused ex-leader stops writing status as soon as it knows it no longer leads. */
   stillLeading: () => boolean;
   /** Tests: throw at a named step to prove a crash there converges on the next run. */
-  crashAt?: (step: string) => void;
+  crashAt?: (step: string, key: string) => void;
 }
 
 /**
@@ -56,7 +56,7 @@ export class BroadcastController {
     const found = await this.d.api.get(namespace, name);
     if (!found) return {}; // gone: the finalizer already did its work
     const r = new Reconciling(found, this.d.clock.now(), this.d);
-    this.d.crashAt?.('read');
+    this.d.crashAt?.('read', key);
 
     if (r.bc.metadata.deletionTimestamp) {
       await cancel(r, this.d.api);
@@ -64,11 +64,11 @@ export class BroadcastController {
       return {};
     }
     r.bc = await this.ensureFinalizer(r.bc);
-    this.d.crashAt?.('finalizer');
+    this.d.crashAt?.('finalizer', key);
 
     const rejected = await accept(r);
     if (rejected) return this.finish(r, rejected.phase, this.afterBlocked(rejected));
-    this.d.crashAt?.('accept');
+    this.d.crashAt?.('accept', key);
 
     if (r.spec.dryRun) {
       await dryRun(r);
@@ -79,18 +79,18 @@ export class BroadcastController {
     const planned = await plannedOccurrences(this.d.pool, r.id);
     if (r.spec.suspend) await suspend(r);
     else if (planned.length > 0) await resume(r);
-    this.d.crashAt?.('suspend');
+    this.d.crashAt?.('suspend', key);
 
     const decision = await schedule(r, planned);
     if (isBlocked(decision)) return this.finish(r, planned.length > 0 ? 'Scheduled' : decision.phase, this.afterBlocked(decision));
 
     let blocked: Blocked | undefined;
     if (!r.spec.suspend) blocked = await plan(r, decision.due);
-    this.d.crashAt?.('plan');
+    this.d.crashAt?.('plan', key);
     const nowPlanned = blocked || decision.due.length === 0 ? planned : await plannedOccurrences(this.d.pool, r.id);
 
     const counts = await send(r, nowPlanned);
-    this.d.crashAt?.('send');
+    this.d.crashAt?.('send', key);
 
     let phase: BroadcastPhase;
     if (blocked && nowPlanned.length === 0) phase = blocked.phase;
@@ -121,7 +121,7 @@ export class BroadcastController {
     r.status.phase = phase;
     r.status.observedGeneration = r.generation;
     r.settleDegraded();
-    this.d.crashAt?.('status');
+    this.d.crashAt?.('status', `${r.bc.metadata.namespace}/${r.bc.metadata.name}`);
     if (!sameStatus(r.status, r.bc.status)) {
       const stored = await writeStatus(this.d.api, r.bc, r.status, { stillLeading: this.d.stillLeading, log: r.log });
       if (stored) r.bc = stored;

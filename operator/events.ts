@@ -24,13 +24,18 @@ export interface BroadcastEvent {
  */
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
+  private sequence = 0;
 
   constructor(
     private readonly client: KubeClient,
     private readonly identity: string,
     private readonly log?: Logger,
     private readonly dedupeMs = 10 * 60_000,
-  ) {}
+  ) {
+    this.suffix = Buffer.from(identity).reduce((h, c) => (h * 31 + c) >>> 0, 7).toString(16).slice(0, 4);
+  }
+
+  private readonly suffix: string;
 
   async record(bc: Broadcast, e: BroadcastEvent): Promise<void> {
     const key = `${bc.metadata.uid}/${e.reason}/${e.note}`;
@@ -47,7 +52,8 @@ export class EventRecorder {
         body: {
           apiVersion: 'events.k8s.io/v1',
           kind: 'Event',
-          metadata: { generateName: `${bc.metadata.name.slice(0, 200)}.`, namespace: ns },
+          // <object>.<hex>, as client-go's recorder names events (unique per replica and instant).
+          metadata: { name: `${bc.metadata.name.slice(0, 200)}.${(now * 1000 + (this.sequence++ % 1000)).toString(16)}${this.suffix}`, namespace: ns },
           eventTime: microTime(new Date(now)),
           reportingController: REPORTING_CONTROLLER,
           reportingInstance: this.identity.slice(0, 128),

@@ -46,7 +46,7 @@ export interface OperatorOptions {
   resyncMs?: number;
   settings?: Partial<OperatorSettings>;
   /** Tests: fault injection inside reconcile. */
-  crashAt?: (step: string) => void;
+  crashAt?: (step: string, key: string) => void;
 }
 
 export interface RunningOperator {

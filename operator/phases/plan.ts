@@ -18,7 +18,7 @@ export async function plan(r: Reconciling, due: Occurrence[]): Promise<Blocked |
   if ((await audienceSize(r.deps.pool, spec.tenant, spec.channel, spec.audience)) === 0) return emptyAudience(r);
 
   for (const occ of due) {
-    const res = await planOccurrence(r.deps.pool, r.deps.boss, { broadcastId: r.id, key: occ.key, scheduledAt: occ.scheduledAt, local: occ.local }, r.now);
+    const res = await planOccurrence(r.deps.pool, r.deps.boss, { broadcastId: r.id, key: occ.key, scheduledAt: occ.scheduledAt, local: occ.local }, r.now, r.deps.settings.batchSize);
     if (!res.created) continue;
     metrics.operatorPlanned.inc();
     r.log.info({ occurrence: occ.key, ...res }, 'occurrence planned');

@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../lib/db/postgres.js';
+import { BATCH_SIZE } from '../../services/delivery/plan.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Broadcast, BroadcastPhase, BroadcastStatus, ConditionType } from '../api/v1alpha1/broadcast.js';
 import { setCondition, type ConditionStatus } from '../conditions.js';
@@ -16,6 +17,8 @@ export interface OperatorSettings {
   currency: string;
   /** Most missed cron ticks planned on return from downtime. */
   catchUpLimit: number;
+  /** Delivery rows per pg-boss job. */
+  batchSize: number;
 }
 
 export const defaultSettings: OperatorSettings = {
@@ -24,6 +27,7 @@ export const defaultSettings: OperatorSettings = {
   pricePerSegment: '0.0040',
   currency: 'USD',
   catchUpLimit: 100,
+  batchSize: BATCH_SIZE,
 };
 
 export interface PhaseDeps {

@@ -137,7 +137,9 @@ export async function startDelivery(databaseUrl: string, clock: Clock, log = tes
   const providers = createProviders(loadConfig({}), { simulator: sim, log });
   const worker = await startWorker({
     pool: db.pool, boss, clock, log, sms: providers.sms, push: providers.push,
-    sweepIntervalMs: 250, pollingIntervalSeconds: 0.25, heartbeatIntervalMs: 1_000, accountSmsPerSecond: 1_000,
+    sweepIntervalMs: 250, pollingIntervalSeconds: 0.5, heartbeatIntervalMs: 1_000, accountSmsPerSecond: 1_000,
+    // One batch at a time, so a test can act between batches (suspend, edit, delete mid-send).
+    jobs: 1,
   });
   return {
     db, boss, sim, providers, worker,

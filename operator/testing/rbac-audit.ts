@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { load } from 'js-yaml';
+import { REPO } from './harness.js';
+
+/** One request as the API server's audit log records it. */
+export interface AuditEvent {
+  stage?: string;
+  verb: string;
+  user: { username: string };
+  objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number };
+}
+
+export interface Access {
+  apiGroup: string;
+  /** resource or resource/subresource */
+  resource: string;
+  verb: string;
+  namespace?: string;
+  name?: string;
+}
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/** Every (verb, resource, subresource) a user's requests used, as the audit log saw them. */
+export function usedBy(auditLogPath: string, username: string): { used: Access[]; forbidden: Access[] } {
+  const used: Access[] = [];
+  const forbidden: Access[] = [];
+  for (const line of readFileSync(auditLogPath, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line) as AuditEvent;
+    if (e.user?.username !== username || !e.objectRef?.resource) continue;
+    const a: Access = {
+      apiGroup: e.objectRef.apiGroup ?? '',
+      resource: e.objectRef.subresource ? `${e.objectRef.resource}/${e.objectRef.subresource}` : e.objectRef.resource,
+      verb: e.verb,
+      namespace: e.objectRef.namespace,
+      name: e.objectRef.name,
+    };
+    (e.responseStatus?.code === 403 ? forbidden : used).push(a);
+  }
+  return { used, forbidden };
+}
+
+/** The rules of operator/config/rbac: the ClusterRole everywhere, the Role in its namespace. */
+export function grantedRules(): { rule: Rule; namespace?: string }[] {
+  const read = (f: string) => load(readFileSync(path.join(REPO, 'operator/config/rbac', f), 'utf8')) as { metadata: { namespace?: string }; rules: Rule[] };
+  const cluster = read('cluster-role.yaml');
+  const role = read('role.yaml');
+  return [...cluster.rules.map((rule) => ({ rule })), ...role.rules.map((rule) => ({ rule, namespace: role.metadata.namespace }))];
+}
+
+export const grants = (g: { rule: Rule; namespace?: string }, a: Access): boolean =>
+  g.rule.apiGroups.includes(a.apiGroup) &&
+  g.rule.resources.includes(a.resource) &&
+  g.rule.verbs.includes(a.verb) &&
+  (g.namespace === undefined || g.namespace === a.namespace) &&
+  (!g.rule.resourceNames?.length || (a.name !== undefined && g.rule.resourceNames.includes(a.name)));
+
+/**
+ * Compare use with grants: `ungranted` lists accesses no rule allows (they would
+ * be forbidden), `unused` lists (rule, verb, resource) grants no request needed.
+ */
+export function compareRbac(used: Access[]): { ungranted: string[]; unused: string[] } {
+  const rules = grantedRules();
+  const fmt = (a: Access) => `${a.verb} ${a.apiGroup || 'core'}/${a.resource}${a.namespace ? ` in ${a.namespace}` : ''}${a.name ? ` (${a.name})` : ''}`;
+  const ungranted = [...new Set(used.filter((a) => !rules.some((g) => grants(g, a))).map(fmt))];
+  const unused: string[] = [];
+  for (const g of rules) {
+    for (const apiGroup of g.rule.apiGroups)
+      for (const resource of g.rule.resources)
+        for (const verb of g.rule.verbs) {
+          const narrowed = { rule: { ...g.rule, apiGroups: [apiGroup], resources: [resource], verbs: [verb] }, namespace: g.namespace };
+          if (!used.some((a) => grants(narrowed, a))) unused.push(`${verb} ${apiGroup || 'core'}/${resource}${g.rule.resourceNames ? ` ${g.rule.resourceNames.join(',')}` : ''}`);
+        }
+  }
+  return { ungranted, unused };
+}

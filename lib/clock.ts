@@ -10,20 +10,26 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
-/** A clock a test sets and advances by hand. */
+/**
+ * A clock a test sets and advances by hand. With `running`, it also moves forward
+ * in real time from the last instant set, so backoffs and leases still elapse.
+ */
 export class ManualClock implements Clock {
   private current: number;
-  constructor(start: Date | string) {
+  private setAt = Date.now();
+  constructor(start: Date | string, private readonly opts: { running?: boolean } = {}) {
     this.current = new Date(start).getTime();
   }
   now(): Date {
-    return new Date(this.current);
+    return new Date(this.current + (this.opts.running ? Date.now() - this.setAt : 0));
   }
   set(to: Date | string): void {
     this.current = new Date(to).getTime();
+    this.setAt = Date.now();
   }
   advance(ms: number): void {
-    this.current += ms;
+    this.current = this.now().getTime() + ms;
+    this.setAt = Date.now();
   }
 }
 

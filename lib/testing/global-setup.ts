@@ -1,17 +1,33 @@
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
 import { startDatabase, createPool } from '../db/postgres.js';
 import { prepareTemplate } from './database.js';
 
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * One real PostgreSQL for the whole run (embedded unless DATABASE_URL is set);
- * every test file clones a migrated template into a database of its own.
+ * every test file clones a migrated template into a database of its own. Each
+ * run gets its own data directory and port, so runs side by side never collide.
  */
 export default async function setup(project: TestProject) {
+  const dataDir = join(process.cwd(), '.herald', 'test', `${process.pid}-${randomBytes(3).toString('hex')}`);
   const server = await startDatabase({
     databaseUrl: process.env.DATABASE_URL,
-    dataDir: join(process.cwd(), '.herald', 'test'),
-    port: Number(process.env.HERALD_TEST_PG_PORT ?? 54339),
+    dataDir,
+    port: await freePort(),
   });
   const pool = createPool(server.url, 2, 'test-setup');
   await prepareTemplate(pool);
@@ -19,6 +35,7 @@ export default async function setup(project: TestProject) {
   project.provide('databaseUrl', server.url);
   return async () => {
     await server.stop();
+    if (server.embedded) rmSync(dataDir, { recursive: true, force: true });
   };
 }
 

@@ -89,7 +89,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     if (sweeping || !accepting) return;
     sweeping = true;
     sweepOnce(o.pool, o.boss, o.clock.now(), { workerLeaseSeconds: o.workerLeaseSeconds })
-      .then((r) => { if (r.woken || r.orphaned || r.expired) o.log.debug(r, 'sweep'); })
+      .then((r) => { if (r.woken || r.orphaned) o.log.debug(r, "sweep"); })
       .catch((err) => o.log.warn({ err }, 'sweep failed'))
       .finally(() => { sweeping = false; });
   }, o.sweepIntervalMs ?? 1_000));

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../../../lib/db/postgres.js';
 import { upsertBroadcast, type BroadcastRecord } from '../broadcasts.js';
+import { smsNumberOk } from '../../simulator/behaviours.js';
 
 /** Test data written straight into PostgreSQL (the api is tested on its own). */
 export async function seedTenant(
@@ -23,7 +24,7 @@ export async function seedTenant(
 }
 
 /**
- * `count` contacts with valid US numbers +1 312 2xx xxxx (generate_series, so a
+ * `count` contacts with the simulator's always-delivered numbers (smsNumberOk), via generate_series, so a
  * million takes seconds), tagged with `tags`, optionally with a device token each.
  */
 export async function seedContacts(
@@ -35,7 +36,7 @@ export async function seedContacts(
   const offset = o.offset ?? 0;
   await pool.query(
     `INSERT INTO contacts (tenant_id, phone, tags, time_zone)
-     SELECT $1, '+1312' || lpad((2000000 + $4 + g)::text, 7, '0'), $2::text[], $3
+     SELECT $1, '+1206' || (2000000 + $4 + g)::text, $2::text[], $3
        FROM generate_series(0, $5 - 1) g
      ON CONFLICT (tenant_id, phone) DO NOTHING`,
     [tenantId, o.tags ?? [], o.tz ?? null, offset, count],
@@ -50,9 +51,8 @@ export async function seedContacts(
   }
 }
 
-export function phoneOf(i: number): string {
-  return `+1312${String(2_000_000 + i).padStart(7, '0')}`;
-}
+/** The phone of the i-th seeded contact (offsets included). */
+export const phoneOf = smsNumberOk;
 
 export async function seedBroadcast(pool: Pool, o: Partial<BroadcastRecord> & { tenantId: string }): Promise<BroadcastRecord> {
   const b: BroadcastRecord = {

@@ -1,0 +1,164 @@
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { ManualClock } from '../../lib/clock.js';
+import { planOccurrence } from '../delivery/plan.js';
+import { resumeBroadcast, suspendBroadcast, upsertBroadcast } from '../delivery/broadcasts.js';
+import { phoneOf, seedBroadcast, seedContacts, seedTenant } from '../delivery/testing/fixtures.js';
+import { pushTokenFailing, smsNumberFailing } from '../simulator/behaviours.js';
+import { startHarness, type Harness } from './testing/harness.js';
+import type { RunningWorker } from './worker.js';
+
+let db: TestDatabase;
+let h: Harness;
+let worker: RunningWorker | undefined;
+// 15:00Z = 10:00 in Chicago, outside the tenants' quiet hours (21:00–08:00)
+const clock = new ManualClock('2026-06-01T15:00:00Z', { running: true });
+
+beforeAll(async () => {
+  db = await createTestDatabase(inject('databaseUrl'));
+  h = await startHarness(db.pool, db.url, { clock, breaker: { volumeThreshold: 5, resetTimeoutMs: 500 } });
+  await seedTenant(db.pool, 'grace', { quiet: ['21:00', '08:00'] });
+  await seedContacts(db.pool, 'grace', 120, { tags: ['members'], tokens: true });
+});
+afterEach(async () => {
+  await worker?.stop(5_000);
+  worker = undefined;
+  h.sim.configure({ down: false, latencyMs: 0 });
+  clock.set('2026-06-01T15:00:00Z');
+});
+afterAll(async () => {
+  await h?.close();
+  await db?.drop();
+});
+
+const plan = (broadcastId: string) => planOccurrence(db.pool, h.boss, { broadcastId, key: 'once', scheduledAt: clock.now() }, clock.now());
+const statuses = async (broadcastId: string) =>
+  (await db.pool.query('SELECT address, status, error_code, last_error, segments, attempts FROM deliveries WHERE broadcast_id = $1 ORDER BY id', [broadcastId])).rows;
+
+describe('deliverBatch through the real SDKs and the simulator', () => {
+  it('sends every SMS once, records each as sent with its provider id and segment count', async () => {
+    h.sim.reset();
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', audience: { segment: { tags: ['members'] } }, text: 'é'.repeat(10) + '€'.repeat(80) });
+    await plan(b.id);
+    worker = await h.startWorker();
+    expect(await h.settled(b.id)).toEqual({ sent: 120 });
+    const got = h.sim.received({ recipients: true });
+    expect(got.sms.accepted).toBe(120);
+    expect(got.sms.duplicates.count).toBe(0);
+    const rows = await statuses(b.id);
+    expect(rows.every((r) => r.segments === 2 && r.attempts === 1)).toBe(true); // 10 + 2×80 = 170 GSM-7 septets
+    const ids = await db.pool.query(`SELECT count(DISTINCT provider_message_id)::int n FROM deliveries WHERE broadcast_id = $1`, [b.id]);
+    expect(ids.rows[0].n).toBe(120);
+  });
+
+  it('skips opted-out and invalid numbers, fails a permanent error, retries a retryable one — each row on its own', async () => {
+    h.sim.reset();
+    const permanent = smsNumberFailing(40001, 'send');
+    const retryable = smsNumberFailing(40002, 'send');
+    await db.pool.query(`INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source) VALUES ('grace', $1, now(), 'inbound_keyword')`, [phoneOf(3)]);
+    const b = await seedBroadcast(db.pool, {
+      tenantId: 'grace', maxAttempts: 2,
+      audience: { contacts: [phoneOf(1), phoneOf(2), phoneOf(3), '+19995550100', permanent, retryable] },
+    });
+    await plan(b.id);
+    // Opted out after planning: the worker checks again at send time.
+    await db.pool.query(`INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source) VALUES ('grace', $1, now(), 'api')`, [phoneOf(2)]);
+    worker = await h.startWorker();
+    // The retryable number's second attempt waits out its backoff on the test's clock.
+    await expect.poll(async () => (await statuses(b.id)).find((r) => r.address === retryable)?.status, { timeout: 10_000 }).toBe('retry');
+    clock.set('2026-06-01T15:30:00Z');
+    const counts = await h.settled(b.id);
+    expect(counts).toEqual({ sent: 1, skipped: 3, failed: 1, dead: 1 });
+    const rows = Object.fromEntries((await statuses(b.id)).map((r) => [r.address, r]));
+    expect(rows[phoneOf(2)]).toMatchObject({ status: 'skipped', last_error: 'opted out' });
+    expect(rows['+19995550100']).toMatchObject({ status: 'skipped', last_error: 'invalid phone number' });
+    expect(rows[permanent]).toMatchObject({ status: 'failed', error_code: '40001', attempts: 1 });
+    expect(rows[retryable]).toMatchObject({ status: 'dead', error_code: '40002', attempts: 2 });
+    expect(h.sim.countFor(phoneOf(2))).toBe(0);
+    expect(h.sim.countFor(phoneOf(3))).toBe(0);
+  });
+
+  it('defers inside quiet hours to their end in the recipient zone; urgent ignores quiet hours', async () => {
+    clock.set('2026-06-02T04:00:00Z'); // 23:00 in Chicago
+    h.sim.reset();
+    const normal = await seedBroadcast(db.pool, { tenantId: 'grace', expireAfterSeconds: 12 * 3600, audience: { contacts: [phoneOf(10)] } });
+    const urgent = await seedBroadcast(db.pool, { tenantId: 'grace', priority: 'urgent', audience: { contacts: [phoneOf(11)] } });
+    await plan(normal.id);
+    await plan(urgent.id);
+    worker = await h.startWorker();
+    expect(await h.settled(urgent.id)).toEqual({ sent: 1 });
+    expect(await h.settled(normal.id)).toEqual({ deferred: 1 });
+    const row = (await db.pool.query('SELECT next_attempt_at FROM deliveries WHERE broadcast_id = $1', [normal.id])).rows[0];
+    expect(row.next_attempt_at.toISOString()).toBe('2026-06-02T13:00:00.000Z'); // 08:00 CDT
+    expect(h.sim.countFor(phoneOf(10))).toBe(0);
+    clock.set('2026-06-02T13:00:01Z');
+    await expect.poll(async () => (await statuses(normal.id))[0].status, { timeout: 15_000 }).toBe('sent');
+    expect(h.sim.countFor(phoneOf(10))).toBe(1);
+  });
+
+  it('reads the message at send time: an edit reaches every row not yet sent', async () => {
+    h.sim.reset();
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', audience: { contacts: [phoneOf(20), phoneOf(21)] }, text: 'old text' });
+    await plan(b.id);
+    await upsertBroadcast(db.pool, { ...b, generation: 2, text: 'new text' });
+    await upsertBroadcast(db.pool, { ...b, generation: 1, text: 'stale writer' }); // an older generation never wins
+    worker = await h.startWorker();
+    await h.settled(b.id);
+    const msgs = h.sim.received({ messages: true }).sms.messages ?? [];
+    expect(msgs.filter((m) => m.to === phoneOf(20) || m.to === phoneOf(21)).map((m) => m.text)).toEqual(['new text', 'new text']);
+  });
+
+  it('suspension holds rows; resume sends them, once', async () => {
+    h.sim.reset();
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', audience: { contacts: [phoneOf(30), phoneOf(31)] } });
+    await plan(b.id);
+    await suspendBroadcast(db.pool, b.id);
+    worker = await h.startWorker();
+    expect(await h.settled(b.id)).toEqual({ held: 2 });
+    await resumeBroadcast(db.pool, b.id, clock.now());
+    await expect.poll(async () => (await h.settled(b.id)).sent, { timeout: 15_000 }).toBe(2);
+    expect(h.sim.countFor(phoneOf(30)) + h.sim.countFor(phoneOf(31))).toBe(2);
+  });
+
+  it('records a row whose expiry has passed as expired, and sends nothing for it', async () => {
+    h.sim.reset();
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', expireAfterSeconds: 60, audience: { contacts: [phoneOf(40)] } });
+    await plan(b.id);
+    clock.set('2026-06-01T15:05:00Z');
+    worker = await h.startWorker();
+    expect(await h.settled(b.id)).toEqual({ expired: 1 });
+    expect(h.sim.countFor(phoneOf(40))).toBe(0);
+  });
+
+  it('a provider outage opens the circuit: rows wait without spending attempts and go out after recovery', async () => {
+    h.sim.reset();
+    h.sim.configure({ down: true });
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', maxAttempts: 3, audience: { segment: { tags: ['members'] } } });
+    await plan(b.id);
+    worker = await h.startWorker({ concurrency: 8, chunkSize: 8 });
+    await expect.poll(() => h.providers.circuits.telnyx.state, { timeout: 15_000 }).toBe('open');
+    await new Promise((r) => setTimeout(r, 1_000));
+    // The open circuit stops the hammering: far fewer requests than rows, and nothing given up on.
+    expect(h.sim.received().sms.requests).toBeLessThan(60);
+    const waiting = await db.pool.query(`SELECT count(*) FILTER (WHERE status IN ('retry', 'queued'))::int AS waiting, count(*) FILTER (WHERE status = 'dead')::int AS dead FROM deliveries WHERE broadcast_id = $1`, [b.id]);
+    expect(waiting.rows[0]).toEqual({ waiting: 120, dead: 0 });
+    h.sim.configure({ down: false });
+    // Move the clock past the backoffs the outage scheduled; it runs on from there.
+    clock.set('2026-06-01T15:20:00Z');
+    expect(await h.settled(b.id, 20_000)).toEqual({ sent: 120 });
+    expect(h.sim.received().sms.duplicates.count).toBe(0);
+  });
+
+  it('push: UNREGISTERED deactivates the token, the others are sent in one sendEach', async () => {
+    h.sim.reset();
+    const dead = pushTokenFailing('UNREGISTERED');
+    await db.pool.query(`INSERT INTO device_tokens (tenant_id, token, tags) VALUES ('grace', $1, '{members}')`, [dead]);
+    const b = await seedBroadcast(db.pool, { tenantId: 'grace', channel: 'push', title: 'Hi', audience: { segment: { tags: ['members'] } } });
+    await plan(b.id);
+    worker = await h.startWorker();
+    expect(await h.settled(b.id)).toEqual({ sent: 120, failed: 1 });
+    const t = await db.pool.query('SELECT active, invalid_reason FROM device_tokens WHERE token = $1', [dead]);
+    expect(t.rows[0]).toEqual({ active: false, invalid_reason: 'UNREGISTERED' });
+    expect(h.sim.received().push.accepted).toBe(120);
+  });
+});

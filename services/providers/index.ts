@@ -2,7 +2,7 @@ import type { HeraldConfig } from '../../lib/config.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { ProviderCircuit, withPushCircuit, withSmsCircuit, type BreakerOptions } from './circuit-breaker.js';
 import { createFcmProvider, type FcmSimulatorTarget } from './fcm.js';
-import { createTelnyxProvider } from './telnyx.js';
+import { createTelnyxProvider, type TelnyxSmsProvider } from './telnyx.js';
 import type { PushProvider, SmsProvider } from './types.js';
 
 export * from './types.js';
@@ -61,7 +61,7 @@ export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {
   const useCredentials = opts.mode !== 'simulator';
   if (!useCredentials && !sim) throw new Error("createProviders: mode 'simulator' needs the simulator's endpoints");
 
-  let sms: SmsProvider | undefined;
+  let sms: TelnyxSmsProvider | undefined;
   let smsTarget: Providers['targets']['sms'] = 'none';
   if (useCredentials && config.telnyxApiKey) {
     sms = createTelnyxProvider({ apiKey: config.telnyxApiKey, baseURL: config.TELNYX_BASE_URL, timeoutMs: opts.telnyxTimeoutMs, log });
@@ -93,6 +93,7 @@ export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {
     async close() {
       telnyxCircuit.shutdown();
       fcmCircuit.shutdown();
+      sms?.close();
       await fcm?.close();
     },
   };

@@ -70,5 +70,6 @@ try {
   }
 } finally {
   await fcm.close();
+  telnyx.close();
   child.kill('SIGTERM');
 }

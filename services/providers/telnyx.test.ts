@@ -129,4 +129,21 @@ describe('Telnyx through the real SDK against the simulator', () => {
   it('an invalid number is a permanent failure of that delivery only', async () => {
     expect(await telnyx.send({ from: FROM, to: '12345', text: 'hi' })).toMatchObject({ kind: 'permanent', code: '10016' });
   });
+
+  it('both transports (node:http default, built-in fetch) give the same outcomes', async () => {
+    const viaFetch = createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL, timeoutMs: 100, transport: 'fetch' });
+    const viaHttp = createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL, timeoutMs: 100, transport: 'http' });
+    for (const p of [viaFetch, viaHttp]) {
+      expect((await p.send({ from: FROM, to: smsNumberOk(20), text: 'hi' })).kind).toBe('accepted');
+      expect(await p.send({ from: FROM, to: smsNumberFailing('40003', 'send'), text: 'hi' })).toMatchObject({ kind: 'permanent', code: '40003' });
+      sim.configure({ retryAfterSeconds: 3 });
+      sim.failNext('sms', 1, 429);
+      expect(await p.send({ from: FROM, to: smsNumberOk(21), text: 'hi' })).toMatchObject({ kind: 'retryable', code: '10011', retryAfterMs: 3000 });
+      sim.configure({ latencyMs: 1000, retryAfterSeconds: 1 });
+      expect(await p.send({ from: FROM, to: smsNumberOk(22), text: 'hi' })).toMatchObject({ kind: 'retryable', code: 'timeout' });
+      sim.configure({ latencyMs: 0 });
+      p.close();
+    }
+    expect(sim.countFor(smsNumberOk(20))).toBe(2);
+  });
 });

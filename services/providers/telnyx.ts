@@ -1,6 +1,7 @@
 import Telnyx from 'telnyx';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { classifyTelnyx } from './classify-telnyx.js';
+import { createHttpFetch } from './http-fetch.js';
 import type { Outcome, SmsMessage, SmsProvider } from './types.js';
 
 export interface TelnyxProviderOptions {
@@ -9,17 +10,25 @@ export interface TelnyxProviderOptions {
   baseURL?: string;
   /** per request; a timeout is a retryable outcome */
   timeoutMs?: number;
+  /**
+   * 'http' (default): the SDK's requests go over node:http with a keep-alive agent
+   * (createHttpFetch); 'fetch': Node's built-in fetch, the SDK's own default.
+   */
+  transport?: 'http' | 'fetch';
   log?: Logger;
 }
 
 export interface TelnyxSmsProvider extends SmsProvider {
   /** The SDK client, for the webhook helper (client.webhooks.unwrap) and tests. */
   readonly client: Telnyx;
+  /** Closes pooled connections. */
+  close(): void;
 }
 
 /** SMS through the real telnyx SDK. Every result and error becomes an Outcome via classifyTelnyx. */
 export function createTelnyxProvider(opts: TelnyxProviderOptions): TelnyxSmsProvider {
   const log = (opts.log ?? createLogger('telnyx')).child({ provider: 'telnyx' });
+  const transport = opts.transport === 'fetch' ? undefined : createHttpFetch();
   const client = new Telnyx({
     apiKey: opts.apiKey,
     baseURL: opts.baseURL,
@@ -32,11 +41,13 @@ export function createTelnyxProvider(opts: TelnyxProviderOptions): TelnyxSmsProv
     // The SDK's own logging stays at warn and goes through our redacting logger.
     logLevel: 'warn',
     logger: log,
+    ...(transport ? { fetch: transport } : {}),
   });
 
   return {
     name: 'telnyx',
     client,
+    close: () => transport?.destroy(),
     async send(message: SmsMessage): Promise<Outcome> {
       try {
         const res = await client.messages.send({

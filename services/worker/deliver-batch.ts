@@ -27,6 +27,16 @@ export interface DeliverDeps {
   webhookUrl?: string;
   /** Rows claimed per round trip; also the largest sendEach call. */
   chunkSize?: number;
+  /** Set when the worker drains: claim nothing more, finish what is in flight. */
+  draining?: AbortSignal;
+}
+
+/** Thrown when a drain left rows of the batch unclaimed: pg-boss retries the job elsewhere. */
+export class DrainedError extends Error {
+  constructor(readonly left: number) {
+    super(`worker draining: ${left} rows of this batch left for another worker`);
+    this.name = 'DrainedError';
+  }
 }
 
 interface Row {
@@ -246,10 +256,15 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   const results: Promise<string>[] = [];
+  let left = 0;
   for (const group of groups.values()) {
     const keys = smsRateKeys(deps, group[0]!, from);
     const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, (deps.chunkSize ?? 50) * seg.segments) / seg.segments));
     for (const chunk of chunks(group, perChunk)) {
+      if (deps.draining?.aborted) {
+        left += chunk.length;
+        continue;
+      }
       await deps.inFlight.acquire(chunk.length);
       let owned: Set<number>;
       try {
@@ -266,7 +281,9 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
       }
     }
   }
-  return Promise.all(results);
+  const done = await Promise.all(results);
+  if (left > 0) throw new DrainedError(left);
+  return done;
 }
 
 async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber): Promise<string> {
@@ -302,7 +319,12 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
   const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500));
   const results: Promise<string[]>[] = [];
+  let left = 0;
   for (const chunk of chunks(rows, perChunk)) {
+    if (deps.draining?.aborted) {
+      left += chunk.length;
+      continue;
+    }
     await deps.inFlight.acquire(chunk.length);
     let owned: Set<number>;
     try {
@@ -344,7 +366,9 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
       })(),
     );
   }
-  return (await Promise.all(results)).flat();
+  const done = (await Promise.all(results)).flat();
+  if (left > 0) throw new DrainedError(left);
+  return done;
 }
 
 function observe(row: Row, outcome: Outcome | WaitOutcome, provider: string, startedMs: number, clock: Clock): void {

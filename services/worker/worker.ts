@@ -9,7 +9,7 @@ import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
 import { RateLimiter } from '../delivery/rate-limit.js';
 import { sweepOnce } from '../delivery/sweeper.js';
-import { deliverBatch } from './deliver-batch.js';
+import { deliverBatch, DrainedError } from './deliver-batch.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
 import { Semaphore } from './semaphore.js';
 
@@ -49,6 +49,7 @@ export interface RunningWorker {
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const abort = new AbortController();
+  const draining = new AbortController();
   const inFlight = new Semaphore(o.concurrency ?? 128);
   const recorder = new OutcomeRecorder(o.pool, o.clock);
   const limiter = new RateLimiter(o.pool, { signal: abort.signal });
@@ -59,6 +60,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const deps = {
     pool: o.pool, sms: o.sms, push: o.push, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
     accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
+    draining: draining.signal,
   };
 
   const workId = await o.boss.work<DeliverJob>(
@@ -75,7 +77,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         return summary;
       } catch (err) {
         metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
-        o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
+        if (err instanceof DrainedError) o.log.info({ job: job.id, left: err.left }, 'batch handed back while draining');
+        else o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
         throw err;
       } finally {
         active.delete(run);
@@ -106,6 +109,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     get accepting() { return accepting; },
     async stop(graceMs = 25_000) {
       accepting = false;
+      draining.abort();
       for (const t of timers) clearInterval(t);
       // Stop fetching; jobs already handed to us run on.
       await o.boss.offWork(DELIVER_QUEUE, { id: workId, wait: false });

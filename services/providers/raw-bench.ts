@@ -11,12 +11,15 @@ import { rawPushLoop, rawSmsLoop } from './raw-loop.js';
 
 /**
  * Raw SDK rates against the simulator running in its own process:
- *   tsx services/providers/raw-bench.ts [smsCount] [pushCount] [concurrency]
+ *   tsx services/providers/raw-bench.ts [smsCount] [pushCount] [concurrency] [pushBatchSize] [latencies]
+ * (pushBatchSize defaults to min(500, concurrency); latencies e.g. "0,20")
  * Prints one JSON line per scenario.
  */
 const smsCount = Number(process.argv[2] ?? 20_000);
 const pushCount = Number(process.argv[3] ?? 100_000);
 const concurrency = Number(process.argv[4] ?? 100);
+const batchSize = process.argv[5] ? Number(process.argv[5]) : undefined;
+const latencies = (process.argv[6] ?? '0,20').split(',').map(Number);
 
 const child = spawn(process.execPath, ['--import', 'tsx', 'services/simulator/main.ts'], {
   env: { ...process.env, HERALD_SIMULATOR_PORT: '0', HERALD_SIMULATOR_FCM_PORT: '0', HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-sim-')), LOG_LEVEL: 'info' },
@@ -43,7 +46,7 @@ const telnyx = createTelnyxProvider({ apiKey: 'bench', baseURL: sim.telnyxBaseUR
 const fcm = createFcmProvider({ projectId: 'herald-bench', simulator: sim.fcm, maxSockets: Math.max(256, concurrency) });
 
 try {
-  for (const latencyMs of [0, 20]) {
+  for (const latencyMs of latencies) {
     await admin('/_sim/config', { latencyMs, receipts: 'none' });
     // Warm-up: connections and JIT.
     await rawSmsLoop({ provider: telnyx, count: 500, concurrency, makeMessage: (i) => ({ from: '+13125550100', to: smsNumberOk(7_000_000 + i), text: 'warm-up' }) });
@@ -55,13 +58,13 @@ try {
       makeMessage: (i) => ({ from: '+13125550100', to: smsNumberOk(i), text: 'Service starts at 10am. Reply STOP to opt out.' }),
     });
     const push = await rawPushLoop({
-      provider: fcm, count: pushCount, concurrency,
+      provider: fcm, count: pushCount, concurrency, batchSize,
       makeMessage: (i) => ({ token: pushTokenOk(i), title: 'CS101', body: 'Class moved to room 4' }),
     });
     const received = await admin('/_sim/received');
     for (const [name, r, ch] of [['raw_telnyx_sdk', sms, received.sms], ['raw_firebase_admin_sendEach', push, received.push]] as const) {
       console.log(JSON.stringify({
-        scenario: name, latency_ms: latencyMs, concurrency, count: r.count,
+        scenario: name, latency_ms: latencyMs, concurrency, ...(name.includes('sendEach') ? { batch_size: batchSize ?? Math.min(500, concurrency) } : {}), count: r.count,
         seconds: Number(r.seconds.toFixed(2)), per_second: Math.round(r.perSecond),
         outcomes: r.outcomes, simulator_accepted: ch.accepted, simulator_duplicates: ch.duplicates.count,
       }));

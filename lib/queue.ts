@@ -27,6 +27,8 @@ export async function startBoss(
     application_name: 'herald-boss',
     // Frequent supervision so a job whose worker died (no heartbeat) is retried in seconds.
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 5,
+    // The monitor pass is what fails a job whose heartbeat stopped.
+    monitorIntervalSeconds: 10,
   });
   boss.on('error', (err) => opts.log?.error({ err }, 'pg-boss error'));
   await boss.start();

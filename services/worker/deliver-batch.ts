@@ -259,7 +259,9 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
   let left = 0;
   for (const group of groups.values()) {
     const keys = smsRateKeys(deps, group[0]!, from);
-    const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, (deps.chunkSize ?? 50) * seg.segments) / seg.segments));
+    // Never more than the process may have in flight, or the chunk could wait forever.
+    const want = Math.min(deps.chunkSize ?? 50, deps.inFlight.capacity) * seg.segments;
+    const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, want) / seg.segments));
     for (const chunk of chunks(group, perChunk)) {
       if (deps.draining?.aborted) {
         left += chunk.length;
@@ -317,7 +319,7 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
   }
   const keys: RateKey[] = [{ key: `tenant:${first.tenant_id}:push`, perSecond: first.push_per_second }];
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
-  const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500));
+  const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500, deps.inFlight.capacity));
   const results: Promise<string[]>[] = [];
   let left = 0;
   for (const chunk of chunks(rows, perChunk)) {

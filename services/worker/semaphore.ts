@@ -6,7 +6,10 @@
  */
 export class Semaphore {
   private waiters: { n: number; resolve: () => void }[] = [];
-  constructor(private available: number) {}
+  readonly capacity: number;
+  constructor(private available: number) {
+    this.capacity = available;
+  }
 
   get free(): number {
     return this.available;

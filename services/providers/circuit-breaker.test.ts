@@ -116,7 +116,7 @@ describe('circuit breaker around FCM (the transport reports every HTTP attempt)'
 
   beforeAll(() => {
     // Longer than firebase-admin's first back-off (1 s), so its retries meet an open circuit.
-    circuit = new ProviderCircuit('fcm-breaker', { ...OPTS, resetTimeoutMs: 2500 });
+    circuit = new ProviderCircuit('fcm-breaker', { ...OPTS, resetTimeoutMs: 4000 });
     fcm = createFcmProvider({ projectId: 'p', simulator: sim.fcm, observer: circuit });
     push = withPushCircuit(fcm, circuit);
   });

@@ -117,6 +117,22 @@ describe('a Broadcast from apply to Completed', () => {
   });
 });
 
+describe('push', () => {
+  it('a segment’s devices with a title, and a topic, through the FCM adapter to the simulator', async () => {
+    await seedTenant(delivery.db.pool, 'school', { numbers: [] });
+    await seedContacts(delivery.db.pool, 'school', 10, { tags: ['cs101'], offset: 8_000, tokens: true, tokenPrefix: 'simok-cs101-' });
+    await kube.create(broadcast('lecture', { tenant: 'school', channel: 'push', message: { text: 'Lecture moved to room 4', title: 'CS101' }, audience: { segment: { tags: ['cs101'] } } }));
+    await kube.create(broadcast('alert', { tenant: 'school', channel: 'push', priority: 'urgent', message: { text: 'Campus closed today' }, audience: { topic: 'all-students' } }));
+    const lecture = await phaseIs(kube, 'lecture', 'Completed');
+    expect(lecture.status).toMatchObject({ audienceSize: 10, counts: { sent: 10, failed: 0 } });
+    const alert = await phaseIs(kube, 'alert', 'Completed');
+    expect(alert.status).toMatchObject({ audienceSize: 1, counts: { sent: 1 } });
+    expect(delivery.sim.countFor('topic:all-students')).toBe(1);
+    const titled = (delivery.sim.received({ messages: true }).push.messages ?? []).filter((m) => m.title === 'CS101');
+    expect(titled).toHaveLength(10);
+  });
+});
+
 describe('problems the operator reports without crash-looping or spinning', () => {
   it('unknown tenant: Accepted=False with the reason, one Warning, no status rewrites; proceeds once the tenant exists', async () => {
     await kube.create(broadcast('ghostly', { tenant: 'ghost' }));
@@ -343,6 +359,17 @@ describe('level-triggered', () => {
     expect((await addressesOf(bc)).every((p) => delivery.sim.countFor(p) === 1)).toBe(true);
     expect(await duplicates(delivery.db, idOf(bc))).toEqual({ rows: 0, jobs: 0 });
     await restartOperator();
+  });
+});
+
+describe('status', () => {
+  it('is written in batches (counts folded in every statusRefreshMs), not once per delivery', async () => {
+    const { used } = usedBy(kube.cp.auditLogPath, `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`);
+    const writes = (name: string) => used.filter((a) => a.resource === 'broadcasts/status' && a.verb === 'update' && a.name === name).length;
+    // Here statusRefreshMs is 0.5 s and these sent for several seconds; per delivery would be 120 and 100.
+    expect(writes('sunday')).toBeGreaterThan(0);
+    expect(writes('sunday')).toBeLessThan(120 / 3);
+    expect(writes('paused')).toBeLessThan(100 / 2);
   });
 });
 

@@ -56,13 +56,27 @@ describe('Informer (list-watch against a real kube-apiserver)', () => {
     expect(seen).toEqual(expect.arrayContaining(['added kept', 'added dropped', 'deleted dropped', 'added late']));
   });
 
+  it('watches one namespace when scoped (HERALD_NAMESPACE)', async () => {
+    expect((await kube.kubectl(['create', 'namespace', 'campus'])).code).toBe(0);
+    const client = KubeClient.fromFile(kube.operatorKubeconfig);
+    const scoped = new Informer<Broadcast>({ client, path: new BroadcastApi(client, 'campus').collectionPath() });
+    await kube.create({ ...broadcast('elsewhere', { tenant: 'grace' }), metadata: { name: 'elsewhere', namespace: 'campus' } });
+    await scoped.start();
+    await waitFor('the campus broadcast', async () => scoped.list().length === 1);
+    expect(scoped.list().map((b) => `${b.metadata.namespace}/${b.metadata.name}`)).toEqual(['campus/elsewhere']);
+    await waitFor('the cluster-wide informer to see it too', async () => informer.get('campus/elsewhere'));
+    await kube.remove('elsewhere', 'campus');
+    await scoped.stop();
+    client.close();
+  });
+
   it('resyncs: every cached object is reported again on the resync interval', async () => {
     const client = KubeClient.fromFile(kube.operatorKubeconfig);
     const resyncing = new Informer<Broadcast>({ client, path: new BroadcastApi(client).collectionPath(), resyncMs: 200 });
     const resynced = new Set<string>();
     resyncing.on(InformerEvent.Resync, (b) => resynced.add(b.metadata.name));
     await resyncing.start();
-    await waitFor('resync', async () => resynced.size === 2);
+    await waitFor('resync', async () => resynced.size === resyncing.list().length && resynced.size > 0);
     await resyncing.stop();
     client.close();
   });

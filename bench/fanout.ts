@@ -1,0 +1,173 @@
+/**
+ * npm run bench:fanout — Herald's delivery pipeline against a bare SDK loop and a
+ * naive one-job-per-recipient pg-boss design, through the provider simulator at
+ * 20 ms latency, each with the same number of sends in flight. Prints one JSON
+ * line per scenario. Targets (2 cores): sending at least 0.7 of raw with
+ * duplicates 0 and lost 0; planning 1,000,000 contacts under 200 MB planner RSS.
+ *
+ *   BENCH_PUSH=100000 BENCH_SMS=20000 BENCH_PLAN=1000000 BENCH_CONCURRENCY=128 BENCH_LATENCY_MS=20
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PgBoss } from 'pg-boss';
+import { createPool, startDatabase, type Pool } from '../lib/db/postgres.js';
+import { migrate } from '../lib/db/migrate.js';
+import { loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/logger.js';
+import { startBoss } from '../lib/queue.js';
+import { createProviders } from '../services/providers/index.js';
+import { rawPushLoop, rawSmsLoop } from '../services/providers/raw-loop.js';
+import type { PushProvider, SmsProvider } from '../services/providers/types.js';
+import { connectToSimulator } from '../services/simulator/simulator.js';
+import type { ReceivedSummary } from '../services/simulator/simulator.js';
+import { planOccurrence } from '../services/delivery/plan.js';
+import { seedBroadcast, seedContacts, seedTenant, phoneOf } from '../services/delivery/testing/fixtures.js';
+import { execFileSync } from 'node:child_process';
+import { cpuSeconds, freePort, peakRssMb, postgresCpuSeconds, ROOT, spawnTs, stop, waitForHttp } from './processes.js';
+
+const env = process.env;
+const PUSH = Number(env.BENCH_PUSH ?? 100_000);
+const SMS = Number(env.BENCH_SMS ?? 20_000);
+const PLAN = Number(env.BENCH_PLAN ?? 1_000_000);
+const CONCURRENCY = Number(env.BENCH_CONCURRENCY ?? 128);
+const LATENCY = Number(env.BENCH_LATENCY_MS ?? 20);
+const log = createLogger('bench', 'warn');
+
+const dataDir = join(ROOT, '.herald', 'bench');
+rmSync(dataDir, { recursive: true, force: true });
+const db = await startDatabase({ dataDir, port: await freePort() });
+const pool = createPool(db.url, 8, 'bench');
+await migrate(pool);
+
+const simPort = await freePort();
+const simUrl = `http://127.0.0.1:${simPort}`;
+const simulator = spawnTs('services/simulator/main.ts', {
+  HERALD_SIMULATOR_PORT: String(simPort), HERALD_DATA_DIR: dataDir, HERALD_SIMULATOR_RECEIPTS: 'none',
+  HERALD_SIMULATOR_LATENCY_MS: String(LATENCY),
+});
+await waitForHttp(`${simUrl}/_sim/health`);
+const simInfo = await connectToSimulator(simUrl);
+const providers = createProviders(loadConfig({}), { simulator: simInfo, log, fcmMaxSockets: CONCURRENCY });
+const simPost = (path: string, body?: unknown) => fetch(`${simUrl}${path}`, { method: 'POST', body: body ? JSON.stringify(body) : undefined, headers: { 'content-type': 'application/json' } });
+const received = async (): Promise<ReceivedSummary> => (await fetch(`${simUrl}/_sim/received`)).json() as Promise<ReceivedSummary>;
+
+/** Duplicates and losses as the simulator saw them: recipients with more than one message, and those with none. */
+async function audit(channel: 'sms' | 'push', expected: number) {
+  const r = (await received())[channel];
+  return { duplicates: r.duplicates.count, lost: Math.max(0, expected - r.recipients) };
+}
+
+const tokenOf = (i: number) => `bench-token-${i}`;
+
+async function raw(channel: 'sms' | 'push', n: number) {
+  await simPost('/_sim/reset');
+  const r = channel === 'sms'
+    ? await rawSmsLoop({ provider: providers.sms as SmsProvider, count: n, concurrency: CONCURRENCY, makeMessage: (i) => ({ from: '+18885550100', to: phoneOf(i), text: 'Service starts at 10am.' }) })
+    : await rawPushLoop({ provider: providers.push as PushProvider, count: n, concurrency: CONCURRENCY, batchSize: 100, makeMessage: (i) => ({ token: tokenOf(i), title: 'Alert', body: 'Class moved to room 101.' }) });
+  return { per_second: r.perSecond, ...(await audit(channel, n)) };
+}
+
+/** One pg-boss job per recipient, fetched in bursts, the same sends in flight; records only job completion. */
+async function naive(channel: 'sms' | 'push', n: number) {
+  await simPost('/_sim/reset');
+  const boss = new PgBoss({ connectionString: db.url, max: 6, supervise: false });
+  await boss.start();
+  const queue = `naive-${channel}`;
+  await boss.createQueue(queue).catch(() => {});
+  for (let i = 0; i < n; i += 5_000) {
+    await boss.insert(queue, Array.from({ length: Math.min(5_000, n - i) }, (_, k) => ({ data: { i: i + k } })));
+  }
+  const started = performance.now();
+  let done = 0;
+  const batchSize = 64;
+  await new Promise<void>((resolve) => {
+    void boss.work<{ i: number }>(queue, { batchSize, localConcurrency: Math.ceil(CONCURRENCY / batchSize), burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 }, async (jobs) => {
+      if (channel === 'sms') {
+        await Promise.all(jobs.map((j) => (providers.sms as SmsProvider).send({ from: '+18885550100', to: phoneOf(j.data.i), text: 'Service starts at 10am.' })));
+      } else {
+        await (providers.push as PushProvider).sendEach(jobs.map((j) => ({ token: tokenOf(j.data.i), title: 'Alert', body: 'Class moved to room 101.' })));
+      }
+      done += jobs.length;
+      if (done >= n) setImmediate(resolve);
+    });
+  });
+  const seconds = (performance.now() - started) / 1000;
+  await boss.stop({ graceful: false });
+  return { per_second: n / seconds, ...(await audit(channel, n)) };
+}
+
+async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
+  await simPost('/_sim/reset');
+  await seedTenant(pool, tenant, { smsPerSecond: 1e6, pushPerSecond: 1e6, numbers: [{ phone: channel === 'sms' ? '+18885550100' : '+18885550101', perSecond: 1e6 }] });
+  await seedContacts(pool, tenant, n, { tokens: channel === 'push', tokenPrefix: `${tenant}-` });
+  const worker = spawnTs('services/worker/main.ts', {
+    DATABASE_URL: db.url, HERALD_SIMULATOR_URL: simUrl, HERALD_WORKER_PORT: '0',
+    HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_WORKER_JOBS: '4', HERALD_ACCOUNT_SMS_PER_SECOND: '1000000',
+  }, { ipc: true });
+  await new Promise((r) => worker.once('message', r));
+  const boss = await startBoss(db.url, { supervise: false, max: 2 });
+  const b = await seedBroadcast(pool, { tenantId: tenant, channel, title: channel === 'push' ? 'Alert' : null, text: 'Service starts at 10am.', audience: { segment: { all: true } } });
+  const cpu0 = { worker: cpuSeconds(worker.pid!), simulator: cpuSeconds(simulator.pid!), postgres: postgresCpuSeconds(join(dataDir, 'postgres')), bench: process.cpuUsage() };
+  const started = performance.now();
+  await planOccurrence(pool, boss, { broadcastId: b.id, key: 'once', scheduledAt: new Date() }, new Date());
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int n FROM deliveries WHERE broadcast_id = $1 AND status IN ('queued', 'sending', 'retry')`, [b.id]);
+    if (rows[0]!.n === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const benchCpu = process.cpuUsage(cpu0.bench);
+  // Where the two cores went while Herald sent: the pipeline's own cost is worker + postgres.
+  const cpu = {
+    worker: +(cpuSeconds(worker.pid!) - cpu0.worker).toFixed(1),
+    postgres: +(postgresCpuSeconds(join(dataDir, 'postgres')) - cpu0.postgres).toFixed(1),
+    simulator: +(cpuSeconds(simulator.pid!) - cpu0.simulator).toFixed(1),
+    bench: +((benchCpu.user + benchCpu.system) / 1e6).toFixed(1),
+  };
+  const rss = peakRssMb(worker.pid!);
+  await stop(worker);
+  await boss.stop({ graceful: false });
+  const { rows } = await pool.query<{ status: string; n: number }>('SELECT status, count(*)::int n FROM deliveries WHERE broadcast_id = $1 GROUP BY 1', [b.id]);
+  return { seconds, per_second: n / seconds, worker_rss_mb: Math.round(rss), cpu_seconds: cpu, statuses: Object.fromEntries(rows.map((r) => [r.status, r.n])), ...(await audit(channel, n)) };
+}
+
+async function sendingScenario(scenario: string, channel: 'sms' | 'push', n: number, tenant: string) {
+  const r = await raw(channel, n);
+  if (channel === 'sms' && r.per_second < 2000) console.error(`raw SMS rate ${r.per_second.toFixed(0)}/s is under 2,000/s: this run is invalid`);
+  const nv = await naive(channel, n);
+  const h = await herald(channel, n, tenant);
+  console.log(JSON.stringify({
+    scenario, recipients: n, concurrency: CONCURRENCY, latency_ms: LATENCY,
+    seconds: +h.seconds.toFixed(2), per_second: Math.round(h.per_second),
+    raw_per_second: Math.round(r.per_second), ratio_to_raw: +(h.per_second / r.per_second).toFixed(3),
+    naive_per_second: Math.round(nv.per_second), ratio_to_naive: +(h.per_second / nv.per_second).toFixed(3),
+    duplicates: h.duplicates, lost: h.lost, worker_rss_mb: h.worker_rss_mb,
+    cpu_seconds: h.cpu_seconds, raw_duplicates: r.duplicates, raw_lost: r.lost, naive_duplicates: nv.duplicates, naive_lost: nv.lost, statuses: h.statuses,
+  }));
+}
+
+async function planningScenario(n: number) {
+  await seedTenant(pool, 'bench-plan');
+  const seedStarted = performance.now();
+  await seedContacts(pool, 'bench-plan', n);
+  const seedSeconds = (performance.now() - seedStarted) / 1000;
+  const b = await seedBroadcast(pool, { tenantId: 'bench-plan', audience: { segment: { all: true } } });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/plan-child.ts'), db.url, b.id], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' } });
+  const r = JSON.parse(String(out).trim().split('\n').pop()!);
+  console.log(JSON.stringify({
+    scenario: 'plan-segment', recipients: r.rows, seconds: +r.seconds.toFixed(2), rows_per_second: Math.round(r.rows / r.seconds),
+    batches: r.batches, planner_rss_mb: Math.round(r.max_rss_mb), seed_seconds: +seedSeconds.toFixed(1),
+  }));
+}
+
+try {
+  const only = env.BENCH_ONLY?.split(',');
+  if (!only || only.includes('push')) await sendingScenario('push-100k-tokens', 'push', PUSH, 'bench-push');
+  if (!only || only.includes('sms')) await sendingScenario('sms-20k-numbers', 'sms', SMS, 'bench-sms');
+  if (!only || only.includes('plan')) await planningScenario(PLAN);
+} finally {
+  await providers.close();
+  await stop(simulator);
+  await pool.end();
+  await db.stop();
+}

@@ -16,6 +16,11 @@ export interface DeliverDeps {
   pool: Pool;
   sms?: SmsProvider;
   push?: PushProvider;
+  /**
+   * Tenants whose sends always go to the provider simulator, whatever credentials
+   * the worker has (the synthetic tenant of scheduled load tests: never real texts).
+   */
+  simulated?: { tenants: Set<string>; sms?: SmsProvider; push?: PushProvider };
   limiter: RateLimiter;
   recorder: OutcomeRecorder;
   inFlight: Semaphore;
@@ -136,7 +141,9 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
   if (sendable.length === 0) return summary;
 
   const first = sendable[0]!;
-  const outcomes = first.channel === 'sms' ? await sendSms(deps, sendable, job) : await sendPush(deps, sendable);
+  const sim = deps.simulated?.tenants.has(first.tenant_id) ? deps.simulated : undefined;
+  const via = sim ? { ...deps, sms: sim.sms, push: sim.push } : deps;
+  const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, job) : await sendPush(via, sendable);
   for (const o of outcomes) {
     if (o === 'accepted') summary.sent++;
     else if (o === 'retryable' || o === 'wait') summary.retry++;

@@ -14,6 +14,8 @@ import { startWorker } from './worker.js';
  *   HERALD_SIMULATOR_URL   send through the provider simulator when no credentials are set
  *   HERALD_WEBHOOK_URL     where Telnyx should post receipts (the api's /webhooks/telnyx)
  *   HERALD_WORKER_LEASE_SECONDS  how long a silent worker is presumed alive (default 30)
+ *   HERALD_SIMULATED_TENANTS     comma-separated tenants whose sends always go to the simulator
+ *                                (the k6 synthetic tenant), even when real credentials are set
  * SIGTERM/SIGINT: stop taking work, finish what is held within the grace period, exit.
  */
 const config = loadConfig();
@@ -25,11 +27,15 @@ await migrate(pool);
 const boss = await startBoss(db.url, { log, max: 4 });
 const simulator = process.env.HERALD_SIMULATOR_URL ? await connectToSimulator(process.env.HERALD_SIMULATOR_URL) : undefined;
 const providers = createProviders(config, { simulator, log, fcmMaxSockets: config.HERALD_WORKER_CONCURRENCY });
+const simulatedTenants = (process.env.HERALD_SIMULATED_TENANTS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+if (simulatedTenants.length > 0 && !simulator) throw new Error('HERALD_SIMULATED_TENANTS needs HERALD_SIMULATOR_URL');
+const simulatedProviders = simulatedTenants.length > 0 ? createProviders(config, { simulator, log, mode: 'simulator' }) : undefined;
 
 const worker = await startWorker({
   pool, boss, clock, log,
   sms: providers.sms,
   push: providers.push,
+  simulated: simulatedProviders && { tenants: new Set(simulatedTenants), sms: simulatedProviders.sms, push: simulatedProviders.push },
   lane: config.HERALD_LANE,
   concurrency: config.HERALD_WORKER_CONCURRENCY,
   jobs: config.HERALD_WORKER_JOBS,
@@ -52,6 +58,7 @@ async function shutdown(signal: string) {
   const { drained } = await worker.stop(config.HERALD_SHUTDOWN_GRACE_MS);
   await boss.stop({ graceful: true, timeout: 5_000 }).catch(() => {});
   await providers.close();
+  await simulatedProviders?.close();
   server.close();
   await pool.end();
   await db.stop();

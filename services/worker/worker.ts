@@ -9,7 +9,7 @@ import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
 import { RateLimiter } from '../delivery/rate-limit.js';
 import { sweepOnce } from '../delivery/sweeper.js';
-import { deliverBatch, DrainedError } from './deliver-batch.js';
+import { deliverBatch, DrainedError, type DeliverDeps } from './deliver-batch.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
 import { Semaphore } from './semaphore.js';
 
@@ -20,6 +20,7 @@ export interface WorkerOptions {
   log: Logger;
   sms?: SmsProvider;
   push?: PushProvider;
+  simulated?: DeliverDeps['simulated'];
   lane?: string;
   /** Sends in flight across all jobs of this process. */
   concurrency?: number;
@@ -58,7 +59,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const active = new Set<Promise<unknown>>();
   let accepting = true;
   const deps = {
-    pool: o.pool, sms: o.sms, push: o.push, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
+    pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
     accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
     draining: draining.signal,
   };

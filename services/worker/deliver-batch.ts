@@ -219,7 +219,7 @@ function errorOutcome(err: unknown): Outcome | WaitOutcome {
   return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err) };
 }
 
-function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {
+export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {
   const keys: RateKey[] = [
     { key: 'account:telnyx:sms', perSecond: deps.accountSmsPerSecond },
     { key: `tenant:${row.tenant_id}:sms`, perSecond: row.sms_per_second },

@@ -1,20 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../lib/net.js';
+
+export { freePort };
 
 export const ROOT = join(import.meta.dirname, '..');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A TypeScript entry point as its own Node 24 process (tsx as a loader, so signals reach it). */
 export function spawnTs(file: string, env: Record<string, string>, opts: { ipc?: boolean } = {}): ChildProcess {

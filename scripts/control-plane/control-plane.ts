@@ -12,11 +12,11 @@ import { existsSync, readFileSync, createWriteStream } from 'node:fs';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import https from 'node:https';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort, isPortFree } from '../../lib/net.js';
 
 const execFileP = promisify(execFile);
 
@@ -183,26 +183,6 @@ async function tail(file: string, lines = 30): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------
 // Ports
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Ports {
   apiserver: number;

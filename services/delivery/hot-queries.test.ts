@@ -1,7 +1,5 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { PgBoss } from 'pg-boss';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
-import { startBoss } from '../../lib/queue.js';
+import { describe, expect, it } from 'vitest';
+import { useDeliveryDatabase } from './testing/setup.js';
 import { planOccurrence } from './plan.js';
 import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 
@@ -10,31 +8,23 @@ import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
  * realistically sized table: each must use its index, never scan deliveries.
  * The plans are printed so a reader sees them (`vitest run hot-queries`).
  */
-let db: TestDatabase;
-let boss: PgBoss;
 let occurrenceId: string;
 const now = new Date('2026-06-01T15:00:00Z');
 
-beforeAll(async () => {
-  db = await createTestDatabase(inject('databaseUrl'));
-  boss = await startBoss(db.url, { supervise: false });
-  await seedTenant(db.pool, 'big');
-  await seedContacts(db.pool, 'big', 30_000, { tags: ['members'] });
-  await seedContacts(db.pool, 'big', 200, { tags: ['youth'], offset: 100_000 });
+const fx = useDeliveryDatabase(async () => {
+  await seedTenant(fx.db.pool, 'big');
+  await seedContacts(fx.db.pool, 'big', 30_000, { tags: ['members'] });
+  await seedContacts(fx.db.pool, 'big', 200, { tags: ['youth'], offset: 100_000 });
   for (let i = 0; i < 3; i++) {
-    const b = await seedBroadcast(db.pool, { tenantId: 'big', audience: { segment: { tags: ['members'] } } });
-    occurrenceId = (await planOccurrence(db.pool, boss, { broadcastId: b.id, key: 'once', scheduledAt: now }, now)).occurrenceId;
+    const b = await seedBroadcast(fx.db.pool, { tenantId: 'big', audience: { segment: { tags: ['members'] } } });
+    occurrenceId = (await planOccurrence(fx.db.pool, fx.boss, { broadcastId: b.id, key: 'once', scheduledAt: now }, now)).occurrenceId;
   }
-  await db.pool.query(`UPDATE deliveries SET status = 'sent', provider_message_id = 'pm-' || id WHERE id % 2 = 0`);
-  await db.pool.query('ANALYZE');
-}, 180_000);
-afterAll(async () => {
-  await boss?.stop({ graceful: false });
-  await db?.drop();
+  await fx.db.pool.query(`UPDATE deliveries SET status = 'sent', provider_message_id = 'pm-' || id WHERE id % 2 = 0`);
+  await fx.db.pool.query('ANALYZE');
 });
 
 async function explain(sql: string, params: unknown[]): Promise<string> {
-  const { rows } = await db.pool.query(`EXPLAIN ${sql}`, params);
+  const { rows } = await fx.db.pool.query(`EXPLAIN ${sql}`, params);
   const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
   console.log(`\n${sql.trim().split('\n')[0]}\n${plan}`);
   return plan;

@@ -1,54 +1,44 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { PgBoss } from 'pg-boss';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
-import { startBoss } from '../../lib/queue.js';
+import { describe, expect, it } from 'vitest';
+import { useDeliveryDatabase } from './testing/setup.js';
 import { planOccurrence } from './plan.js';
 import { recordDelivered, recordOutcomes } from './outcomes.js';
 import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 
-let db: TestDatabase;
-let boss: PgBoss;
 const now = new Date('2026-06-01T15:00:00Z');
 
-beforeAll(async () => {
-  db = await createTestDatabase(inject('databaseUrl'));
-  boss = await startBoss(db.url, { supervise: false });
-  await seedTenant(db.pool, 'grace');
-  await seedContacts(db.pool, 'grace', 10, { tokens: true });
-});
-afterAll(async () => {
-  await boss?.stop({ graceful: false });
-  await db?.drop();
+const fx = useDeliveryDatabase(async () => {
+  await seedTenant(fx.db.pool, 'grace');
+  await seedContacts(fx.db.pool, 'grace', 10, { tokens: true });
 });
 
 /** Plan a broadcast and mark its rows in flight, as a worker's claim would. */
 async function inFlightRows(channel: 'sms' | 'push', maxAttempts = 3) {
-  const b = await seedBroadcast(db.pool, { tenantId: 'grace', channel, maxAttempts });
-  await planOccurrence(db.pool, boss, { broadcastId: b.id, key: 'once', scheduledAt: now }, now);
-  const { rows } = await db.pool.query<{ id: number }>(
+  const b = await seedBroadcast(fx.db.pool, { tenantId: 'grace', channel, maxAttempts });
+  await planOccurrence(fx.db.pool, fx.boss, { broadcastId: b.id, key: 'once', scheduledAt: now }, now);
+  const { rows } = await fx.db.pool.query<{ id: number }>(
     `UPDATE deliveries SET status = 'sending', attempts = attempts + 1 WHERE broadcast_id = $1 RETURNING id`, [b.id]);
   return rows.map((r) => r.id).sort((a, b) => a - b);
 }
-const row = async (id: number) => (await db.pool.query('SELECT * FROM deliveries WHERE id = $1', [id])).rows[0];
+const row = async (id: number) => (await fx.db.pool.query('SELECT * FROM deliveries WHERE id = $1', [id])).rows[0];
 
 describe('recordOutcomes', () => {
   it('accepted → sent with the provider id; a receipt then marks it delivered, once', async () => {
     const [id] = await inFlightRows('sms');
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'msg-1' } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'msg-1' } }], now);
     expect(await row(id!)).toMatchObject({ status: 'sent', provider_message_id: 'msg-1', sent_at: now });
-    expect(await recordDelivered(db.pool, id!, now)).toBe(true);
-    expect(await recordDelivered(db.pool, id!, now)).toBe(false);
+    expect(await recordDelivered(fx.db.pool, id!, now)).toBe(true);
+    expect(await recordDelivered(fx.db.pool, id!, now)).toBe(false);
     expect((await row(id!)).status).toBe('delivered');
   });
 
   it('retryable → retry after a backoff, then dead-lettered with the reason once maxAttempts is spent', async () => {
     const [id] = await inFlightRows('sms', 2);
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy', retryAfterMs: 30_000 } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy', retryAfterMs: 30_000 } }], now);
     const r1 = await row(id!);
     expect(r1).toMatchObject({ status: 'retry', error_code: '40002', attempts: 1 });
     expect(r1.next_attempt_at.getTime()).toBeGreaterThanOrEqual(now.getTime() + 30_000);
-    await db.pool.query(`UPDATE deliveries SET status = 'sending', attempts = 2 WHERE id = $1`, [id]);
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy' } }], now);
+    await fx.db.pool.query(`UPDATE deliveries SET status = 'sending', attempts = 2 WHERE id = $1`, [id]);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy' } }], now);
     const r2 = await row(id!);
     expect(r2.status).toBe('dead');
     expect(r2.last_error).toMatch(/dead-lettered after 2 attempts: carrier busy/);
@@ -57,7 +47,7 @@ describe('recordOutcomes', () => {
 
   it('permanent fails only that delivery; 40300 records an opt-out; others in the same call are unaffected', async () => {
     const [a, b, c] = await inFlightRows('sms');
-    await recordOutcomes(db.pool, [
+    await recordOutcomes(fx.db.pool, [
       { deliveryId: a!, outcome: { kind: 'permanent', code: '40001', reason: 'not a mobile number' } },
       { deliveryId: b!, outcome: { kind: 'opted_out', code: '40300', reason: 'blocked: STOP' } },
       { deliveryId: c!, outcome: { kind: 'accepted', providerMessageId: 'ok' } },
@@ -65,34 +55,34 @@ describe('recordOutcomes', () => {
     expect((await row(a!)).status).toBe('failed');
     expect(await row(b!)).toMatchObject({ status: 'failed', error_code: '40300' });
     expect((await row(c!)).status).toBe('sent');
-    const opt = await db.pool.query(`SELECT source FROM opt_outs WHERE phone = $1`, [(await row(b!)).address]);
+    const opt = await fx.db.pool.query(`SELECT source FROM opt_outs WHERE phone = $1`, [(await row(b!)).address]);
     expect(opt.rows).toEqual([{ source: 'provider_40300' }]);
   });
 
   it('invalid_token deactivates the device token with the reason', async () => {
     const [id] = await inFlightRows('push');
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'invalid_token', code: 'UNREGISTERED', reason: 'gone' } }], now);
-    const t = await db.pool.query('SELECT active, invalid_reason FROM device_tokens WHERE id = $1', [(await row(id!)).device_token_id]);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'invalid_token', code: 'UNREGISTERED', reason: 'gone' } }], now);
+    const t = await fx.db.pool.query('SELECT active, invalid_reason FROM device_tokens WHERE id = $1', [(await row(id!)).device_token_id]);
     expect(t.rows[0]).toEqual({ active: false, invalid_reason: 'UNREGISTERED' });
   });
 
   it('wait (circuit open) retries later without spending an attempt', async () => {
     const [id] = await inFlightRows('sms');
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'wait', reason: 'circuit open', retryAfterMs: 5_000 } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'wait', reason: 'circuit open', retryAfterMs: 5_000 } }], now);
     expect(await row(id!)).toMatchObject({ status: 'retry', attempts: 0, next_attempt_at: new Date(now.getTime() + 5_000) });
   });
 
   it('a retry that could only happen after expiry is recorded as expired instead', async () => {
     const [id] = await inFlightRows('sms');
-    await db.pool.query(`UPDATE deliveries SET expires_at = $2 WHERE id = $1`, [id, new Date(now.getTime() + 10_000)]);
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40006', reason: 'busy', retryAfterMs: 60_000 } }], now);
+    await fx.db.pool.query(`UPDATE deliveries SET expires_at = $2 WHERE id = $1`, [id, new Date(now.getTime() + 10_000)]);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40006', reason: 'busy', retryAfterMs: 60_000 } }], now);
     expect(await row(id!)).toMatchObject({ status: 'expired', next_attempt_at: null });
   });
 
   it('a late report cannot resurrect a finished row', async () => {
     const [id] = await inFlightRows('sms');
-    await db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [id]);
-    await recordOutcomes(db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'late' } }], now);
+    await fx.db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [id]);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'late' } }], now);
     expect((await row(id!)).status).toBe('cancelled');
   });
 });

@@ -142,12 +142,12 @@ describe('deliverBatch through the real SDKs and the simulator', () => {
     const before = h.sim.received().sms.requests;
     await new Promise((r) => setTimeout(r, 2_000));
     expect(h.sim.received().sms.requests - before).toBeLessThan(20);
-    const waiting = await db.pool.query(`SELECT count(*) FILTER (WHERE status IN ('retry', 'queued'))::int AS waiting, count(*) FILTER (WHERE status = 'dead')::int AS dead FROM deliveries WHERE broadcast_id = $1`, [b.id]);
-    expect(waiting.rows[0]).toEqual({ waiting: 120, dead: 0 });
+    const given = await db.pool.query(`SELECT count(*)::int AS n FROM deliveries WHERE broadcast_id = $1 AND status IN ('dead', 'failed', 'sent')`, [b.id]);
+    expect(given.rows[0].n).toBe(0); // all still waiting: nobody told "failed" for an outage
     h.sim.configure({ down: false });
     // Move the clock past the backoffs the outage scheduled; it runs on from there.
     clock.set('2026-06-01T15:20:00Z');
-    expect(await h.settled(b.id, 20_000)).toEqual({ sent: 120 });
+    expect(await h.settled(b.id, 20_000)).toEqual({ sent: 118, skipped: 2 }); // two members opted out in an earlier test
     expect(h.sim.received().sms.duplicates.count).toBe(0);
   });
 

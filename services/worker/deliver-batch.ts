@@ -21,6 +21,12 @@ export interface DeliverDeps {
    * the worker has (the synthetic tenant of scheduled load tests: never real texts).
    */
   simulated?: { tenants: Set<string>; sms?: SmsProvider; push?: PushProvider };
+  /**
+   * Each provider's circuit state. A retryable failure while a circuit is not closed
+   * is the outage's, not the recipient's: the row waits without spending an attempt,
+   * so a long outage ends in delivery (or expiry), never in "failed".
+   */
+  circuitState?: { sms?: () => string; push?: () => string };
   limiter: RateLimiter;
   recorder: OutcomeRecorder;
   inFlight: Semaphore;
@@ -208,10 +214,36 @@ async function claim(deps: DeliverDeps, ids: number[], segments: number | null, 
   return new Set(rows.map((r) => r.id));
 }
 
+/**
+ * Take in-flight slots and rate tokens for a chunk, then claim its rows. The slots
+ * of rows another worker claimed first are given back at once; the caller
+ * releases the rest as each send finishes.
+ */
+async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], segments: number, encoding: string | null): Promise<Set<number>> {
+  await deps.inFlight.acquire(chunk.length);
+  let owned: Set<number>;
+  try {
+    await deps.limiter.take(keys, chunk.length * segments);
+    owned = await claim(deps, chunk.map((r) => r.id), encoding ? segments : null, encoding);
+  } catch (err) {
+    deps.inFlight.release(chunk.length);
+    throw err;
+  }
+  deps.inFlight.release(chunk.length - owned.size);
+  return owned;
+}
+
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outcome | WaitOutcome): Outcome | WaitOutcome {
+  if (outcome.kind !== 'retryable') return outcome;
+  const state = deps.circuitState?.[channel]?.();
+  if (!state || state === 'closed') return outcome;
+  return { kind: 'wait', reason: `${outcome.reason} (provider circuit ${state})`, retryAfterMs: Math.max(outcome.retryAfterMs ?? 0, 1_000) };
 }
 
 function errorOutcome(err: unknown): Outcome | WaitOutcome {
@@ -274,16 +306,7 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
         left += chunk.length;
         continue;
       }
-      await deps.inFlight.acquire(chunk.length);
-      let owned: Set<number>;
-      try {
-        await deps.limiter.take(keys, chunk.length * seg.segments);
-        owned = await claim(deps, chunk.map((r) => r.id), seg.segments, seg.encoding);
-      } catch (err) {
-        deps.inFlight.release(chunk.length);
-        throw err;
-      }
-      deps.inFlight.release(chunk.length - owned.size);
+      const owned = await reserveAndClaim(deps, chunk, keys, seg.segments, seg.encoding);
       for (const row of chunk) {
         if (!owned.has(row.id)) continue;
         results.push(sendOneSms(deps, row, from));
@@ -311,6 +334,7 @@ async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber): Pro
   } finally {
     deps.inFlight.release(1);
   }
+  outcome = duringOutage(deps, 'sms', outcome);
   observe(row, outcome, 'telnyx', started, deps.clock);
   await deps.recorder.add({ deliveryId: row.id, outcome });
   return outcome.kind;
@@ -334,16 +358,7 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
       left += chunk.length;
       continue;
     }
-    await deps.inFlight.acquire(chunk.length);
-    let owned: Set<number>;
-    try {
-      await deps.limiter.take(keys, chunk.length);
-      owned = await claim(deps, chunk.map((r) => r.id), null, null);
-    } catch (err) {
-      deps.inFlight.release(chunk.length);
-      throw err;
-    }
-    deps.inFlight.release(chunk.length - owned.size);
+    const owned = await reserveAndClaim(deps, chunk, keys, 1, null);
     const mine = chunk.filter((r) => owned.has(r.id));
     if (mine.length === 0) continue;
     results.push(
@@ -366,7 +381,7 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
         }
         await Promise.all(
           mine.map((r, i) => {
-            const outcome = outcomes[i] ?? errorOutcome(new Error('provider returned fewer results than messages'));
+            const outcome = duringOutage(deps, 'push', outcomes[i] ?? errorOutcome(new Error('provider returned fewer results than messages')));
             observe(r, outcome, 'fcm', started, deps.clock);
             return deps.recorder.add({ deliveryId: r.id, outcome });
           }),

@@ -35,6 +35,7 @@ const worker = await startWorker({
   pool, boss, clock, log,
   sms: providers.sms,
   push: providers.push,
+  circuitState: { sms: () => providers.circuits.telnyx.state, push: () => providers.circuits.fcm.state },
   simulated: simulatedProviders && { tenants: new Set(simulatedTenants), sms: simulatedProviders.sms, push: simulatedProviders.push },
   lane: config.HERALD_LANE,
   concurrency: config.HERALD_WORKER_CONCURRENCY,

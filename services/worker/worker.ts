@@ -21,6 +21,7 @@ export interface WorkerOptions {
   sms?: SmsProvider;
   push?: PushProvider;
   simulated?: DeliverDeps['simulated'];
+  circuitState?: DeliverDeps['circuitState'];
   lane?: string;
   /** Sends in flight across all jobs of this process. */
   concurrency?: number;
@@ -59,7 +60,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const active = new Set<Promise<unknown>>();
   let accepting = true;
   const deps = {
-    pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
+    pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, circuitState: o.circuitState, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
     accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
     draining: draining.signal,
   };

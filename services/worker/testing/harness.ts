@@ -35,6 +35,7 @@ export async function startHarness(pool: Pool, url: string, o: { sim?: Simulator
     async startWorker(w = {}) {
       const worker = await startWorker({
         pool, boss, clock, log, sms: providers.sms, push: providers.push,
+        circuitState: { sms: () => providers.circuits.telnyx.state, push: () => providers.circuits.fcm.state },
         sweepIntervalMs: 200, pollingIntervalSeconds: 0.5, workerLeaseSeconds: 2, ...w,
       });
       workers.push(worker);

@@ -1,0 +1,27 @@
+import { afterAll, beforeAll, inject } from 'vitest';
+import type { PgBoss } from 'pg-boss';
+import { createTestDatabase, type TestDatabase } from '../../../lib/testing/database.js';
+import { startBoss } from '../../../lib/queue.js';
+
+export interface DeliveryTestContext {
+  db: TestDatabase;
+  boss: PgBoss;
+}
+
+/**
+ * A test file's own migrated database and a pg-boss on it, for the life of the
+ * file; `seed` runs once after both are up.
+ */
+export function useDeliveryDatabase(seed?: (ctx: DeliveryTestContext) => Promise<void>): DeliveryTestContext {
+  const ctx = {} as DeliveryTestContext;
+  beforeAll(async () => {
+    ctx.db = await createTestDatabase(inject('databaseUrl'));
+    ctx.boss = await startBoss(ctx.db.url, { supervise: false });
+    await seed?.(ctx);
+  }, 180_000);
+  afterAll(async () => {
+    await ctx.boss?.stop({ graceful: false });
+    await ctx.db?.drop();
+  });
+  return ctx;
+}

@@ -60,7 +60,7 @@ export class BroadcastController {
 
     if (r.bc.metadata.deletionTimestamp) {
       await cancel(r, this.d.api);
-      await this.recordEvents(r);
+      this.recordEvents(r);
       return {};
     }
     r.bc = await this.ensureFinalizer(r.bc);
@@ -127,11 +127,12 @@ export class BroadcastController {
       if (stored) r.bc = stored;
       if (r.previousPhase !== phase) r.log.info({ from: r.previousPhase ?? null, to: phase }, 'phase');
     }
-    await this.recordEvents(r);
+    this.recordEvents(r);
     return result;
   }
 
-  private async recordEvents(r: Reconciling): Promise<void> {
-    for (const e of r.events) await this.d.events.record(r.bc, e);
+  /** Events are advisory: recorded in the background, in order, never holding up the next reconcile. */
+  private recordEvents(r: Reconciling): void {
+    if (r.events.length > 0) this.d.events.recordAll(r.bc, [...r.events]);
   }
 }

@@ -109,3 +109,9 @@ export async function deliveryCoreCopy(pool: Pool, broadcastId: string): Promise
   const r = rows[0];
   return r && { generation: r.generation, suspended: r.suspended, cancelledAt: r.cancelled_at };
 }
+
+/** Rows a worker held while the broadcast was suspended. */
+export async function hasHeldDeliveries(pool: Pool, broadcastId: string): Promise<boolean> {
+  const { rows } = await pool.query("SELECT 1 FROM deliveries WHERE broadcast_id = $1 AND status = 'held' LIMIT 1", [broadcastId]);
+  return rows.length > 0;
+}

@@ -37,6 +37,21 @@ export class EventRecorder {
 
   private readonly suffix: string;
 
+  private background = new Set<Promise<void>>();
+
+  /** Record these in order without waiting; `drain` waits for what is in flight. */
+  recordAll(bc: Broadcast, events: BroadcastEvent[]): void {
+    const p = (async () => {
+      for (const e of events) await this.record(bc, e);
+    })();
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.background]);
+  }
+
   async record(bc: Broadcast, e: BroadcastEvent): Promise<void> {
     const key = `${bc.metadata.uid}/${e.reason}/${e.note}`;
     const now = Date.now();

@@ -40,9 +40,9 @@ export interface OperatorOptions {
   retryPeriodMs?: number;
   /** HTTP port for /healthz /readyz /metrics (0: any free port; undefined: no server). */
   port?: number;
-  /** Broadcasts reconciled at once. */
+  /** Broadcasts reconciled at once (default 16: a reconcile mostly waits on PostgreSQL and the API server). */
   concurrency?: number;
-  /** Every Broadcast is reconciled at least this often. */
+  /** Every Broadcast is reconciled at least this often (default 60 s; receipts keep changing counts after completion). */
   resyncMs?: number;
   settings?: Partial<OperatorSettings>;
   /** Tests: fault injection inside reconcile. */
@@ -75,14 +75,21 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
 
   const ownsPool = !o.pool;
   if (!o.pool && !o.databaseUrl) throw new Error('startOperator needs databaseUrl or pool');
-  const pool = o.pool ?? createPool(o.databaseUrl!, 8, 'operator');
+  const pool = o.pool ?? createPool(o.databaseUrl!, (o.concurrency ?? 16) + 4, 'operator');
+  if (ownsPool) {
+    // A replica paused mid-transaction (SIGSTOP, a long GC, a frozen VM) would hold its
+    // row locks and block the new leader's planning; PostgreSQL ends such a transaction.
+    pool.on('connect', (client) => {
+      client.query("SET idle_in_transaction_session_timeout = '10s'").catch(() => {});
+    });
+  }
   const ownsBoss = !o.boss;
   const boss = o.boss ?? (await startBoss(o.databaseUrl!, { supervise: false, schedule: false, max: 4, log }));
 
   const api = new BroadcastApi(kube, o.namespace);
   const events = new EventRecorder(kube, identity, log);
   const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
-  const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 30_000, log });
+  const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
 
   const enqueueAll = () => {
     for (const bc of informer.list()) queue.add(objectKey(bc));
@@ -127,7 +134,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   await informer.start();
   elector.start();
 
-  const concurrency = o.concurrency ?? 4;
+  const concurrency = o.concurrency ?? 16;
   let stopping = false;
   const workers = Array.from({ length: concurrency }, async () => {
     for (;;) {
@@ -202,6 +209,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       // Finish the reconciles in flight, then hand the Lease over at once.
       queue.shutdown();
       await Promise.allSettled(workers);
+      await events.drain();
       await elector.stop({ release: true });
       metrics.leader.set(0);
       await informer.stop();

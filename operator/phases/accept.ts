@@ -1,6 +1,6 @@
 import { upsertBroadcast } from '../../services/delivery/broadcasts.js';
 import { countSegments, MAX_SEGMENTS } from '../../services/delivery/segments.js';
-import { readTenant } from '../delivery-state.js';
+import { deliveryCoreCopy, readTenant } from '../delivery-state.js';
 import { toBroadcastRecord } from '../delivery-record.js';
 import { scheduleProblem } from '../schedule.js';
 import type { Blocked, Reconciling } from './reconciling.js';
@@ -8,7 +8,7 @@ import type { Blocked, Reconciling } from './reconciling.js';
 /**
  * Accept: check what the API server's schema could not (a cron that parses, a
  * real time zone, the SMS part count, a known tenant with a sending number), then
- * give the delivery core this generation of the Broadcast. Rows not yet sent read
+ * give the delivery core this generation of the Broadcast (unless it has it). Rows not yet sent read
  * the message from that copy, so an edit applies to them; an older generation
  * never overwrites a newer one.
  */
@@ -35,7 +35,9 @@ export async function accept(r: Reconciling): Promise<Blocked | undefined> {
     return r.block({ phase: 'Pending', reason: 'ProviderNotConfigured', message, retry: true }, false);
   }
 
-  await upsertBroadcast(r.deps.pool, toBroadcastRecord(r.bc));
+  // A read first: most reconciles (status refreshes) find this generation already there.
+  r.coreCopy = await deliveryCoreCopy(r.deps.pool, r.id);
+  if (!r.coreCopy || r.coreCopy.generation < r.generation) await upsertBroadcast(r.deps.pool, toBroadcastRecord(r.bc));
   r.condition('Accepted', 'True', 'Valid', `generation ${r.generation} accepted`);
   if (r.getPreviousCondition('Accepted')?.status !== 'True') r.event('Normal', 'Accepted', 'Accept', `accepted for tenant ${spec.tenant} (${spec.channel})`);
   return undefined;

@@ -56,6 +56,8 @@ export class Reconciling {
   readonly status: BroadcastStatus;
   readonly events: BroadcastEvent[] = [];
   readonly log: Logger;
+  /** The delivery core's copy as accept found it (before any upsert). */
+  coreCopy: { generation: number; suspended: boolean; cancelledAt: Date | null } | undefined;
   private degraded: { reason: string; message: string } | undefined;
 
   constructor(

@@ -1,4 +1,5 @@
 import { resumeBroadcast, suspendBroadcast } from '../../services/delivery/broadcasts.js';
+import { hasHeldDeliveries } from '../delivery-state.js';
 import type { Reconciling } from './reconciling.js';
 
 /** spec.suspend: true — workers hold every row not yet sent; nothing new is planned. */
@@ -11,10 +12,12 @@ export async function suspend(r: Reconciling): Promise<void> {
 
 /**
  * spec.suspend: false — held rows become due at once and the workers' sweeper
- * enqueues them. Called on every reconcile of a live Broadcast, so a row a worker
+ * enqueues them. Checked on every reconcile of a live Broadcast, so a row a worker
  * held just as the suspension lifted is released on the next pass.
  */
 export async function resume(r: Reconciling): Promise<void> {
+  const needed = r.previousPhase === 'Suspended' || r.coreCopy?.suspended || (await hasHeldDeliveries(r.deps.pool, r.id));
+  if (!needed) return;
   const released = await resumeBroadcast(r.deps.pool, r.id, r.now);
   if (r.previousPhase === 'Suspended' || released > 0) {
     r.event('Normal', 'Resumed', 'Resume', `sending resumed; ${released} held deliveries released`);

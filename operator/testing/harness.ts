@@ -130,7 +130,7 @@ export interface Delivery {
 }
 
 /** A database of this file's own, the provider simulator, and one worker delivering through it. */
-export async function startDelivery(databaseUrl: string, clock: Clock, log = testLog('worker')): Promise<Delivery> {
+export async function startDelivery(databaseUrl: string, clock: Clock, log = testLog('worker'), o: { jobs?: number } = {}): Promise<Delivery> {
   const db = await createTestDatabase(databaseUrl, 20);
   const boss = await startBoss(db.url, { supervise: true, max: 6, log, superviseIntervalSeconds: 2 });
   const sim = await startSimulator({ port: 0, fcmPort: 0, receiptDelayMs: 5, keepMessages: true });
@@ -138,8 +138,8 @@ export async function startDelivery(databaseUrl: string, clock: Clock, log = tes
   const worker = await startWorker({
     pool: db.pool, boss, clock, log, sms: providers.sms, push: providers.push,
     sweepIntervalMs: 250, pollingIntervalSeconds: 0.5, heartbeatIntervalMs: 1_000, accountSmsPerSecond: 1_000,
-    // One batch at a time, so a test can act between batches (suspend, edit, delete mid-send).
-    jobs: 1,
+    // One batch at a time by default, so a test can act between batches (suspend, edit, delete mid-send).
+    jobs: o.jobs ?? 1,
   });
   return {
     db, boss, sim, providers, worker,
@@ -169,6 +169,13 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Events are recorded in the background: wait until these reasons have all been recorded. */
+export const eventsInclude = (kube: Kube, name: string, reasons: string[], ns = 'default') =>
+  waitFor(`${name} events ${reasons.join(', ')}`, async () => {
+    const events = await kube.events(name, ns);
+    return reasons.every((r) => events.some((e) => e.reason === r)) ? events : undefined;
+  });
 
 export const phaseIs = (kube: Kube, name: string, phase: string, ns = 'default') =>
   waitFor(`${name} phase ${phase}`, async () => {

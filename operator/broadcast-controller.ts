@@ -98,7 +98,8 @@ export class BroadcastController {
     else phase = complete(r, counts, blocked ? { ...decision, exhausted: false } : { ...decision, due: [] }, nowPlanned.length > 0);
 
     const waits: number[] = [];
-    if (outstanding(counts) > 0) waits.push(this.d.settings.statusRefreshMs);
+    // While rows move, fold counts in every statusRefreshMs (suspended: only while some are in flight).
+    if (r.spec.suspend ? counts.sending > 0 : outstanding(counts) > 0) waits.push(this.d.settings.statusRefreshMs);
     if (r.status.nextRunAt) waits.push(new Date(r.status.nextRunAt).getTime() - r.now.getTime());
     const result: ReconcileResult = blocked ? this.afterBlocked(blocked) : {};
     if (waits.length) result.requeueAfterMs = Math.max(0, Math.min(this.d.settings.maxRequeueMs, ...waits));

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../lib/clock.js';
+import { URGENT_PRIORITY } from '../lib/queue.js';
 import { metrics } from '../lib/metrics.js';
 import { deliveryCounts } from '../services/delivery/broadcasts.js';
 import { broadcastIdFor } from '../services/delivery/ids.js';
@@ -63,7 +64,7 @@ afterAll(async () => {
   await kube?.stop();
 }, 60_000);
 
-describe('a Broadcast from apply to Completed', () => {
+describe('a Broadcast from apply to Completed', { timeout: 180_000 }, () => {
   it('send now completes; status counts match what the simulator received; milestones are Events', async () => {
     const bc = await kube.create(broadcast('sunday', { tenant: 'grace', audience: { segment: { tags: ['members'] } } }));
     const done = await phaseIs(kube, 'sunday', 'Completed');
@@ -116,7 +117,7 @@ describe('a Broadcast from apply to Completed', () => {
   });
 });
 
-describe('push', () => {
+describe('push', { timeout: 180_000 }, () => {
   it('a segment’s devices with a title, and a topic, through the FCM adapter to the simulator', async () => {
     await seedTenant(delivery.db.pool, 'school', { numbers: [] });
     await seedContacts(delivery.db.pool, 'school', 10, { tags: ['cs101'], offset: 8_000, tokens: true, tokenPrefix: 'simok-cs101-' });
@@ -127,12 +128,18 @@ describe('push', () => {
     const alert = await phaseIs(kube, 'alert', 'Completed');
     expect(alert.status).toMatchObject({ audienceSize: 1, counts: { sent: 1 } });
     expect(delivery.sim.countFor('topic:all-students')).toBe(1);
+    // priority: urgent takes the delivery core's urgent path.
+    const jobs = await delivery.db.pool.query<{ priority: number }>(
+      `SELECT priority FROM pgboss.job WHERE data->>'occurrenceId' IN (SELECT id::text FROM occurrences WHERE broadcast_id = $1)`,
+      [idOf(alert)],
+    );
+    expect(jobs.rows.map((j) => j.priority)).toEqual([URGENT_PRIORITY]);
     const titled = (delivery.sim.received({ messages: true }).push.messages ?? []).filter((m) => m.title === 'CS101');
     expect(titled).toHaveLength(10);
   });
 });
 
-describe('problems the operator reports without crash-looping or spinning', () => {
+describe('problems the operator reports without crash-looping or spinning', { timeout: 180_000 }, () => {
   it('unknown tenant: Accepted=False with the reason, one Warning, no status rewrites; proceeds once the tenant exists', async () => {
     await kube.create(broadcast('ghostly', { tenant: 'ghost' }));
     const pending = await waitFor('UnknownTenant', async () => {
@@ -185,7 +192,7 @@ describe('problems the operator reports without crash-looping or spinning', () =
   });
 });
 
-describe('changes while sending', () => {
+describe('changes while sending', { timeout: 180_000 }, () => {
   it('delete mid-send: the finalizer cancels every delivery not yet sent, records it, then lets the object go', async () => {
     await seedContacts(delivery.db.pool, 'grace', 150, { tags: ['doomed'], offset: 2_000 });
     const bc = await kube.create(broadcast('doomed', { tenant: 'grace', audience: { segment: { tags: ['doomed'] } }, delivery: { ratePerSecond: 20 } }));
@@ -250,7 +257,7 @@ describe('changes while sending', () => {
   });
 });
 
-describe('schedules on the operator’s clock', () => {
+describe('schedules on the operator’s clock', { timeout: 180_000 }, () => {
   it('localTime and cron across the US DST change: each recipient at 09:00 in their own zone, each tick once', async () => {
     await seedTenant(delivery.db.pool, 'campus', { tz: 'America/Chicago' });
     await seedContacts(delivery.db.pool, 'campus', 3, { tags: ['dst'], tz: 'America/Chicago', offset: 6_000 });
@@ -338,7 +345,7 @@ describe('schedules on the operator’s clock', () => {
   });
 });
 
-describe('level-triggered', () => {
+describe('level-triggered', { timeout: 180_000 }, () => {
   it('a reconcile that crashes at any step converges on the next run without a duplicate job or delivery', async () => {
     const steps = ['read', 'finalizer', 'accept', 'suspend', 'plan', 'send', 'status'];
     const pending = new Set(steps);
@@ -361,7 +368,7 @@ describe('level-triggered', () => {
   });
 });
 
-describe('status', () => {
+describe('status', { timeout: 180_000 }, () => {
   it('is written in batches (counts folded in every statusRefreshMs), not once per delivery', async () => {
     const { used } = usedBy(kube.cp.auditLogPath, `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`);
     const writes = (name: string) => used.filter((a) => a.resource === 'broadcasts/status' && a.verb === 'update' && a.name === name).length;
@@ -372,7 +379,7 @@ describe('status', () => {
   });
 });
 
-describe('RBAC', () => {
+describe('RBAC', { timeout: 180_000 }, () => {
   it('the operator’s ServiceAccount used exactly what its Role and ClusterRole grant: nothing forbidden, no unused grant', async () => {
     const { used, forbidden } = usedBy(kube.cp.auditLogPath, `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`);
     expect(used.length).toBeGreaterThan(0);

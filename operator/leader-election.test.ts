@@ -28,7 +28,7 @@ function elector(identity: string, transitions: string[]): LeaderElector {
   return e;
 }
 
-describe('LeaderElector on a coordination.k8s.io/v1 Lease', () => {
+describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }, () => {
   it('of two candidates exactly one leads; release hands over at once; a silent leader is replaced after the lease duration', async () => {
     const log: string[] = [];
     const a = elector('replica-a', log);

@@ -64,7 +64,7 @@ afterAll(async () => {
   await kube?.stop();
 }, 60_000);
 
-describe('the operator process', () => {
+describe('the operator process', { timeout: 180_000 }, () => {
   it('killed (SIGKILL) mid-send and started again: completes with no duplicate job or delivery', async () => {
     const first = operator();
     await waitFor('operator-1 to lead', async () => (await leaseHolder(kube)) === first.identity);

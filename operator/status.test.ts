@@ -16,7 +16,7 @@ afterAll(async () => {
   await kube?.stop();
 });
 
-describe('writeStatus through the status subresource', () => {
+describe('writeStatus through the status subresource', { timeout: 180_000 }, () => {
   it('on a conflict (the object changed since it was read) re-reads and re-applies the same status', async () => {
     const stale: Broadcast = await kube.create(broadcast('conflicted', { tenant: 'grace' }));
     await kube.patchSpec('conflicted', { message: { text: 'edited meanwhile' } });

@@ -28,7 +28,7 @@ afterAll(async () => {
   await kube?.stop();
 });
 
-describe('Informer (list-watch against a real kube-apiserver)', () => {
+describe('Informer (list-watch against a real kube-apiserver)', { timeout: 180_000 }, () => {
   it('lists what exists, then reports additions, spec changes and deletions in order', async () => {
     expect(informer.hasSynced).toBe(true);
     expect(informer.list().map((b) => b.metadata.name)).toEqual(['before-start']);

@@ -154,7 +154,7 @@ export async function startDelivery(databaseUrl: string, clock: Clock, log = tes
 }
 
 /** Poll until `check` returns something truthy; fail with the last value after the deadline. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 120_000, everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

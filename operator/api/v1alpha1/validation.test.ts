@@ -55,7 +55,7 @@ const refusals: [string, Record<string, unknown>, RegExp][] = [
   ['an empty message', { message: { text: '' } }, /spec.message.text .*should be at least 1 chars long/],
 ];
 
-describe('kubectl apply of a bad Broadcast is refused by the API server', () => {
+describe('kubectl apply of a bad Broadcast is refused by the API server', { timeout: 180_000 }, () => {
   it.each(refusals)('refuses %s', async (_what, spec, message) => {
     const r = await apply(manifest('bad', spec));
     expect(r.code).not.toBe(0);

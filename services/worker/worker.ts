@@ -89,18 +89,21 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   );
 
   const timers: NodeJS.Timeout[] = [];
+  // Beat well inside the lease others judge us by, or a slow send would look like a dead worker.
+  const leaseSeconds = o.workerLeaseSeconds ?? 30;
+  const heartbeatMs = Math.min(o.heartbeatIntervalMs ?? 5_000, (leaseSeconds * 1000) / 3);
   let sweeping = false;
   timers.push(setInterval(() => {
     if (sweeping || !accepting) return;
     sweeping = true;
-    sweepOnce(o.pool, o.boss, o.clock.now(), { workerLeaseSeconds: o.workerLeaseSeconds })
+    sweepOnce(o.pool, o.boss, o.clock.now(), { workerLeaseSeconds: leaseSeconds })
       .then((r) => { if (r.woken || r.orphaned) o.log.debug(r, "sweep"); })
       .catch((err) => o.log.warn({ err }, 'sweep failed'))
       .finally(() => { sweeping = false; });
   }, o.sweepIntervalMs ?? 1_000));
   timers.push(setInterval(() => {
     o.pool.query('UPDATE workers SET heartbeat_at = now() WHERE id = $1', [id]).catch((err) => o.log.warn({ err }, 'heartbeat failed'));
-  }, o.heartbeatIntervalMs ?? 5_000));
+  }, heartbeatMs));
   timers.push(setInterval(() => {
     o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount ?? 0); }).catch(() => {});
   }, 5_000));

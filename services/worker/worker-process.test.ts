@@ -25,7 +25,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const env = () => ({ DATABASE_URL: db.url, HERALD_SIMULATOR_URL: sim.url, HERALD_WORKER_LEASE_SECONDS: '2', HERALD_WORKER_CONCURRENCY: '40', HERALD_WORKER_JOBS: '2', HERALD_ACCOUNT_SMS_PER_SECOND: '100000' });
+const env = () => ({ DATABASE_URL: db.url, HERALD_SIMULATOR_URL: sim.url, HERALD_WORKER_LEASE_SECONDS: '5', HERALD_WORKER_CONCURRENCY: '40', HERALD_WORKER_JOBS: '2', HERALD_ACCOUNT_SMS_PER_SECOND: '100000' });
 const counts = async (broadcastId: string) =>
   Object.fromEntries((await db.pool.query('SELECT status, count(*)::int n FROM deliveries WHERE broadcast_id = $1 GROUP BY 1', [broadcastId])).rows.map((r) => [r.status, r.n]));
 async function settle(broadcastId: string, timeoutMs = 90_000) {

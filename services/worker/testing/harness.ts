@@ -36,7 +36,7 @@ export async function startHarness(pool: Pool, url: string, o: { sim?: Simulator
       const worker = await startWorker({
         pool, boss, clock, log, sms: providers.sms, push: providers.push,
         circuitState: { sms: () => providers.circuits.telnyx.state, push: () => providers.circuits.fcm.state },
-        sweepIntervalMs: 200, pollingIntervalSeconds: 0.5, workerLeaseSeconds: 2, ...w,
+        sweepIntervalMs: 200, pollingIntervalSeconds: 0.5, workerLeaseSeconds: 10, ...w,
       });
       workers.push(worker);
       return worker;

@@ -18,9 +18,9 @@ const intFromEnv = (def: number) => z.coerce.number().int().positive().default(d
 const schema = z.object({
   HERALD_DATA_DIR: z.string().default('.herald'),
   HERALD_PG_PORT: intFromEnv(54329),
-  HERALD_DB_POOL_MAX: intFromEnv(10),
+  HERALD_DB_POOL_MAX: intFromEnv(20),
   HERALD_WORKER_CONCURRENCY: intFromEnv(128),
-  HERALD_WORKER_JOBS: intFromEnv(4),
+  HERALD_WORKER_JOBS: intFromEnv(16),
   HERALD_WORKER_PORT: z.coerce.number().int().min(0).default(8081),
   HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),
   HERALD_SIMULATOR_PORT: z.coerce.number().int().min(0).default(8090),

@@ -67,7 +67,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
 
   const workId = await o.boss.work<DeliverJob>(
     DELIVER_QUEUE,
-    { batchSize: 1, localConcurrency: o.jobs ?? 4, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5 },
+    { batchSize: 1, localConcurrency: o.jobs ?? 16, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5 },
     async ([job]) => {
       if (!job) return;
       const run = deliverBatch(deps, job.data);

@@ -77,6 +77,7 @@ export default async function herald(): Promise<Record<string, unknown>> {
       images: cfg.images,
       loadTest: cfg.loadTest,
       apiServiceUrl: workloads.apiServiceUrl,
+      secretDelivery,
     });
     return { ctx, loadBalancerHostname: workloads.apiLoadBalancerHostname };
   });

@@ -1,9 +1,13 @@
 /**
  * Scheduled load test in one cluster: an in-cluster provider simulator (so the synthetic
- * tenant's sends never reach Telnyx or FCM), the k6 script from loadtests/capacity.js as a
- * ConfigMap, and a k6 CronJob against the api with the synthetic tenant. A failed k6
- * threshold exits 99; with backoffLimit 0 and a pod failure policy the Job fails at once.
- * Suspended in standby regions.
+ * tenant's sends never reach Telnyx or FCM), the load-test namespace, ServiceAccount and
+ * Role from loadtests/k8s/loadtest-rbac.yaml (the file itself, parsed, not copied), the k6
+ * script from loadtests/capacity.js as a ConfigMap, and a k6 CronJob in that namespace:
+ * as that ServiceAccount (projected token + the API server's CA) it creates, lists and
+ * deletes Broadcasts through the Kubernetes API, and with the synthetic tenant's api key
+ * (Secret from External Secrets) it registers contacts through the api's Service.
+ * A failed k6 threshold exits 99; with backoffLimit 0 and a pod failure policy the Job
+ * fails at once. Suspended in standby regions.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,11 +15,50 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
 import type { Cluster } from './cluster.js';
-import { REPO_ROOT } from './operator-manifests.js';
+import { createManifests, loadManifestFiles, REPO_ROOT, type Manifest } from './operator-manifests.js';
 import type { RegionContext } from './region.js';
+import { LOADTEST_API_KEY_SECRET, LOADTEST_API_KEY_SECRET_KEY, loadTestApiKeySecret, type SecretDelivery } from './secrets.js';
 import { image, NAMESPACE, podSpec, PORTS, RESOURCES, SIMULATOR_SERVICE } from './workloads.js';
 
 export const K6_THRESHOLD_FAILED_EXIT_CODE = 99;
+export const LOADTEST_RBAC_FILE = 'loadtests/k8s/loadtest-rbac.yaml';
+/** In-cluster address of the Kubernetes API (capacity.js: HERALD_KUBE_API). */
+export const KUBE_API_URL = 'https://kubernetes.default.svc';
+/** Where the k6 pod's projected service-account token, CA and namespace are mounted. */
+export const SERVICE_ACCOUNT_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** Longer than the Job's activeDeadlineSeconds: k6 reads the token once, at start. */
+export const K6_TOKEN_EXPIRATION_SECONDS = 7200;
+const K6_ACTIVE_DEADLINE_SECONDS = 3600;
+
+export interface LoadTestRbac {
+  manifests: Manifest[];
+  /** The load-test namespace (the file's Namespace); everything else in the file lives in it. */
+  namespace: string;
+  serviceAccountName: string;
+}
+
+/**
+ * Reads loadtests/k8s/loadtest-rbac.yaml: one Namespace, a ServiceAccount in it, and only
+ * namespaced RBAC (Role, RoleBinding) in it. Anything else is refused, not deployed.
+ */
+export function loadLoadTestRbac(root: string = REPO_ROOT): LoadTestRbac {
+  const manifests = loadManifestFiles([LOADTEST_RBAC_FILE], root);
+  const namespaces = manifests.filter((m) => m.kind === 'Namespace');
+  if (namespaces.length !== 1) throw new Error(`${LOADTEST_RBAC_FILE}: needs exactly one Namespace, found ${namespaces.length}`);
+  const namespace = namespaces[0]!.metadata.name;
+  for (const m of manifests) {
+    if (m.kind === 'Namespace') continue;
+    if (!['ServiceAccount', 'Role', 'RoleBinding'].includes(m.kind)) {
+      throw new Error(`${LOADTEST_RBAC_FILE}: ${m.kind} ${m.metadata.name} is not allowed (only Namespace, ServiceAccount, Role, RoleBinding)`);
+    }
+    if (m.metadata.namespace !== namespace) {
+      throw new Error(`${LOADTEST_RBAC_FILE}: ${m.kind} ${m.metadata.name} must be in namespace ${namespace}`);
+    }
+  }
+  const accounts = manifests.filter((m) => m.kind === 'ServiceAccount');
+  if (accounts.length !== 1) throw new Error(`${LOADTEST_RBAC_FILE}: needs exactly one ServiceAccount, found ${accounts.length}`);
+  return { manifests, namespace, serviceAccountName: accounts[0]!.metadata.name };
+}
 
 /** Reads the k6 script; a missing file is a clear error, not an empty ConfigMap. */
 export function readLoadTestScript(scriptPath: string, root: string = REPO_ROOT): string {
@@ -33,6 +76,7 @@ export interface LoadTestingArgs {
   images: StackConfig['images'];
   loadTest: StackConfig['loadTest'];
   apiServiceUrl: string;
+  secretDelivery: SecretDelivery;
 }
 
 export class LoadTesting extends pulumi.ComponentResource {
@@ -40,6 +84,7 @@ export class LoadTesting extends pulumi.ComponentResource {
     super('herald:platform:LoadTesting', name, {}, opts);
     const { ctx, cluster, images, loadTest } = args;
     const script = readLoadTestScript(loadTest.scriptPath);
+    const rbac = loadLoadTestRbac();
     const k = (extra?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
       parent: this,
       provider: cluster.k8s,
@@ -89,10 +134,15 @@ export class LoadTesting extends pulumi.ComponentResource {
       },
       k(),
     );
+    // --- the load-test namespace, ServiceAccount and Role (loadtests/k8s/loadtest-rbac.yaml) ---
+    const prefix = ctx.name('loadtest-rbac');
+    const loadTestNamespace = createManifests(prefix, rbac.manifests.filter((m) => m.kind === 'Namespace'), k({ dependsOn: [] }));
+    const identity = createManifests(prefix, rbac.manifests.filter((m) => m.kind !== 'Namespace'), k({ dependsOn: loadTestNamespace }));
+    const apiKey = loadTestApiKeySecret(ctx, args.secretDelivery, rbac.namespace, k({ dependsOn: loadTestNamespace }));
     const scripts = new k8s.core.v1.ConfigMap(
       ctx.name('k6-scripts'),
-      { metadata: { name: 'herald-k6-scripts', namespace: NAMESPACE }, data: { 'capacity.js': script } },
-      k(),
+      { metadata: { name: 'herald-k6-scripts', namespace: rbac.namespace }, data: { 'capacity.js': script } },
+      k({ dependsOn: loadTestNamespace }),
     );
     const k6Labels = { 'app.kubernetes.io/name': 'herald', 'app.kubernetes.io/component': 'load-test' };
     const pod = podSpec(
@@ -105,15 +155,37 @@ export class LoadTesting extends pulumi.ComponentResource {
           { name: 'HERALD_TENANT', value: loadTest.tenant },
           { name: 'HERALD_API_URL', value: args.apiServiceUrl },
           { name: 'HERALD_REGION', value: ctx.region },
+          { name: 'HERALD_NAMESPACE', value: rbac.namespace },
+          { name: 'HERALD_KUBE_API', value: KUBE_API_URL },
+          { name: 'HERALD_KUBE_TOKEN_FILE', value: `${SERVICE_ACCOUNT_MOUNT}/token` },
+          // k6 (Go) takes its TLS roots from SSL_CERT_FILE: the API server's CA
+          { name: 'SSL_CERT_FILE', value: `${SERVICE_ACCOUNT_MOUNT}/ca.crt` },
+          { name: 'HERALD_API_KEY', valueFrom: { secretKeyRef: { name: LOADTEST_API_KEY_SECRET, key: LOADTEST_API_KEY_SECRET_KEY } } },
         ],
-        extraVolumes: [{ name: 'scripts', mountPath: '/scripts', source: { configMap: { name: 'herald-k6-scripts' } } }],
+        extraVolumes: [
+          { name: 'scripts', mountPath: '/scripts', source: { configMap: { name: 'herald-k6-scripts' } } },
+          {
+            // the ServiceAccount's token, projected explicitly (automount stays off)
+            name: 'kube-api-access',
+            mountPath: SERVICE_ACCOUNT_MOUNT,
+            source: {
+              projected: {
+                sources: [
+                  { serviceAccountToken: { path: 'token', expirationSeconds: K6_TOKEN_EXPIRATION_SECONDS } },
+                  { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+                  { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } },
+                ],
+              },
+            },
+          },
+        ],
       },
-      { restartPolicy: 'Never', automountServiceAccountToken: false },
+      { restartPolicy: 'Never', serviceAccountName: rbac.serviceAccountName, automountServiceAccountToken: false },
     );
     new k8s.batch.v1.CronJob(
       ctx.name('k6'),
       {
-        metadata: { name: 'herald-k6-capacity', namespace: NAMESPACE, labels: k6Labels },
+        metadata: { name: 'herald-k6-capacity', namespace: rbac.namespace, labels: k6Labels },
         spec: {
           schedule: loadTest.schedule,
           timeZone: 'Etc/UTC',
@@ -124,7 +196,7 @@ export class LoadTesting extends pulumi.ComponentResource {
           jobTemplate: {
             spec: {
               backoffLimit: 0,
-              activeDeadlineSeconds: 3600,
+              activeDeadlineSeconds: K6_ACTIVE_DEADLINE_SECONDS,
               podFailurePolicy: {
                 rules: [{ action: 'FailJob', onExitCodes: { operator: 'In', values: [K6_THRESHOLD_FAILED_EXIT_CODE] } }],
               },
@@ -133,7 +205,7 @@ export class LoadTesting extends pulumi.ComponentResource {
           },
         },
       },
-      k({ dependsOn: [args.namespace, scripts] }),
+      k({ dependsOn: [...loadTestNamespace, ...identity, apiKey, scripts] }),
     );
     this.registerOutputs({});
   }

@@ -34,11 +34,12 @@ export interface OperatorManifests {
   serviceAccountName: string;
 }
 
-export function loadOperatorManifests(root: string = REPO_ROOT): OperatorManifests {
+/** Parses YAML manifest files of the repo (each document needs apiVersion, kind, metadata.name). */
+export function loadManifestFiles(files: readonly string[], root: string = REPO_ROOT): Manifest[] {
   const manifests: Manifest[] = [];
-  for (const file of OPERATOR_MANIFEST_FILES) {
+  for (const file of files) {
     const full = path.join(root, file);
-    if (!existsSync(full)) throw new Error(`operator manifest ${file} is missing (expected at ${full})`);
+    if (!existsSync(full)) throw new Error(`manifest ${file} is missing (expected at ${full})`);
     for (const doc of loadAll(readFileSync(full, 'utf8'))) {
       if (doc === null || doc === undefined) continue;
       const m = doc as Partial<Manifest>;
@@ -48,6 +49,11 @@ export function loadOperatorManifests(root: string = REPO_ROOT): OperatorManifes
       manifests.push(m as Manifest);
     }
   }
+  return manifests;
+}
+
+export function loadOperatorManifests(root: string = REPO_ROOT): OperatorManifests {
+  const manifests = loadManifestFiles(OPERATOR_MANIFEST_FILES, root);
   const sa = manifests.find((m) => m.kind === 'ServiceAccount');
   if (!sa?.metadata.namespace) throw new Error('operator/config/rbac/service-account.yaml: needs a ServiceAccount with metadata.namespace');
   return { manifests, namespace: sa.metadata.namespace, serviceAccountName: sa.metadata.name };
@@ -68,7 +74,7 @@ const TYPED: Record<string, Ctor> = {
 export function createManifests(prefix: string, manifests: Manifest[], opts: pulumi.CustomResourceOptions): pulumi.CustomResource[] {
   return manifests.map((m) => {
     const ctor = TYPED[`${m.apiVersion}/${m.kind}`];
-    if (!ctor) throw new Error(`operator manifest ${m.kind} ${m.metadata.name}: unsupported kind ${m.apiVersion}/${m.kind}`);
+    if (!ctor) throw new Error(`manifest ${m.kind} ${m.metadata.name}: unsupported kind ${m.apiVersion}/${m.kind}`);
     return new ctor(`${prefix}-${m.kind.toLowerCase()}-${m.metadata.name}`, m, opts);
   });
 }

@@ -21,6 +21,9 @@ const ESO_SERVICE_ACCOUNT = 'external-secrets';
 /** Kubernetes Secret names the workloads mount / reference. */
 export const PROVIDER_CREDENTIALS_SECRET = 'herald-provider-credentials';
 export const DATABASE_SECRET = 'herald-database';
+/** The synthetic (load-test) tenant's api key, in the load-test namespace; key `api-key`. */
+export const LOADTEST_API_KEY_SECRET = 'herald-loadtest-api-key';
+export const LOADTEST_API_KEY_SECRET_KEY = 'api-key';
 
 /** File names inside the provider credentials Secret (mounted as files). */
 export const PROVIDER_CREDENTIAL_FILES: Record<SecretKey, string> = {
@@ -41,6 +44,11 @@ export class Secrets extends pulumi.ComponentResource {
   readonly names: Record<SecretKey, string>;
   /** KMS key ARN per region used for the secrets. */
   readonly keyArns: Record<string, pulumi.Output<string>> = {};
+  /**
+   * Secrets Manager name of the synthetic tenant's api key (k6). Created empty: the key is
+   * minted through the api's admin routes and put here by hand (platform/README.md).
+   */
+  readonly loadTestApiKeyName: string;
 
   constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('herald:platform:Secrets', name, {}, opts);
@@ -77,6 +85,18 @@ export class Secrets extends pulumi.ComponentResource {
       names[key] = secretName;
     }
     this.names = names;
+    this.loadTestApiKeyName = `herald/${primary.stack}/loadtest-api-key`;
+    new aws.secretsmanager.Secret(
+      primary.name('loadtest-api-key'),
+      {
+        name: this.loadTestApiKeyName,
+        description: `Herald ${primary.stack}: api key of the synthetic load-test tenant (k6); value put by hand`,
+        kmsKeyId: this.keyArns[primary.region]!,
+        recoveryWindowInDays: args.recoveryWindowDays,
+        replicas: secondaries.map((ctx) => ({ region: ctx.region, kmsKeyId: this.keyArns[ctx.region]! })),
+      },
+      inRegion(primary, this),
+    );
     this.registerOutputs({});
   }
 
@@ -109,6 +129,7 @@ export class SecretDelivery extends pulumi.ComponentResource {
   readonly writerStore: string;
   readonly database: DatabaseWriter;
   readonly names: Record<SecretKey, string>;
+  readonly loadTestApiKeyName: string;
   /** Wait for these before creating ExternalSecrets. */
   readonly ready: pulumi.Resource[];
 
@@ -173,6 +194,7 @@ export class SecretDelivery extends pulumi.ComponentResource {
     this.writerStore = `aws-secrets-manager-${database.region}`;
     this.database = database;
     this.names = secrets.names;
+    this.loadTestApiKeyName = secrets.loadTestApiKeyName;
     this.ready = [release, ...stores];
     this.registerOutputs({});
   }
@@ -236,4 +258,28 @@ export function externalSecretsFor(
     o,
   );
   return [credentials, database];
+}
+
+/** The synthetic tenant's api key (Secrets Manager, this region's replica) as a Secret in the load-test namespace. */
+export function loadTestApiKeySecret(
+  ctx: RegionContext,
+  delivery: SecretDelivery,
+  namespace: string,
+  opts: pulumi.CustomResourceOptions,
+): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(
+    ctx.name('loadtest-api-key'),
+    {
+      apiVersion: 'external-secrets.io/v1',
+      kind: 'ExternalSecret',
+      metadata: { name: LOADTEST_API_KEY_SECRET, namespace },
+      spec: {
+        refreshInterval: '1h',
+        secretStoreRef: { kind: 'ClusterSecretStore', name: delivery.localStore },
+        target: { name: LOADTEST_API_KEY_SECRET, creationPolicy: 'Owner' },
+        data: [{ secretKey: LOADTEST_API_KEY_SECRET_KEY, remoteRef: { key: delivery.loadTestApiKeyName } }],
+      },
+    },
+    { ...opts, dependsOn: [...((opts.dependsOn as pulumi.Resource[] | undefined) ?? []), ...delivery.ready] },
+  );
 }

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig, type RawStackConfig } from '../config.js';
-import { loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
+import { LOADTEST_RBAC_FILE, loadLoadTestRbac } from '../loadtesting.js';
+import { loadManifestFiles, loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
 import { podContainers } from '../policy/policies.js';
 import { QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
 import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
@@ -36,6 +37,11 @@ export const T = {
   job: 'kubernetes:batch/v1:Job',
   cronJob: 'kubernetes:batch/v1:CronJob',
   configMap: 'kubernetes:core/v1:ConfigMap',
+  namespace: 'kubernetes:core/v1:Namespace',
+  serviceAccount: 'kubernetes:core/v1:ServiceAccount',
+  role: 'kubernetes:rbac.authorization.k8s.io/v1:Role',
+  roleBinding: 'kubernetes:rbac.authorization.k8s.io/v1:RoleBinding',
+  clusterRoleBinding: 'kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding',
   service: 'kubernetes:core/v1:Service',
   ingress: 'kubernetes:networking.k8s.io/v1:Ingress',
   pdb: 'kubernetes:policy/v1:PodDisruptionBudget',
@@ -220,7 +226,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
       it('keeps provider credentials in Secrets Manager, KMS-encrypted, replicated to every secondary with its own key', () => {
         const secrets = ofType(run, T.secret);
         expect(secrets.map((s) => s.inputs['name']).sort()).toEqual(
-          ['fcm-service-account', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `herald/${stack}/${n}`),
+          ['fcm-service-account', 'loadtest-api-key', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `herald/${stack}/${n}`),
         );
         for (const s of secrets) {
           expect(s.region).toBe(primary);
@@ -387,9 +393,14 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
     });
 
     describe('load testing', () => {
+      const LOADTEST_NS = 'herald-loadtest';
+      const SA_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+      const cronIn = (region: string) => one(run, T.cronJob, (c) => c.region === region);
+      const k6Pod = (cron: RegisteredResource) => cron.inputs['spec'].jobTemplate.spec.template.spec;
+
       it('runs k6 on a schedule against the synthetic tenant, failing the Job on a failed threshold', () => {
         for (const r of cfg.regions) {
-          const cron = one(run, T.cronJob, (c) => c.region === r.name);
+          const cron = cronIn(r.name);
           expect(cron.inputs['spec'].schedule).toBe(cfg.loadTest.schedule);
           expect(cron.inputs['spec'].suspend).toBe(r.name !== active);
           const job = cron.inputs['spec'].jobTemplate.spec;
@@ -399,6 +410,90 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(c.image).toBe(`grafana/k6:${cfg.images.k6Tag}`);
           expect(Object.fromEntries(c.env!.map((e) => [e.name, e.value]))).toMatchObject({ HERALD_TENANT: 'k6-synthetic' });
           expect(cfg.loadTest.tenant).toBe('k6-synthetic');
+          expect(c.resources?.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+        }
+      });
+
+      it('deploys loadtests/k8s/loadtest-rbac.yaml itself: Namespace, ServiceAccount, and a Role on broadcasts scoped to that namespace', () => {
+        const files = loadManifestFiles([LOADTEST_RBAC_FILE]);
+        expect(loadLoadTestRbac()).toMatchObject({ namespace: LOADTEST_NS, serviceAccountName: 'herald-loadtest' });
+        for (const r of cfg.regions) {
+          const objects = run.resources.filter((x) => x.region === r.name && x.name.startsWith(`herald-${stack}-${r.name}-loadtest-rbac-`));
+          expect(objects).toHaveLength(files.length);
+          for (const m of files) {
+            expect(objects.find((o) => o.inputs['kind'] === m.kind && o.inputs['metadata'].name === m.metadata.name)?.inputs).toEqual(m);
+          }
+          one(run, T.namespace, (n) => n.region === r.name && n.inputs['metadata'].name === LOADTEST_NS);
+          const sa = one(run, T.serviceAccount, (x) => x.region === r.name && x.inputs['metadata'].namespace === LOADTEST_NS);
+          const role = one(run, T.role, (x) => x.region === r.name && x.inputs['metadata'].namespace === LOADTEST_NS);
+          // broadcasts.herald.dev only, no wildcard; what capacity.js does: create, list (watch/probe), deletecollection (teardown)
+          expect(role.inputs['rules']).toHaveLength(1);
+          const rule = role.inputs['rules'][0];
+          expect(rule.apiGroups).toEqual(['herald.dev']);
+          expect(rule.resources).toEqual(['broadcasts']);
+          expect(rule.verbs).toEqual(expect.arrayContaining(['create', 'list', 'deletecollection']));
+          for (const v of rule.verbs) expect(['create', 'get', 'list', 'delete', 'deletecollection']).toContain(v);
+          expect(rule.resourceNames).toBeUndefined();
+          const binding = one(run, T.roleBinding, (x) => x.region === r.name && x.inputs['metadata'].namespace === LOADTEST_NS);
+          expect(binding.inputs['roleRef']).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.inputs['metadata'].name });
+          expect(binding.inputs['subjects']).toEqual([{ kind: 'ServiceAccount', name: sa.inputs['metadata'].name, namespace: LOADTEST_NS }]);
+          // nothing cluster-wide for the load-test identity
+          for (const crb of inRegion(T.clusterRoleBinding, r.name)) {
+            for (const subj of crb.inputs['subjects'] ?? []) expect(subj.namespace, crb.name).not.toBe(LOADTEST_NS);
+          }
+        }
+      });
+
+      it('runs k6 in the load-test namespace as its ServiceAccount, with a projected token and the API server CA', () => {
+        for (const r of cfg.regions) {
+          const cron = cronIn(r.name);
+          expect(cron.inputs['metadata'].namespace).toBe(LOADTEST_NS);
+          const pod = k6Pod(cron);
+          expect(pod.serviceAccountName).toBe('herald-loadtest');
+          const c = podContainers(cron.type, cron.inputs)![0]!;
+          const mount = (c as { volumeMounts: { name: string; mountPath: string }[] }).volumeMounts.find((m) => m.mountPath === SA_MOUNT);
+          const projected = mount ? pod.volumes.find((v: { name: string }) => v.name === mount.name)?.projected : undefined;
+          if (pod.automountServiceAccountToken === false) {
+            expect(projected, 'no token: automount off and no projected token volume').toBeDefined();
+            const sources = projected.sources as Record<string, any>[];
+            const token = sources.find((x) => x['serviceAccountToken'])?.['serviceAccountToken'];
+            expect(token?.path).toBe('token');
+            // k6 reads the token once: it must outlive the Job
+            expect(token?.expirationSeconds).toBeGreaterThan(cron.inputs['spec'].jobTemplate.spec.activeDeadlineSeconds);
+            expect(sources.find((x) => x['configMap'])?.['configMap']).toMatchObject({ name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] });
+          } else {
+            expect(pod.automountServiceAccountToken).toBe(true);
+          }
+          const cm = one(run, T.configMap, (x) => x.region === r.name && x.inputs['metadata'].name === 'herald-k6-scripts');
+          expect(cm.inputs['metadata'].namespace).toBe(LOADTEST_NS);
+        }
+      });
+
+      it('gives k6 the Kubernetes API, its CA, the api Service and the load-test namespace', () => {
+        for (const r of cfg.regions) {
+          const e = env(cronIn(r.name));
+          expect(e['HERALD_KUBE_API']).toBe('https://kubernetes.default.svc');
+          expect(e['HERALD_NAMESPACE']).toBe(LOADTEST_NS);
+          expect(e['SSL_CERT_FILE']).toBe(`${SA_MOUNT}/ca.crt`);
+          expect(e['HERALD_KUBE_TOKEN_FILE']).toBe(`${SA_MOUNT}/token`);
+          expect(e['HERALD_KUBE_TOKEN']).toBeUndefined();
+          expect(e['HERALD_API_URL']).toBe('http://herald-api.herald.svc.cluster.local');
+          one(run, T.service, (s) => s.region === r.name && s.inputs['metadata'].name === 'herald-api' && s.inputs['metadata'].namespace === 'herald');
+        }
+      });
+
+      it("gives k6 the synthetic tenant's api key from a Secret fed by External Secrets, never as a literal", () => {
+        for (const r of cfg.regions) {
+          const c = podContainers(T.cronJob, cronIn(r.name).inputs)![0]!;
+          const key = c.env!.find((x) => x.name === 'HERALD_API_KEY');
+          expect(key?.value).toBeUndefined();
+          expect(key?.valueFrom).toEqual({ secretKeyRef: { name: 'herald-loadtest-api-key', key: 'api-key' } });
+          for (const x of c.env!) if (/TOKEN|KEY|SECRET|PASSWORD/.test(x.name) && !/_FILE$/.test(x.name)) expect(x.value, x.name).toBeUndefined();
+          const es = one(run, T.externalSecret, (x) => x.region === r.name && x.inputs['metadata'].name === 'herald-loadtest-api-key');
+          expect(es.inputs['metadata'].namespace).toBe(LOADTEST_NS);
+          expect(es.inputs['spec'].secretStoreRef).toEqual({ kind: 'ClusterSecretStore', name: `aws-secrets-manager-${r.name}` });
+          expect(es.inputs['spec'].target.name).toBe('herald-loadtest-api-key');
+          expect(es.inputs['spec'].data).toEqual([{ secretKey: 'api-key', remoteRef: { key: `herald/${stack}/loadtest-api-key` } }]);
         }
       });
 

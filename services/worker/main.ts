@@ -40,6 +40,7 @@ const worker = await startWorker({
   lane: config.HERALD_LANE,
   concurrency: config.HERALD_WORKER_CONCURRENCY,
   jobs: config.HERALD_WORKER_JOBS,
+  chunkSize: config.HERALD_WORKER_CHUNK,
   accountSmsPerSecond: config.HERALD_ACCOUNT_SMS_PER_SECOND,
   webhookUrl: process.env.HERALD_WEBHOOK_URL,
   workerLeaseSeconds: process.env.HERALD_WORKER_LEASE_SECONDS ? Number(process.env.HERALD_WORKER_LEASE_SECONDS) : undefined,

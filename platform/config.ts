@@ -9,7 +9,7 @@ import { z } from 'zod';
 export const CONFIG_NAMESPACE = 'herald';
 
 /** Secret config keys: set with `pulumi config set --secret herald:<key> <value>`. */
-export const SECRET_KEYS = ['telnyxApiKey', 'telnyxPublicKey', 'fcmServiceAccount'] as const;
+export const SECRET_KEYS = ['telnyxApiKey', 'telnyxPublicKey', 'fcmServiceAccount', 'adminToken'] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const cidr16 = z

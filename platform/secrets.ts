@@ -30,6 +30,8 @@ export const PROVIDER_CREDENTIAL_FILES: Record<SecretKey, string> = {
   telnyxApiKey: 'telnyx-api-key',
   telnyxPublicKey: 'telnyx-public-key',
   fcmServiceAccount: 'fcm-service-account.json',
+  // The api's admin credential (tenants, numbers, API keys), e.g. to create the synthetic tenant.
+  adminToken: 'herald-admin-token',
 };
 
 export interface SecretsArgs {

@@ -231,7 +231,12 @@ export class Workloads extends pulumi.ComponentResource {
                 probes: true,
                 credentials: true,
                 resources: RESOURCES.api,
-                env: [...baseEnv, ...providerEnv, { name: 'HERALD_API_PORT', value: String(PORTS.api) }],
+                env: [
+                  ...baseEnv,
+                  ...providerEnv,
+                  { name: 'HERALD_API_PORT', value: String(PORTS.api) },
+                  { name: 'HERALD_ADMIN_TOKEN_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.adminToken}` },
+                ],
               },
               { automountServiceAccountToken: false, topologySpreadConstraints: spread(apiLabels) },
             ),

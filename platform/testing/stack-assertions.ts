@@ -223,10 +223,17 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
     });
 
     describe('secrets', () => {
+      it('gives the api its admin token as a mounted file, never as a plain value', () => {
+        const api = ofType(run, 'kubernetes:apps/v1:Deployment').find((d) => d.inputs['metadata']['name'] === 'herald-api');
+        const env = api!.inputs['spec']['template']['spec']['containers'][0]['env'] as { name: string; value?: string }[];
+        expect(env.find((e) => e.name === 'HERALD_ADMIN_TOKEN_FILE')?.value).toMatch(/herald-admin-token$/);
+        expect(env.find((e) => e.name === 'HERALD_ADMIN_TOKEN')).toBeUndefined();
+      });
+
       it('keeps provider credentials in Secrets Manager, KMS-encrypted, replicated to every secondary with its own key', () => {
         const secrets = ofType(run, T.secret);
         expect(secrets.map((s) => s.inputs['name']).sort()).toEqual(
-          ['fcm-service-account', 'loadtest-api-key', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `herald/${stack}/${n}`),
+          ['fcm-service-account', 'herald-admin-token', 'loadtest-api-key', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `herald/${stack}/${n}`),
         );
         for (const s of secrets) {
           expect(s.region).toBe(primary);

@@ -11,6 +11,7 @@ type SegmentCount = Segments & { text: string };
 import { quietUntil } from '../delivery/quiet-hours.js';
 import { RateLimiter, type RateKey } from '../delivery/rate-limit.js';
 import type { WaitOutcome } from '../delivery/outcomes.js';
+import { retryDelayMs } from '../delivery/backoff.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
 import type { Semaphore } from './semaphore.js';
 
@@ -287,11 +288,30 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * Failures that are the provider's (or the network's), not this recipient's: its
+ * servers erroring or overloaded, timeouts, connection errors, our own credentials
+ * refused. They say nothing about the recipient, so they never spend an attempt.
+ */
+const PROVIDER_LEVEL_CODES = new Set([
+  'timeout', 'connection', 'network', 'exception', 'circuit_open', // transport
+  '10007', '10008', '10009', '10010', '10011', // Telnyx: their side, auth, rate limit
+  'UNAVAILABLE', 'INTERNAL', 'QUOTA_EXCEEDED', // FCM
+]);
+const isProviderLevel = (code: string) => PROVIDER_LEVEL_CODES.has(code) || /^http_(5\d\d|429|408|401|403|0)$/.test(code);
+
+/**
+ * A provider outage waits, it does not fail: a provider-level failure, or any
+ * retryable failure while the provider's circuit is not closed, becomes a wait that
+ * spends no attempt. The wait still ends at expireAfter, so nothing waits forever.
+ */
 function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outcome | WaitOutcome): Outcome | WaitOutcome {
   if (outcome.kind !== 'retryable') return outcome;
-  const state = deps.circuitState?.[channel]?.();
-  if (!state || state === 'closed') return outcome;
-  return { kind: 'wait', reason: `${outcome.reason} (provider circuit ${state})`, retryAfterMs: Math.max(outcome.retryAfterMs ?? 0, 1_000) };
+  const state = deps.circuitState?.[channel]?.() ?? 'closed';
+  if (state === 'closed' && !isProviderLevel(outcome.code)) return outcome;
+  const why = state === 'closed' ? 'provider-level failure' : `provider circuit ${state}`;
+  const backoff = retryDelayMs(1, { retryAfterMs: outcome.retryAfterMs });
+  return { kind: 'wait', reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000) };
 }
 
 function errorOutcome(err: unknown): Outcome | WaitOutcome {

@@ -356,7 +356,9 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
     const k = smsRateKeys(deps, r, from).map((x) => x.key).join('|');
-    groups.set(k, [...(groups.get(k) ?? []), r]);
+    const group = groups.get(k);
+    if (group) group.push(r);
+    else groups.set(k, [r]);
   }
   const results: Promise<string>[] = [];
   let left = 0;

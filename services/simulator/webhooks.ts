@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
-import { createHttpFetch } from '../providers/http-fetch.js';
+import http from 'node:http';
+import https from 'node:https';
 
 /**
  * Telnyx-style webhook signing and delivery.
@@ -87,7 +88,10 @@ export interface WebhookSenderOptions {
   key: SigningKey;
   attempts: () => number;
   retryDelayMs: () => number;
+  /** per request, counted from when it is sent (not while it waits for a slot) */
   timeoutMs?: number;
+  /** requests on the wire at once; the rest wait their turn (default 64) */
+  maxInFlight?: number;
   /** how many recent deliveries to keep for inspection and redelivery */
   logSize?: number;
 }
@@ -95,6 +99,13 @@ export interface WebhookSenderOptions {
 /**
  * Posts signed events, retrying like Telnyx does (attempt counted in meta.attempt,
  * then the failover URL), and keeps a short ring of what it sent.
+ *
+ * Receipts come in bursts of thousands (one pair per accepted message). Only
+ * maxInFlight requests are on the wire at once, each on a kept-alive connection, and
+ * the timeout runs from when a request is sent: with every receipt of a burst in
+ * flight, a receiver that needs a few seconds for the backlog saw the later ones time
+ * out, get retried (signed again) and their connections torn down and reopened — most
+ * of both sides' CPU went to that rather than to the receipts.
  */
 export class WebhookSender {
   readonly stats: WebhookStats = { posted: 0, delivered: 0, failed: 0, pending: 0 };
@@ -102,13 +113,22 @@ export class WebhookSender {
   private ringNext = 0;
   private readonly events = new Map<string, { data: TelnyxEventData; url: string; failoverUrl?: string }>();
   private idleWaiters: (() => void)[] = [];
-  // Receipts can run at thousands a second: a keep-alive node:http client, lighter than fetch.
-  private readonly http = createHttpFetch({ maxSockets: 512 });
+  private readonly slots: Slots;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
 
-  constructor(private readonly opts: WebhookSenderOptions) {}
+  constructor(private readonly opts: WebhookSenderOptions) {
+    const max = opts.maxInFlight ?? 64;
+    this.slots = new Slots(max);
+    // maxFreeSockets as high as maxSockets: an idle connection is kept, not closed at the end of a burst.
+    const agentOptions = { keepAlive: true, maxSockets: max, maxFreeSockets: max };
+    this.httpAgent = new http.Agent(agentOptions);
+    this.httpsAgent = new https.Agent(agentOptions);
+  }
 
   close(): void {
-    this.http.destroy();
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
   }
 
   /** Deliver one event; resolves with the last attempt's record once delivered or given up. */
@@ -170,25 +190,30 @@ export class WebhookSender {
   }
 
   private async post(data: TelnyxEventData, url: string, attempt: number): Promise<WebhookRecord> {
-    const body = JSON.stringify({ data, meta: { attempt, delivered_to: url } });
-    return this.send(data.id, data.event_type, url, attempt, body, signTelnyxWebhook(this.opts.key.privateKey, body));
+    await this.slots.take();
+    try {
+      // Signed once it has a slot, so the timestamp is that of the request that carries it.
+      const body = JSON.stringify({ data, meta: { attempt, delivered_to: url } });
+      return await this.request(data.id, data.event_type, url, attempt, body, signTelnyxWebhook(this.opts.key.privateKey, body));
+    } finally {
+      this.slots.give();
+    }
   }
 
   private async send(eventId: string, eventType: string, url: string, attempt: number, body: string, headers: SignedHeaders): Promise<WebhookRecord> {
-    this.stats.posted++;
-    let status = 0;
+    await this.slots.take();
     try {
-      const res = await this.http(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'telnyx-webhooks', ...headers },
-        body,
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
-      });
-      status = res.status;
-      await res.arrayBuffer().catch(() => undefined);
-    } catch {
-      status = 0;
+      return await this.request(eventId, eventType, url, attempt, body, headers);
+    } finally {
+      this.slots.give();
     }
+  }
+
+  private async request(eventId: string, eventType: string, url: string, attempt: number, body: string, headers: SignedHeaders): Promise<WebhookRecord> {
+    this.stats.posted++;
+    const target = new URL(url);
+    const secure = target.protocol === 'https:';
+    const status = await postJson(target, body, headers, secure ? this.httpsAgent : this.httpAgent, this.opts.timeoutMs ?? 5000);
     const rec: WebhookRecord = { eventId, eventType, url, attempt, status, body, headers };
     this.record(rec);
     return rec;
@@ -218,3 +243,68 @@ export class WebhookSender {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// One shared instance: a timed-out or refused webhook is an expected outcome (status 0),
+// not worth a stack trace (prepared through tsx's source maps) per failure.
+const TIMED_OUT = new Error('webhook request timed out');
+const ignore = () => undefined;
+
+/** POST a body; resolves with the answer's status once its body is read, 0 if the request failed or timed out. */
+function postJson(url: URL, body: string, signed: SignedHeaders, agent: http.Agent, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'user-agent': 'telnyx-webhooks',
+      ...signed,
+    };
+    let answer: http.IncomingMessage | undefined;
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', headers, agent }, (res) => {
+      answer = res;
+      res.resume();
+    });
+    const timer = setTimeout(() => req.destroy(TIMED_OUT), timeoutMs);
+    req.on('error', ignore);
+    // 'close' follows the end of the answer (the socket back in the pool) or a failure.
+    req.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer?.complete ? (answer.statusCode ?? 0) : 0);
+    });
+    req.end(body);
+  });
+}
+
+/** A counting semaphore with a FIFO of waiters. */
+class Slots {
+  private free: number;
+  private waiting: (() => void)[] = [];
+  private head = 0;
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    if (this.head === this.waiting.length) {
+      this.waiting = [];
+      this.head = 0;
+      this.free++;
+      return;
+    }
+    // Hand the slot straight to the next waiter; drop the served ones now and then (shift() is O(n)).
+    const next = this.waiting[this.head++]!;
+    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    next();
+  }
+}

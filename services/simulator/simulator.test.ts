@@ -13,7 +13,7 @@ import {
   type FcmErrorCode,
 } from './behaviours.js';
 import { startSimulator, type Simulator } from './simulator.js';
-import { createSigningKey } from './webhooks.js';
+import { createSigningKey, telnyxEvent, WebhookSender } from './webhooks.js';
 import { startWebhookSink, type WebhookSink } from './webhook-sink.js';
 
 let sim: Simulator;
@@ -201,6 +201,31 @@ describe('signed webhooks', () => {
     expect(all[1]!.headers['telnyx-signature-ed25519']).toBe(hook!.headers['telnyx-signature-ed25519']);
     expect(all[2]!.json.data.id).toBe(eventId);
     expect(all[2]!.json.meta.attempt).toBe(2);
+  });
+
+  it('a burst waits its turn: the timeout counts from the send, connections are kept', async () => {
+    const slow = await startWebhookSink();
+    slow.respondAfter(50);
+    const key = createSigningKey();
+    const sender = new WebhookSender({ key, attempts: () => 3, retryDelayMs: () => 10, timeoutMs: 200, maxInFlight: 4 });
+    try {
+      // 40 events at 4 at a time take ~500 ms, well past the 200 ms timeout of each.
+      const recs = await Promise.all(Array.from({ length: 40 }, () => sender.deliver(telnyxEvent('message.sent', {}), slow.url)));
+      expect(recs.every((r) => r.status === 200 && r.attempt === 1)).toBe(true);
+      expect(sender.stats).toMatchObject({ posted: 40, delivered: 40, failed: 0, pending: 0 });
+      expect(slow.maxInFlight()).toBe(4);
+      expect(slow.connections()).toBe(4);
+      for (const h of slow.received.slice(0, 3)) await client.webhooks.unwrap(h.body, { headers: h.headers, key: key.publicKey });
+
+      // An answer later than the timeout is a failed attempt, retried up to the limit.
+      slow.respondAfter(400);
+      const late = await sender.deliver(telnyxEvent('message.sent', {}), slow.url);
+      expect(late).toMatchObject({ status: 0, attempt: 3 });
+      expect(sender.stats).toMatchObject({ posted: 43, failed: 1, pending: 0 });
+    } finally {
+      sender.close();
+      await slow.close();
+    }
   });
 
   it('publishes its key as Telnyx does: base64 of the raw 32-byte ed25519 key', async () => {

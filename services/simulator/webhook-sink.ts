@@ -12,6 +12,11 @@ export interface WebhookSink {
   received: CapturedWebhook[];
   /** Answer with this status (default 200). */
   respondWith(status: number): void;
+  /** Hold each answer this long (default 0). */
+  respondAfter(ms: number): void;
+  /** TCP connections accepted, and the most requests it was answering at once. */
+  connections(): number;
+  maxInFlight(): number;
   /** Resolves once `n` webhooks matching the filter have arrived. */
   waitFor(n: number, filter?: (w: CapturedWebhook) => boolean): Promise<CapturedWebhook[]>;
   close(): Promise<void>;
@@ -21,6 +26,10 @@ export interface WebhookSink {
 export async function startWebhookSink(): Promise<WebhookSink> {
   const received: CapturedWebhook[] = [];
   let status = 200;
+  let delayMs = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let connections = 0;
   let waiters: { n: number; filter: (w: CapturedWebhook) => boolean; resolve: (w: CapturedWebhook[]) => void }[] = [];
   const check = () => {
     waiters = waiters.filter((w) => {
@@ -31,6 +40,8 @@ export async function startWebhookSink(): Promise<WebhookSink> {
     });
   };
   const server = createServer((req, res) => {
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    res.on('close', () => inFlight--);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -44,11 +55,16 @@ export async function startWebhookSink(): Promise<WebhookSink> {
         json = { data: { event_type: 'unparseable', id: '', payload: {} }, meta: { attempt: 0, delivered_to: '' } };
       }
       received.push({ headers, body, json });
-      res.statusCode = status;
-      res.end();
-      check();
+      const answer = () => {
+        res.statusCode = status;
+        res.end();
+        check();
+      };
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     });
   });
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -57,6 +73,11 @@ export async function startWebhookSink(): Promise<WebhookSink> {
     respondWith: (s) => {
       status = s;
     },
+    respondAfter: (ms) => {
+      delayMs = ms;
+    },
+    connections: () => connections,
+    maxInFlight: () => maxInFlight,
     waitFor: (n, filter = () => true) =>
       new Promise((resolve) => {
         waiters.push({ n, filter, resolve });

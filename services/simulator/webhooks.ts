@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { Semaphore } from '../../lib/semaphore.js';
 
 /**
  * Telnyx-style webhook signing and delivery.
@@ -113,13 +114,13 @@ export class WebhookSender {
   private ringNext = 0;
   private readonly events = new Map<string, { data: TelnyxEventData; url: string; failoverUrl?: string }>();
   private idleWaiters: (() => void)[] = [];
-  private readonly slots: Slots;
+  private readonly slots: Semaphore;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
 
   constructor(private readonly opts: WebhookSenderOptions) {
     const max = opts.maxInFlight ?? 64;
-    this.slots = new Slots(max);
+    this.slots = new Semaphore(max);
     // maxFreeSockets as high as maxSockets: an idle connection is kept, not closed at the end of a burst.
     const agentOptions = { keepAlive: true, maxSockets: max, maxFreeSockets: max };
     this.httpAgent = new http.Agent(agentOptions);
@@ -190,22 +191,22 @@ export class WebhookSender {
   }
 
   private async post(data: TelnyxEventData, url: string, attempt: number): Promise<WebhookRecord> {
-    await this.slots.take();
+    await this.slots.acquire();
     try {
       // Signed once it has a slot, so the timestamp is that of the request that carries it.
       const body = JSON.stringify({ data, meta: { attempt, delivered_to: url } });
       return await this.request(data.id, data.event_type, url, attempt, body, signTelnyxWebhook(this.opts.key.privateKey, body));
     } finally {
-      this.slots.give();
+      this.slots.release();
     }
   }
 
   private async send(eventId: string, eventType: string, url: string, attempt: number, body: string, headers: SignedHeaders): Promise<WebhookRecord> {
-    await this.slots.take();
+    await this.slots.acquire();
     try {
       return await this.request(eventId, eventType, url, attempt, body, headers);
     } finally {
-      this.slots.give();
+      this.slots.release();
     }
   }
 
@@ -272,39 +273,4 @@ function postJson(url: URL, body: string, signed: SignedHeaders, agent: http.Age
     });
     req.end(body);
   });
-}
-
-/** A counting semaphore with a FIFO of waiters. */
-class Slots {
-  private free: number;
-  private waiting: (() => void)[] = [];
-  private head = 0;
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(): void {
-    if (this.head === this.waiting.length) {
-      this.waiting = [];
-      this.head = 0;
-      this.free++;
-      return;
-    }
-    // Hand the slot straight to the next waiter; drop the served ones now and then (shift() is O(n)).
-    const next = this.waiting[this.head++]!;
-    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.head);
-      this.head = 0;
-    }
-    next();
-  }
 }

@@ -4,9 +4,12 @@
  * (scripts/local-platform.ts: real kube-apiserver, operator with its own ServiceAccount,
  * one worker, the provider simulator), timed on the client side. Prints one JSON line.
  *
- *   apply_to_first_send   from the moment this process sends a Broadcast's create request
- *                         to the first of its messages reaching the provider simulator
- *                         (the simulator's receive time; same host clock)
+ *   apply_to_first_send   from the API server's 201 for a Broadcast's create (the object
+ *                         exists; what `kubectl apply` reports) to the first of its
+ *                         messages reaching the provider simulator (the simulator's
+ *                         receive time; same host clock)
+ *   request_to_first_send the same from the moment this process issued the create request
+ *                         (adds the API server's queueing of the burst itself)
  *   all_complete_seconds  from the first create to every Broadcast observed Completed with
  *                         all 20 sent (LIST every 250 ms)
  *   operator_rss_mb       the operator process's peak RSS (VmHWM)
@@ -18,6 +21,7 @@
  *   BENCH_BROADCASTS=1000 BENCH_RECIPIENTS=20 BENCH_CREATE_CONCURRENCY=200
  *   HERALD_OPERATOR_* (e.g. HERALD_OPERATOR_CONCURRENCY) are passed to the operator,
  *   HERALD_WORKER_* (e.g. HERALD_WORKER_JOBS) to the worker.
+ *   BENCH_PROFILE=/tmp/prof   each service writes a V8 CPU profile under /tmp/prof/<service>/
  *
  * Also printed, to tell the operator's share from the worker's: apply_to_planned (the
  * occurrence's planned_at in PostgreSQL, same host clock) — the operator has done its
@@ -42,10 +46,16 @@ const RAISED = 100_000;
 const FIRST_NUMBER = 100_000; // recipients smsNumberOk(FIRST_NUMBER + i*RECIPIENTS + j): distinct per Broadcast
 
 let stopWatching = false;
+
+function profiled(env: Record<string, Record<string, string>>): Record<string, Record<string, string>> {
+  const dir = process.env.BENCH_PROFILE;
+  if (!dir) return env;
+  return Object.fromEntries(Object.entries(env).map(([n, e]) => [n, { ...e, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}/${n}` }]));
+}
 const operatorEnv: Record<string, string> = {};
 const workerEnv: Record<string, string> = { HERALD_ACCOUNT_SMS_PER_SECOND: String(RAISED) };
 for (const [k, v] of Object.entries(process.env)) {
-  if (k.startsWith('HERALD_OPERATOR_') || k === 'HERALD_STATUS_REFRESH_MS' || k === 'HERALD_BATCH_SIZE') operatorEnv[k] = v!;
+  if (k.startsWith('HERALD_OPERATOR_') || ['HERALD_STATUS_REFRESH_MS', 'HERALD_PROGRESS_POLL_MS', 'HERALD_BATCH_SIZE'].includes(k)) operatorEnv[k] = v!;
   if (k.startsWith('HERALD_WORKER_')) workerEnv[k] = v!;
 }
 
@@ -57,7 +67,7 @@ const platform = await startLocalPlatform({
   onLog: (name, line) => {
     if (name !== 'platform' && /"level":(50|60)/.test(line)) process.stderr.write(`${name}: ${line}\n`);
   },
-  env: { worker: workerEnv, operator: operatorEnv },
+  env: profiled({ worker: workerEnv, operator: operatorEnv, api: {}, simulator: {} }),
 });
 
 try {
@@ -225,14 +235,18 @@ async function run(p: LocalPlatform) {
   const listRv = (JSON.parse(listed.body) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
 
   // Apply all at once: every create in flight together (bounded by the agent's sockets).
+  // appliedAt: when the API server answered 201 (the object exists: what `kubectl apply`
+  // reports as created); requestedAt: when this process issued the request, so the
+  // API server's own queueing of a 1,000-object burst shows separately.
   const appliedAt = new Array<number>(BROADCASTS);
+  const requestedAt = new Array<number>(BROADCASTS);
   const start = Date.now();
   const created = await Promise.all(
     manifests.map(async (m, i) => {
-      appliedAt[i] = Date.now();
+      requestedAt[i] = Date.now();
       const r = await kube('POST', collection, m);
       if (r.status !== 201) throw new Error(`create ${m.metadata.name}: ${r.status} ${r.body}`);
-      return Date.now();
+      return (appliedAt[i] = Date.now());
     }),
   );
   const createSeconds = (Math.max(...created) - start) / 1000;
@@ -258,6 +272,7 @@ async function run(p: LocalPlatform) {
     if (i !== undefined) firstAt[i] = Math.min(firstAt[i]!, Date.parse(msg.at));
   }
   const latencies = firstAt.map((t, i) => t - appliedAt[i]!).sort((a, b) => a - b);
+  const fromRequest = firstAt.map((t, i) => t - requestedAt[i]!).sort((a, b) => a - b);
   if (latencies.some((l) => !Number.isFinite(l))) throw new Error('a Broadcast has no message at the simulator');
 
   const cpuEnd = cpuNow();
@@ -294,6 +309,8 @@ async function run(p: LocalPlatform) {
     apply_to_first_send_p50_ms: percentile(latencies, 0.5),
     apply_to_first_send_p99_ms: percentile(latencies, 0.99),
     apply_to_first_send_max_ms: latencies.at(-1),
+    request_to_first_send_p50_ms: percentile(fromRequest, 0.5),
+    request_to_first_send_p99_ms: percentile(fromRequest, 0.99),
     apply_to_planned_p50_ms: percentile(plannedLatencies, 0.5),
     apply_to_planned_p99_ms: percentile(plannedLatencies, 0.99),
     all_complete_seconds: Number(((allCompleteAt - start) / 1000).toFixed(2)),
@@ -309,7 +326,8 @@ async function run(p: LocalPlatform) {
     cores: os.cpus().length,
     load_avg_1m_before: loadBefore,
     load_avg_1m_after: Number(os.loadavg()[0]!.toFixed(2)),
-    operator_env: { HERALD_OPERATOR_CONCURRENCY: '4', HERALD_STATUS_REFRESH_MS: '5000', HERALD_OPERATOR_RESYNC_MS: '30000', ...operatorEnv },
-    worker_env: { HERALD_WORKER_JOBS: '4', HERALD_WORKER_CONCURRENCY: '128', ...workerEnv },
+    // The defaults (operator/main.ts, lib/config.ts), then what this run overrode.
+    operator_env: { HERALD_OPERATOR_CONCURRENCY: '16', HERALD_STATUS_REFRESH_MS: '2000', HERALD_PROGRESS_POLL_MS: '30000', HERALD_OPERATOR_RESYNC_MS: '60000', ...operatorEnv },
+    worker_env: { HERALD_WORKER_JOBS: '16', HERALD_WORKER_CONCURRENCY: '128', ...workerEnv },
   };
 }

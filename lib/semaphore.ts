@@ -1,5 +1,6 @@
 /**
- * Bounds the sends in flight across every job of a worker process. Unlike a plain
+ * Bounds work in flight: the worker's sends across all its jobs, the operator's
+ * background Event writes. Unlike a plain
  * concurrency limiter it hands out several permits at once, so a job can claim a
  * chunk of rows only when it can send them right away — rows are never marked in
  * flight while they wait, which keeps "possible duplicates after a crash" small.

@@ -29,6 +29,8 @@ export interface BroadcastControllerDeps extends PhaseDeps {
   events: EventRecorder;
   /** A paused ex-leader stops writing status as soon as it knows it no longer leads. */
   stillLeading: () => boolean;
+  /** True while new or changed Broadcasts wait: a status write that can wait yields to them. */
+  othersWaiting?: () => boolean;
   /** Tests: throw at a named step to prove a crash there converges on the next run. */
   crashAt?: (step: string, key: string) => void;
 }
@@ -98,8 +100,9 @@ export class BroadcastController {
     else phase = complete(r, counts, blocked ? { ...decision, exhausted: false } : { ...decision, due: [] }, nowPlanned.length > 0);
 
     const waits: number[] = [];
-    // While rows move, fold counts in every statusRefreshMs (suspended: only while some are in flight).
-    if (r.spec.suspend ? counts.sending > 0 : outstanding(counts) > 0) waits.push(this.d.settings.statusRefreshMs);
+    // While rows move, the workers' progress notifications bring this Broadcast back (at most every
+    // statusRefreshMs); the poll is the safety net (suspended: only while some are in flight).
+    if (r.spec.suspend ? counts.sending > 0 : outstanding(counts) > 0) waits.push(this.d.settings.progressPollMs);
     if (r.status.nextRunAt) waits.push(new Date(r.status.nextRunAt).getTime() - r.now.getTime());
     const result: ReconcileResult = blocked ? this.afterBlocked(blocked) : {};
     if (waits.length) result.requeueAfterMs = Math.max(0, Math.min(this.d.settings.maxRequeueMs, ...waits));
@@ -124,6 +127,12 @@ export class BroadcastController {
     r.settleDegraded();
     this.d.crashAt?.('status', `${r.bc.metadata.namespace}/${r.bc.metadata.name}`);
     if (!sameStatus(r.status, r.bc.status)) {
+      // Acting comes before reporting: under a burst of new Broadcasts, the status of one
+      // already planned waits (a normal-priority requeue writes it) while the rest get planned.
+      if (!r.bc.metadata.deletionTimestamp && this.d.othersWaiting?.()) {
+        this.recordEvents(r);
+        return { ...result, requeueAfterMs: 0 };
+      }
       const stored = await writeStatus(this.d.api, r.bc, r.status, { stillLeading: this.d.stillLeading, log: r.log });
       if (stored) r.bc = stored;
       if (r.previousPhase !== phase) r.log.info({ from: r.previousPhase ?? null, to: phase }, 'phase');

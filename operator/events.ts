@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/logger.js';
+import { Semaphore } from '../lib/semaphore.js';
 import { metrics } from '../lib/metrics.js';
 import type { Broadcast } from './api/v1alpha1/broadcast.js';
 import type { KubeClient } from './kube-client.js';
@@ -38,11 +39,19 @@ export class EventRecorder {
   private readonly suffix: string;
 
   private background = new Set<Promise<void>>();
+  // Events are advisory: a burst of them (1,000 Broadcasts planned at once) must not
+  // take the API connections and server time that finalizers and status need.
+  private readonly writing = new Semaphore(2);
 
   /** Record these in order without waiting; `drain` waits for what is in flight. */
   recordAll(bc: Broadcast, events: BroadcastEvent[]): void {
     const p = (async () => {
-      for (const e of events) await this.record(bc, e);
+      await this.writing.acquire();
+      try {
+        for (const e of events) await this.record(bc, e);
+      } finally {
+        this.writing.release();
+      }
     })();
     this.background.add(p);
     void p.finally(() => this.background.delete(p));

@@ -11,7 +11,8 @@
  *   HERALD_OPERATOR_IDENTITY   this replica's Lease identity (default hostname-pid-random; POD_NAME if set)
  *   HERALD_OPERATOR_CONCURRENCY  Broadcasts reconciled at once (16)
  *   HERALD_OPERATOR_RESYNC_MS  every Broadcast reconciled at least this often (60000)
- *   HERALD_STATUS_REFRESH_MS   counts folded into status this often while sending (5000)
+ *   HERALD_STATUS_REFRESH_MS   counts folded into status at most this often while sending (2000)
+ *   HERALD_PROGRESS_POLL_MS    while sending, look this often even without a progress notification (30000)
  *   HERALD_BATCH_SIZE          delivery rows per pg-boss job (500)
  *   HERALD_SMS_PRICE_PER_SEGMENT / HERALD_PRICE_CURRENCY   dry-run cost estimate (0.0040 / USD)
  *   HERALD_CLOCK_FILE          tests: the operator's clock reads this file (lib/clock.ts)
@@ -40,6 +41,7 @@ const operatorEnv = z.object({
   HERALD_OPERATOR_CONCURRENCY: optionalInt,
   HERALD_OPERATOR_RESYNC_MS: optionalInt,
   HERALD_STATUS_REFRESH_MS: optionalInt,
+  HERALD_PROGRESS_POLL_MS: optionalInt,
   HERALD_BATCH_SIZE: optionalInt,
   HERALD_SMS_PRICE_PER_SEGMENT: z.string().regex(/^\d+(\.\d{1,6})?$/).optional(),
   HERALD_PRICE_CURRENCY: z.string().min(1).optional(),
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
     resyncMs: env.HERALD_OPERATOR_RESYNC_MS,
     settings: {
       ...(env.HERALD_STATUS_REFRESH_MS ? { statusRefreshMs: env.HERALD_STATUS_REFRESH_MS } : {}),
+      ...(env.HERALD_PROGRESS_POLL_MS ? { progressPollMs: env.HERALD_PROGRESS_POLL_MS } : {}),
       ...(env.HERALD_BATCH_SIZE ? { batchSize: env.HERALD_BATCH_SIZE } : {}),
       ...(env.HERALD_SMS_PRICE_PER_SEGMENT ? { pricePerSegment: env.HERALD_SMS_PRICE_PER_SEGMENT } : {}),
       ...(env.HERALD_PRICE_CURRENCY ? { currency: env.HERALD_PRICE_CURRENCY } : {}),

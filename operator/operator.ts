@@ -17,6 +17,8 @@ import { EventRecorder } from './events.js';
 import { KubeClient } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
 import { defaultSettings, type OperatorSettings } from './phases/reconciling.js';
+import { deliveryIdOf } from './delivery-record.js';
+import { ProgressListener } from './progress-listener.js';
 import { Informer, InformerEvent, objectKey } from './watch.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -90,6 +92,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const events = new EventRecorder(kube, identity, log);
   const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
   const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
+  api.readFrom(informer);
 
   const enqueueAll = () => {
     for (const bc of informer.list()) queue.add(objectKey(bc));
@@ -112,6 +115,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const controller = new BroadcastController({
     api, pool, boss, clock, log, events, settings,
     stillLeading: () => elector.isLeader(),
+    othersWaiting: () => queue.urgent > 0,
     crashAt: o.crashAt,
   });
 
@@ -121,14 +125,39 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   informer.on(InformerEvent.Expired, (rv) => log.info({ resourceVersion: rv }, 'watch expired (410 Gone): re-listing'));
 
   // What starts a reconcile: a new object, a spec change (generation), a deletion
-  // request, the periodic resync. Status-only updates (our own writes) do not.
-  const enqueue = (bc: Broadcast) => {
+  // request — someone waits for those, so they go first — then progress reported by
+  // the workers and the periodic resync. Status-only updates (our own writes) do not.
+  const keyByDeliveryId = new Map<string, string>();
+  informer.on(InformerEvent.Added, (bc) => {
+    keyByDeliveryId.set(deliveryIdOf(bc), objectKey(bc));
+    if (elector.isLeader()) queue.add(objectKey(bc), 'high');
+  });
+  informer.on(InformerEvent.Deleted, (bc) => {
+    keyByDeliveryId.delete(deliveryIdOf(bc));
+    lastReconciled.delete(objectKey(bc));
+  });
+  informer.on(InformerEvent.Resync, (bc) => {
     if (elector.isLeader()) queue.add(objectKey(bc));
-  };
-  informer.on(InformerEvent.Added, enqueue);
-  informer.on(InformerEvent.Resync, enqueue);
+  });
   informer.on(InformerEvent.Updated, (bc, old) => {
-    if (bc.metadata.generation !== old.metadata.generation || !!bc.metadata.deletionTimestamp !== !!old.metadata.deletionTimestamp) enqueue(bc);
+    if (bc.metadata.uid !== old.metadata.uid) keyByDeliveryId.set(deliveryIdOf(bc), objectKey(bc));
+    const changed = bc.metadata.generation !== old.metadata.generation || !!bc.metadata.deletionTimestamp !== !!old.metadata.deletionTimestamp;
+    if (changed && elector.isLeader()) queue.add(objectKey(bc), 'high');
+  });
+
+  // A worker moved rows of a Broadcast: fold them into its status, but no more often than statusRefreshMs.
+  const lastReconciled = new Map<string, number>();
+  const progress = new ProgressListener({
+    pool,
+    log,
+    onProgress: (broadcastId) => {
+      const key = keyByDeliveryId.get(broadcastId);
+      if (!key || !elector.isLeader()) return;
+      queue.addAfter(key, (lastReconciled.get(key) ?? 0) + settings.statusRefreshMs - Date.now());
+    },
+    onListening: () => {
+      if (elector.isLeader()) enqueueAll();
+    },
   });
 
   // Health first: /healthz answers while the first list is still in progress, /readyz says so.
@@ -155,6 +184,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     });
   }
   await informer.start();
+  progress.start();
   elector.start();
 
   const concurrency = o.concurrency ?? 16;
@@ -167,6 +197,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
         if (!elector.isLeader()) continue; // the new leader enqueues everything when it starts
         await reconcileOne(key);
       } finally {
+        lastReconciled.set(key, Date.now());
         queue.done(key);
       }
     }
@@ -213,6 +244,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       await events.drain();
       await elector.stop({ release: true });
       metrics.leader.set(0);
+      await progress.stop();
       await informer.stop();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       if (ownsBoss) await boss.stop({ graceful: false }).catch(() => {});

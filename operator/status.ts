@@ -17,8 +17,9 @@ export const sameStatus = (a: BroadcastStatus | undefined, b: BroadcastStatus | 
 
 /**
  * Write `status` through the status subresource. On a conflict (the object changed
- * since it was read) re-read it and apply the same status to the fresh copy, a few
- * times; stop if this replica is no longer the leader or the object is gone.
+ * since it was read) take the newer copy from the informer's cache and apply the
+ * same status to it, a few times; stop if this replica is no longer the leader or the
+ * object is gone.
  * Returns the stored object, or undefined when nothing was written.
  */
 export async function writeStatus(
@@ -37,8 +38,9 @@ export async function writeStatus(
       if (!isConflict(err) || attempt >= (o.attempts ?? 5)) throw err;
       metrics.operatorStatusWrites.inc({ result: 'conflict' });
       if (!o.stillLeading()) return undefined;
-      const fresh = await api.get(bc.metadata.namespace, bc.metadata.name);
-      if (!fresh || fresh.metadata.uid !== bc.metadata.uid) return undefined;
+      const fresh = await api.newerThan(target);
+      if (!fresh) throw err; // the watch has not brought the change yet: the reconcile runs again
+      if (fresh.metadata.uid !== bc.metadata.uid) return undefined;
       o.log.debug({ attempt, resourceVersion: fresh.metadata.resourceVersion }, 'status conflict: re-read, re-applying');
       target = fresh;
     }

@@ -125,6 +125,21 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
+   * Keep an object this process just wrote (the API server's answer) until the
+   * watch delivers it, as client-go's mutation cache does: a reconcile that reads
+   * the cache right after its own write sees that write, not a stale copy that
+   * would only earn a 409. Kept only if newer than what is cached (resource versions
+   * are etcd revisions, integers, in every API server the operator targets); the
+   * watch event with the same version then changes nothing and emits nothing.
+   */
+  remember(obj: T): void {
+    const key = objectKey(obj);
+    const cached = this.cache.get(key);
+    if (!cached || cached.metadata.uid !== obj.metadata.uid) return; // deleted or replaced meanwhile: the watch knows better
+    if (newerVersion(obj.metadata.resourceVersion, cached.metadata.resourceVersion)) this.cache.set(key, obj);
+  }
+
+  /**
    * Resume watching from `resourceVersion` as though it were the last one seen
    * (tests use a long-expired version to exercise the 410 path for real).
    */
@@ -179,6 +194,8 @@ export class Informer<T extends KubeObject> {
   private store(obj: T): void {
     const key = objectKey(obj);
     const old = this.cache.get(key);
+    // Our own write, remembered ahead of the watch, is newer than this event: keep it.
+    if (old && old.metadata.uid === obj.metadata.uid && newerVersion(old.metadata.resourceVersion, obj.metadata.resourceVersion)) return;
     this.cache.set(key, obj);
     if (!old) this.emit(InformerEvent.Added, obj);
     else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emit(InformerEvent.Updated, obj, old);
@@ -210,6 +227,11 @@ export class Informer<T extends KubeObject> {
     }, ac.signal);
     if (gone) throw gone;
   }
+}
+
+function newerVersion(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) > BigInt(b);
 }
 
 interface WatchStatus {

@@ -68,4 +68,33 @@ describe('WorkQueue', () => {
     q.add('c');
     expect(await q.get()).toBeUndefined();
   });
+
+  it('hands out high-priority keys before normal ones, promotes a waiting key, and keeps a re-add during processing at its priority', async () => {
+    const q = new WorkQueue();
+    q.add('refresh-1');
+    q.add('refresh-2');
+    q.add('new-1', 'high');
+    q.add('refresh-2', 'high'); // promoted: a spec change on a Broadcast waiting for its refresh
+    q.add('new-1'); // a later normal add does not demote it
+    q.add('refresh-3');
+    expect(q.depth).toBe(4);
+    const order = [await q.get(), await q.get(), await q.get(), await q.get()];
+    expect(order).toEqual(['new-1', 'refresh-2', 'refresh-1', 'refresh-3']);
+
+    // A key added high while being processed comes back ahead of normal keys.
+    q.add('n');
+    q.add('busy');
+    q.done('refresh-1');
+    q.done('refresh-3');
+    q.done('new-1');
+    q.done('refresh-2');
+    q.add('x');
+    const busy = await q.get(); // 'n'
+    expect(busy).toBe('n');
+    q.add('n', 'high');
+    q.done('n');
+    expect(await q.get()).toBe('n');
+    expect(await q.get()).toBe('busy');
+    q.shutdown();
+  });
 });

@@ -4,8 +4,14 @@
  *   to two workers at once; a key added while it is being processed runs again after;
  * - `addAfter` (RequeueAfter) wakes a key at a planned time, keeping the earliest;
  * - `addRateLimited` requeues a failure after a per-key capped exponential backoff,
- *   which `forget` resets after a success.
+ *   which `forget` resets after a success;
+ * - two priorities, as controller-runtime's priority queue: a key added `high`
+ *   (a new object, a spec change, a deletion: someone is waiting for it) is handed
+ *   out before every `normal` one (planned wake-ups, progress refreshes, resyncs), so
+ *   a burst of new Broadcasts is not stuck behind status refreshes of running ones.
  */
+export type Priority = 'high' | 'normal';
+
 export interface WorkQueueOptions {
   /** First retry delay after a failure. */
   baseDelayMs?: number;
@@ -16,8 +22,9 @@ export interface WorkQueueOptions {
 }
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly dirty = new Set<string>();
+  private readonly lanes: Record<Priority, Lane> = { high: new Lane(), normal: new Lane() };
+  /** Waiting keys and the lane each is in; a key also in `processing` waits to run again. */
+  private readonly dirty = new Map<string, Priority>();
   private readonly processing = new Set<string>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly failures = new Map<string, number>();
@@ -33,13 +40,26 @@ export class WorkQueue {
 
   /** Keys waiting to be processed (not counting those in progress or timed). */
   get depth(): number {
-    return this.queue.length;
+    return this.lanes.high.size + this.lanes.normal.size;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
-    this.dirty.add(key);
+  /** High-priority keys waiting: someone is waiting on each. */
+  get urgent(): number {
+    return this.lanes.high.size;
+  }
+
+  add(key: string, priority: Priority = 'normal'): void {
+    if (this.shuttingDown) return;
+    const waiting = this.dirty.get(key);
+    if (waiting === 'high' || waiting === priority) return;
+    this.dirty.set(key, priority);
     if (this.processing.has(key)) return; // `done` puts it back
+    if (waiting === 'normal') {
+      // Promoted: it moves to the high lane.
+      this.lanes.normal.delete(key);
+      this.lanes.high.push(key);
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
@@ -47,8 +67,8 @@ export class WorkQueue {
       waiter(key);
       return;
     }
-    this.queue.push(key);
-    this.o.onDepth?.(this.queue.length);
+    this.lanes[priority].push(key);
+    this.o.onDepth?.(this.depth);
   }
 
   /** Add `key` once `delayMs` has passed; an earlier pending wake-up wins. */
@@ -92,9 +112,9 @@ export class WorkQueue {
 
   /** The next key to process; undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
-    const key = this.queue.shift();
+    const key = this.lanes.high.shift() ?? this.lanes.normal.shift();
     if (key !== undefined) {
-      this.o.onDepth?.(this.queue.length);
+      this.o.onDepth?.(this.depth);
       this.dirty.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
@@ -106,9 +126,10 @@ export class WorkQueue {
   /** Processing of `key` finished; if it was added meanwhile, it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) {
+    const priority = this.dirty.get(key);
+    if (priority) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(key, priority);
     }
   }
 
@@ -118,5 +139,30 @@ export class WorkQueue {
     this.timers.clear();
     for (const w of this.waiters) w(undefined);
     this.waiters = [];
+  }
+}
+
+/** FIFO of keys with O(1) removal of any key (a promotion), in insertion order. */
+class Lane {
+  private readonly keys = new Set<string>();
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  push(key: string): void {
+    this.keys.add(key);
+  }
+
+  delete(key: string): void {
+    this.keys.delete(key);
+  }
+
+  shift(): string | undefined {
+    for (const key of this.keys) {
+      this.keys.delete(key);
+      return key;
+    }
+    return undefined;
   }
 }

@@ -8,8 +8,10 @@ import { deliveryIdOf } from '../delivery-record.js';
 import type { BroadcastEvent } from '../events.js';
 
 export interface OperatorSettings {
-  /** While sending, counts are folded into status at most this often. */
+  /** While sending, counts are folded into status at most this often (progress notifications wait for it). */
   statusRefreshMs: number;
+  /** While rows move and no progress notification arrives, look anyway this often (one may have been lost). */
+  progressPollMs: number;
   /** Longest planned wait before a Broadcast is looked at again (RequeueAfter cap). */
   maxRequeueMs: number;
   /** Dry-run price of one SMS part, as a decimal string ("0.0040"). */
@@ -22,7 +24,8 @@ export interface OperatorSettings {
 }
 
 export const defaultSettings: OperatorSettings = {
-  statusRefreshMs: 5_000,
+  statusRefreshMs: 2_000,
+  progressPollMs: 30_000,
   maxRequeueMs: 5 * 60_000,
   pricePerSegment: '0.0040',
   currency: 'USD',

@@ -6,9 +6,9 @@ export const outstanding = (c: DeliveryCounts): number => c.queued + c.sending;
 
 /**
  * Send: the workers do the sending; the operator folds their progress into
- * status. It runs once per reconcile, and a sending Broadcast is reconciled every
- * statusRefreshMs, so a 100,000-recipient broadcast writes its status a few dozen
- * times, not 100,000.
+ * status. It runs once per reconcile, and a sending Broadcast is reconciled when a
+ * worker reports progress but at most every statusRefreshMs, so a 100,000-recipient
+ * broadcast writes its status a few dozen times, not 100,000.
  */
 export async function send(r: Reconciling, planned: PlannedOccurrence[]): Promise<DeliveryCounts> {
   const c = await deliveryCounts(r.deps.pool, r.id);

@@ -13,7 +13,7 @@ import { RateLimiter, type RateKey } from '../delivery/rate-limit.js';
 import type { WaitOutcome } from '../delivery/outcomes.js';
 import { retryDelayMs } from '../delivery/backoff.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
-import type { Semaphore } from './semaphore.js';
+import type { Semaphore } from '../../lib/semaphore.js';
 
 export interface DeliverDeps {
   pool: Pool;
@@ -93,6 +93,8 @@ type Decision =
   | { status: 'deferred'; until: Date; reason: string };
 
 export interface BatchSummary {
+  /** The broadcast whose rows this batch moved (undefined when it found none to move). */
+  broadcastId?: string;
   sent: number;
   retry: number;
   failed: number;
@@ -131,6 +133,7 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
   const rows = await loadRows(deps.pool, job);
   const summary: BatchSummary = { sent: 0, retry: 0, failed: 0, skipped: 0, deferred: 0, expired: 0, held: 0, cancelled: 0 };
   if (rows.length === 0) return summary;
+  summary.broadcastId = rows[0]!.broadcast_id;
   const now = deps.clock.now();
 
   const sendable: Row[] = [];

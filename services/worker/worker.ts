@@ -10,8 +10,9 @@ import type { PushProvider, SmsProvider } from '../providers/types.js';
 import { RateLimiter } from '../delivery/rate-limit.js';
 import { sweepOnce } from '../delivery/sweeper.js';
 import { deliverBatch, DrainedError, type DeliverDeps } from './deliver-batch.js';
+import { notifyProgress } from '../delivery/progress.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
-import { Semaphore } from './semaphore.js';
+import { Semaphore } from '../../lib/semaphore.js';
 
 export interface WorkerOptions {
   pool: Pool;
@@ -75,6 +76,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       try {
         const summary = await run;
         metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
+        // The operator folds this into the Broadcast's status; a lost hint only delays that.
+        if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
         o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
         return summary;
       } catch (err) {

@@ -251,6 +251,43 @@ describe('delivery receipts', () => {
     expect(after.status).toBe('retry');
   });
 
+  it('a progress receipt records its event against the delivery and changes nothing else; redelivered, it is a duplicate', async () => {
+    const { deliveryIds: [id] } = await seedBroadcast(db.pool, 'grace', [{ address: '+12025550231', status: 'sent', providerMessageId: 'msg-progress' }]);
+    const before = (await db.pool.query('SELECT * FROM deliveries WHERE id = $1', [id])).rows[0];
+    const eventId = randomUUID();
+    const body = receipt('msg-progress', 'sent', [], 'message.sent', eventId);
+    expect((await post(body)).body).toEqual({ status: 'recorded', effect: 'progress' });
+    expect((await post(body, signer.sign(body, Math.floor(Date.now() / 1000) + 1))).body).toEqual({ status: 'duplicate', effect: 'duplicate' });
+    const events = await db.pool.query('SELECT delivery_id, tenant_id, event_type FROM provider_events WHERE event_id = $1', [eventId]);
+    expect(events.rows).toEqual([{ delivery_id: id, tenant_id: 'grace', event_type: 'message.sent' }]);
+    expect((await db.pool.query('SELECT * FROM deliveries WHERE id = $1', [id])).rows[0]).toEqual(before);
+  });
+
+  it('delivered applies only to a row still sent, and only once per event', async () => {
+    const { deliveryIds: [sent, failed] } = await seedBroadcast(db.pool, 'grace', [
+      { address: '+12025550241', status: 'sent', providerMessageId: 'msg-once' },
+      { address: '+12025550242', status: 'failed', providerMessageId: 'msg-late' },
+    ]);
+    const body = receipt('msg-once', 'delivered');
+    expect((await post(body)).body).toEqual({ status: 'recorded', effect: 'delivered' });
+    expect((await db.pool.query('SELECT status FROM deliveries WHERE id = $1', [sent])).rows[0].status).toBe('delivered');
+    // Were the row sent again, the same event redelivered would still not touch it.
+    await db.pool.query(`UPDATE deliveries SET status = 'sent', finalized_at = NULL WHERE id = $1`, [sent]);
+    expect((await post(body, signer.sign(body, Math.floor(Date.now() / 1000) + 1))).body.status).toBe('duplicate');
+    expect((await db.pool.query('SELECT status, finalized_at FROM deliveries WHERE id = $1', [sent])).rows[0]).toEqual({ status: 'sent', finalized_at: null });
+    // A finished row is not resurrected by a late receipt.
+    expect((await post(receipt('msg-late', 'delivered'))).body.effect).toBe('delivered');
+    expect((await db.pool.query('SELECT status FROM deliveries WHERE id = $1', [failed])).rows[0].status).toBe('failed');
+  });
+
+  it('delivery_unconfirmed finalizes the row and leaves it sent', async () => {
+    const { deliveryIds: [id] } = await seedBroadcast(db.pool, 'grace', [{ address: '+12025550251', status: 'sent', providerMessageId: 'msg-unconfirmed' }]);
+    expect((await post(receipt('msg-unconfirmed', 'delivery_unconfirmed'))).body.effect).toBe('unconfirmed');
+    const row = (await db.pool.query('SELECT status, finalized_at FROM deliveries WHERE id = $1', [id])).rows[0];
+    expect(row.status).toBe('sent');
+    expect(row.finalized_at.toISOString()).toBe(clock.now().toISOString());
+  });
+
   it('a receipt that beats the send record is matched later', async () => {
     const body = receipt('msg-early', 'delivered');
     expect((await post(body)).body.effect).toBe('unmatched');

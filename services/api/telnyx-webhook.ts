@@ -40,11 +40,6 @@ const RECEIPT_TYPES = new Set(['message.sent', 'message.finalized']);
 /** Reads a receipt with the same code table as send errors (services/providers/classify-telnyx.ts). */
 export type ClassifyReceipt = (event: unknown) => TelnyxReceipt | null;
 
-interface Resolved {
-  tenantId: string | null;
-  deliveryId: number | null;
-}
-
 /** A HELP to answer once the event is committed. */
 interface HelpReply {
   tenantId: string;
@@ -72,13 +67,20 @@ function headerRecord(ctx: Context): Record<string, string> {
 
 // --- what an event does -------------------------------------------------------------
 
-async function findDelivery(db: PoolClient | Pool, providerMessageId: string): Promise<{ id: number; tenant_id: string } | undefined> {
-  const r = await db.query<{ id: number; tenant_id: string }>(
-    'SELECT id, tenant_id FROM deliveries WHERE provider_message_id = $1 LIMIT 1',
-    [providerMessageId],
-  );
-  return r.rows[0];
+/**
+ * What a receipt does to its delivery, named as the webhook reports it: delivered;
+ * a failure's outcome kind (the same classifier as send errors); 'unconfirmed' (final,
+ * the carrier will never say); 'progress' and 'ignored' change nothing.
+ */
+function receiptEffect(receipt: TelnyxReceipt | null): string {
+  if (!receipt) return 'ignored';
+  if (receipt.delivered) return 'delivered';
+  if (receipt.outcome && receipt.outcome.kind !== 'accepted') return receipt.outcome.kind;
+  if (receipt.final && receipt.status === 'delivery_unconfirmed') return 'unconfirmed';
+  return 'progress';
 }
+
+const changesNothing = (effect: string) => effect === 'progress' || effect === 'ignored';
 
 /**
  * Apply a receipt to its delivery: delivered → delivered; a failure → the outcome of
@@ -87,25 +89,77 @@ async function findDelivery(db: PoolClient | Pool, providerMessageId: string): P
  * still sending or sent change, so a late receipt cannot resurrect a finished row.
  */
 export async function applyReceipt(db: PoolClient, deliveryId: number, data: EventData, now: Date, classify: ClassifyReceipt): Promise<string> {
-  const receipt = classify(data);
-  if (!receipt) return 'ignored';
-  if (receipt.delivered) {
+  return applyClassified(db, deliveryId, classify(data), now);
+}
+
+async function applyClassified(db: PoolClient, deliveryId: number, receipt: TelnyxReceipt | null, now: Date): Promise<string> {
+  const effect = receiptEffect(receipt);
+  if (effect === 'delivered') {
     await recordDelivered(db, deliveryId, now);
-    return 'delivered';
-  }
-  if (receipt.outcome && receipt.outcome.kind !== 'accepted') {
-    await recordOutcomes(db, [{ deliveryId, outcome: receipt.outcome }], now);
-    return receipt.outcome.kind;
-  }
-  if (receipt.final && receipt.status === 'delivery_unconfirmed') {
+  } else if (effect === 'unconfirmed') {
     // The carrier will never say; the message left us and stays "sent", but it is final.
     await db.query(`UPDATE deliveries SET finalized_at = $2, updated_at = now() WHERE id = $1 AND status = 'sent' AND finalized_at IS NULL`, [
       deliveryId,
       now,
     ]);
-    return 'unconfirmed';
+  } else if (!changesNothing(effect)) {
+    await recordOutcomes(db, [{ deliveryId, outcome: receipt!.outcome! }], now);
   }
-  return 'progress';
+  return effect;
+}
+
+/** An event under its id, with the delivery a receipt is about (by the provider's message id) resolved in the same statement. */
+const INSERT_EVENT = `
+  INSERT INTO provider_events (provider, event_id, event_type, tenant_id, delivery_id, payload, occurred_at, received_at)
+  SELECT 'telnyx', $1, $2, coalesce(d.tenant_id, $3), d.id, $5::jsonb, $6::timestamptz, $7::timestamptz
+    FROM (VALUES (1)) AS one (x)
+    LEFT JOIN (SELECT id, tenant_id FROM deliveries WHERE provider_message_id = $4 LIMIT 1) d ON true
+  ON CONFLICT (provider, event_id) DO NOTHING RETURNING delivery_id`;
+
+/**
+ * The same, and the delivery made delivered if the event is new: one statement, so one
+ * transaction. The UPDATE is recordDelivered's (services/delivery/outcomes.ts), which
+ * late-matched receipts go through: only a row still 'sent' changes.
+ */
+const INSERT_DELIVERED_EVENT = `
+  WITH event AS (${INSERT_EVENT}),
+  delivered AS (
+    UPDATE deliveries SET status = 'delivered', finalized_at = $7, updated_at = now()
+     WHERE id = (SELECT delivery_id FROM event) AND status = 'sent'
+  )
+  SELECT delivery_id FROM event`;
+
+interface EventTimes {
+  occurredAt: Date | null;
+  now: Date;
+}
+
+/** A new event's matched delivery (null: none yet); null for a redelivery (the id is already recorded). */
+type Inserted = { deliveryId: number | null } | null;
+
+/**
+ * What a receipt came to when it was not applied: a redelivery, or no delivery yet (it
+ * may have beaten the worker's commit; matchPendingReceipts retries it).
+ */
+const unapplied = (ins: Inserted) => (ins ? 'unmatched' : 'duplicate');
+
+async function insertEvent(
+  db: PoolClient | Pool,
+  data: EventData,
+  at: EventTimes,
+  about: { tenantId?: string | null; providerMessageId?: string | null },
+  markDelivered = false,
+): Promise<Inserted> {
+  const r = await db.query<{ delivery_id: number | null }>(markDelivered ? INSERT_DELIVERED_EVENT : INSERT_EVENT, [
+    data.id,
+    data.event_type,
+    about.tenantId ?? null,
+    about.providerMessageId ?? null,
+    data,
+    at.occurredAt,
+    at.now,
+  ]);
+  return r.rowCount === 0 ? null : { deliveryId: r.rows[0]!.delivery_id };
 }
 
 async function resolveInbound(db: Pool, data: EventData) {
@@ -219,35 +273,13 @@ async function sendHelp(o: WebhookOptions, help: HelpReply): Promise<void> {
 
 /** Insert the event (deduplicated by its id) and apply it, in one transaction. */
 export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{ result: string; help?: HelpReply }> {
-  const now = o.clock.now();
-  const occurredAt = data.occurred_at && !Number.isNaN(Date.parse(data.occurred_at)) ? new Date(data.occurred_at) : null;
+  const at = { now: o.clock.now(), occurredAt: data.occurred_at && !Number.isNaN(Date.parse(data.occurred_at)) ? new Date(data.occurred_at) : null };
+  if (RECEIPT_TYPES.has(data.event_type)) return recordReceipt(o, data, at);
 
-  // Resolve who the event is about before taking the transaction (plain indexed reads).
-  const resolved: Resolved = { tenantId: null, deliveryId: null };
-  let inbound: Awaited<ReturnType<typeof resolveInbound>> = null;
-  if (RECEIPT_TYPES.has(data.event_type)) {
-    const pid = typeof data.payload?.id === 'string' ? data.payload.id : null;
-    const d = pid ? await findDelivery(o.pool, pid) : undefined;
-    if (d) Object.assign(resolved, { tenantId: d.tenant_id, deliveryId: d.id });
-  } else if (data.event_type === 'message.received') {
-    inbound = await resolveInbound(o.pool, data);
-    if (inbound?.tenant) resolved.tenantId = inbound.tenant.tenant_id;
-  }
-
+  // Resolve who the event is about before taking the transaction (a plain indexed read).
+  const inbound = data.event_type === 'message.received' ? await resolveInbound(o.pool, data) : null;
   return inTransaction(o.pool, async (c) => {
-    const ins = await c.query(
-      `INSERT INTO provider_events (provider, event_id, event_type, tenant_id, delivery_id, payload, occurred_at, received_at)
-       VALUES ('telnyx', $1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (provider, event_id) DO NOTHING RETURNING id`,
-      [data.id, data.event_type, resolved.tenantId, resolved.deliveryId, data, occurredAt, now],
-    );
-    if (ins.rowCount === 0) return { result: 'duplicate' };
-
-    if (RECEIPT_TYPES.has(data.event_type)) {
-      // No delivery yet: the receipt may have beaten the worker's commit; matchPendingReceipts retries it.
-      if (resolved.deliveryId === null) return { result: 'unmatched' };
-      return { result: await applyReceipt(c, resolved.deliveryId, data, now, o.classify) };
-    }
+    if (!(await insertEvent(c, data, at, { tenantId: inbound?.tenant?.tenant_id }))) return { result: 'duplicate' };
 
     if (data.event_type === 'message.received') {
       if (!inbound) return { result: 'ignored' };
@@ -264,7 +296,7 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
           `INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source, keyword) VALUES ($1, $2, $3, 'inbound_keyword', $4)
            ON CONFLICT (tenant_id, phone) DO UPDATE SET opted_out_at = EXCLUDED.opted_out_at, source = EXCLUDED.source,
                                                         keyword = EXCLUDED.keyword`,
-          [tenant.tenant_id, inbound.from, now, kw.keyword],
+          [tenant.tenant_id, inbound.from, at.now, kw.keyword],
         );
         o.log.info({ tenantId: tenant.tenant_id, from: maskPhone(inbound.from), keyword: kw.keyword }, 'opt-out recorded');
         return { result: 'opted_out' };
@@ -278,6 +310,27 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
       return { result: 'help', help: { tenantId: tenant.tenant_id, from: inbound.from, to: inbound.to, text } };
     }
     return { result: 'recorded' };
+  });
+}
+
+/**
+ * Receipts are two webhooks per message, so their common cases are one statement
+ * each, and so their own transaction: one that changes nothing (message.sent) is its
+ * insert; a delivered one is its insert and the delivery made delivered. A failure
+ * goes through recordOutcomes in the transaction of its insert.
+ */
+async function recordReceipt(o: WebhookOptions, data: EventData, at: EventTimes): Promise<{ result: string }> {
+  const receipt = o.classify(data);
+  const effect = receiptEffect(receipt);
+  const providerMessageId = typeof data.payload?.id === 'string' ? data.payload.id : null;
+  if (changesNothing(effect) || effect === 'delivered') {
+    const ins = await insertEvent(o.pool, data, at, { providerMessageId }, effect === 'delivered');
+    return { result: ins?.deliveryId == null ? unapplied(ins) : effect };
+  }
+  return inTransaction(o.pool, async (c) => {
+    const ins = await insertEvent(c, data, at, { providerMessageId });
+    if (ins?.deliveryId == null) return { result: unapplied(ins) };
+    return { result: await applyClassified(c, ins.deliveryId, receipt, at.now) };
   });
 }
 

@@ -14,7 +14,10 @@ import https from 'node:https';
  * responses. Streaming request bodies are not supported.
  */
 export function createHttpFetch(opts: { maxSockets?: number } = {}): typeof fetch & { destroy(): void } {
-  const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 256, scheduling: 'lifo' as const };
+  const maxSockets = opts.maxSockets ?? 256;
+  // maxFreeSockets defaults to 256: with more sockets than that, the surplus would be closed
+  // whenever a burst ends and connected again at the next one.
+  const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
 

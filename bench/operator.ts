@@ -327,7 +327,7 @@ async function run(p: LocalPlatform) {
     load_avg_1m_before: loadBefore,
     load_avg_1m_after: Number(os.loadavg()[0]!.toFixed(2)),
     // The defaults (operator/main.ts, lib/config.ts), then what this run overrode.
-    operator_env: { HERALD_OPERATOR_CONCURRENCY: '16', HERALD_STATUS_REFRESH_MS: '2000', HERALD_PROGRESS_POLL_MS: '30000', HERALD_OPERATOR_RESYNC_MS: '60000', ...operatorEnv },
-    worker_env: { HERALD_WORKER_JOBS: '16', HERALD_WORKER_CONCURRENCY: '128', ...workerEnv },
+    operator_env: { HERALD_OPERATOR_CONCURRENCY: '64', HERALD_STATUS_REFRESH_MS: '2000', HERALD_PROGRESS_POLL_MS: '30000', HERALD_OPERATOR_RESYNC_MS: '60000', ...operatorEnv },
+    worker_env: { HERALD_WORKER_JOBS: '32', HERALD_WORKER_CONCURRENCY: '128', ...workerEnv },
   };
 }

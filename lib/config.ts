@@ -20,7 +20,7 @@ const schema = z.object({
   HERALD_PG_PORT: intFromEnv(54329),
   HERALD_DB_POOL_MAX: intFromEnv(20),
   HERALD_WORKER_CONCURRENCY: intFromEnv(128),
-  HERALD_WORKER_JOBS: intFromEnv(16),
+  HERALD_WORKER_JOBS: intFromEnv(32),
   HERALD_WORKER_CHUNK: intFromEnv(25),
   HERALD_WORKER_PORT: z.coerce.number().int().min(0).default(8081),
   HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),

@@ -32,6 +32,8 @@ export class EventRecorder {
     private readonly identity: string,
     private readonly log?: Logger,
     private readonly dedupeMs = 10 * 60_000,
+    /** While this says so (new Broadcasts wait to be planned), events wait: they are advisory. */
+    private readonly holdWhile: () => boolean = () => false,
   ) {
     this.suffix = Buffer.from(identity).reduce((h, c) => (h * 31 + c) >>> 0, 7).toString(16).slice(0, 4);
   }
@@ -48,6 +50,7 @@ export class EventRecorder {
     const p = (async () => {
       await this.writing.acquire();
       try {
+        while (this.holdWhile()) await new Promise((r) => setTimeout(r, 100));
         for (const e of events) await this.record(bc, e);
       } finally {
         this.writing.release();

@@ -9,7 +9,7 @@
  *   HERALD_LEASE_NAME          Lease name (default herald-operator)
  *   HERALD_LEASE_DURATION_MS / HERALD_RENEW_DEADLINE_MS / HERALD_RETRY_PERIOD_MS   (15000 / 10000 / 2000)
  *   HERALD_OPERATOR_IDENTITY   this replica's Lease identity (default hostname-pid-random; POD_NAME if set)
- *   HERALD_OPERATOR_CONCURRENCY  Broadcasts reconciled at once (16)
+ *   HERALD_OPERATOR_CONCURRENCY  Broadcasts reconciled at once (64)
  *   HERALD_OPERATOR_RESYNC_MS  every Broadcast reconciled at least this often (60000)
  *   HERALD_STATUS_REFRESH_MS   counts folded into status at most this often while sending (2000)
  *   HERALD_PROGRESS_POLL_MS    while sending, look this often even without a progress notification (30000)

@@ -42,7 +42,7 @@ export interface OperatorOptions {
   retryPeriodMs?: number;
   /** HTTP port for /healthz /readyz /metrics (0: any free port; undefined: no server). */
   port?: number;
-  /** Broadcasts reconciled at once (default 16: a reconcile mostly waits on PostgreSQL and the API server). */
+  /** Broadcasts reconciled at once (default 64: a reconcile mostly waits on PostgreSQL and the API server). */
   concurrency?: number;
   /** Every Broadcast is reconciled at least this often (default 60 s; receipts keep changing counts after completion). */
   resyncMs?: number;
@@ -77,7 +77,9 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
 
   const ownsPool = !o.pool;
   if (!o.pool && !o.databaseUrl) throw new Error('startOperator needs databaseUrl or pool');
-  const pool = o.pool ?? createPool(o.databaseUrl!, (o.concurrency ?? 16) + 4, 'operator');
+  const concurrency = o.concurrency ?? 64;
+  // Reconciles spend most of their time on the API server: fewer connections than reconciles suffice.
+  const pool = o.pool ?? createPool(o.databaseUrl!, Math.min(concurrency, 32) + 4, 'operator');
   if (ownsPool) {
     // A replica paused mid-transaction (SIGSTOP, a long GC, a frozen VM) would hold its
     // row locks and block the new leader's planning; PostgreSQL ends such a transaction.
@@ -89,8 +91,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const boss = o.boss ?? (await startBoss(o.databaseUrl!, { supervise: false, schedule: false, max: 4, log }));
 
   const api = new BroadcastApi(kube, o.namespace);
-  const events = new EventRecorder(kube, identity, log);
   const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
+  const events = new EventRecorder(kube, identity, log, undefined, () => queue.urgent > 0);
   const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
   api.readFrom(informer);
 
@@ -187,7 +189,6 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   progress.start();
   elector.start();
 
-  const concurrency = o.concurrency ?? 16;
   let stopping = false;
   const workers = Array.from({ length: concurrency }, async () => {
     for (;;) {

@@ -222,6 +222,11 @@ describe('signed webhooks', () => {
       const late = await sender.deliver(telnyxEvent('message.sent', {}), slow.url);
       expect(late).toMatchObject({ status: 0, attempt: 3 });
       expect(sender.stats).toMatchObject({ posted: 43, failed: 1, pending: 0 });
+      // So is a URL nothing can be posted to.
+      for (const url of ['not a url', 'ftp://127.0.0.1/webhooks']) {
+        expect(await sender.deliver(telnyxEvent('message.sent', {}), url)).toMatchObject({ status: 0, attempt: 3 });
+      }
+      expect(sender.stats).toMatchObject({ failed: 3, pending: 0 });
     } finally {
       sender.close();
       await slow.close();

@@ -212,9 +212,7 @@ export class WebhookSender {
 
   private async request(eventId: string, eventType: string, url: string, attempt: number, body: string, headers: SignedHeaders): Promise<WebhookRecord> {
     this.stats.posted++;
-    const target = new URL(url);
-    const secure = target.protocol === 'https:';
-    const status = await postJson(target, body, headers, secure ? this.httpsAgent : this.httpAgent, this.opts.timeoutMs ?? 5000);
+    const status = await postJson(url, body, headers, { http: this.httpAgent, https: this.httpsAgent }, this.opts.timeoutMs ?? 5000);
     const rec: WebhookRecord = { eventId, eventType, url, attempt, status, body, headers };
     this.record(rec);
     return rec;
@@ -251,7 +249,7 @@ const TIMED_OUT = new Error('webhook request timed out');
 const ignore = () => undefined;
 
 /** POST a body; resolves with the answer's status once its body is read, 0 if the request failed or timed out. */
-function postJson(url: URL, body: string, signed: SignedHeaders, agent: http.Agent, timeoutMs: number): Promise<number> {
+function postJson(url: string, body: string, signed: SignedHeaders, agents: { http: http.Agent; https: https.Agent }, timeoutMs: number): Promise<number> {
   return new Promise((resolve) => {
     const headers = {
       'content-type': 'application/json',
@@ -260,10 +258,17 @@ function postJson(url: URL, body: string, signed: SignedHeaders, agent: http.Age
       ...signed,
     };
     let answer: http.IncomingMessage | undefined;
-    const req = (url.protocol === 'https:' ? https : http).request(url, { method: 'POST', headers, agent }, (res) => {
-      answer = res;
-      res.resume();
-    });
+    let req: http.ClientRequest;
+    try {
+      const target = new URL(url);
+      const secure = target.protocol === 'https:';
+      req = (secure ? https : http).request(target, { method: 'POST', headers, agent: secure ? agents.https : agents.http }, (res) => {
+        answer = res;
+        res.resume();
+      });
+    } catch {
+      return resolve(0); // not a URL this client can post to
+    }
     const timer = setTimeout(() => req.destroy(TIMED_OUT), timeoutMs);
     req.on('error', ignore);
     // 'close' follows the end of the answer (the socket back in the pool) or a failure.

@@ -102,7 +102,7 @@ async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
   await seedContacts(pool, tenant, n, { tokens: channel === 'push', tokenPrefix: `${tenant}-` });
   const worker = spawnTs('services/worker/main.ts', {
     DATABASE_URL: db.url, HERALD_SIMULATOR_URL: simUrl, HERALD_WORKER_PORT: '0',
-    HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_WORKER_JOBS: '4', HERALD_ACCOUNT_SMS_PER_SECOND: '1000000',
+    HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_ACCOUNT_SMS_PER_SECOND: '1000000',
   }, { ipc: true });
   await new Promise((r) => worker.once('message', r));
   const boss = await startBoss(db.url, { supervise: false, max: 2 });
@@ -110,9 +110,13 @@ async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
   const cpu0 = { worker: cpuSeconds(worker.pid!), simulator: cpuSeconds(simulator.pid!), postgres: postgresCpuSeconds(join(dataDir, 'postgres')), bench: process.cpuUsage() };
   const started = performance.now();
   await planOccurrence(pool, boss, { broadcastId: b.id, key: 'once', scheduledAt: new Date() }, new Date());
+  // Done when no row is left to send. EXISTS stops at the first such row: a count(*)
+  // here cost PostgreSQL ~24 ms per poll (a third of its CPU during the run), taken
+  // from the pipeline being measured.
   for (;;) {
-    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int n FROM deliveries WHERE broadcast_id = $1 AND status IN ('queued', 'sending', 'retry')`, [b.id]);
-    if (rows[0]!.n === 0) break;
+    const { rows } = await pool.query<{ left: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM deliveries WHERE broadcast_id = $1 AND status IN ('queued', 'sending', 'retry')) AS left`, [b.id]);
+    if (!rows[0]!.left) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - started) / 1000;

@@ -1,9 +1,7 @@
 /**
  * Bounds work in flight: the worker's sends across all its jobs, the operator's
- * background Event writes. Unlike a plain
- * concurrency limiter it hands out several permits at once, so a job can claim a
- * chunk of rows only when it can send them right away — rows are never marked in
- * flight while they wait, which keeps "possible duplicates after a crash" small.
+ * background Event writes. Unlike a plain concurrency limiter it hands out several
+ * permits at once (a chunk of rows goes out together), first come first served.
  */
 export class Semaphore {
   private waiters: { n: number; resolve: () => void }[] = [];
@@ -17,6 +15,7 @@ export class Semaphore {
   }
 
   async acquire(n = 1): Promise<void> {
+    if (n === 0) return;
     if (this.waiters.length === 0 && this.available >= n) {
       this.available -= n;
       return;

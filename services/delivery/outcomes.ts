@@ -42,12 +42,15 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
     reasons.push('reason' in outcome ? outcome.reason : null);
     delays.push(outcome.kind === 'retryable' || outcome.kind === 'wait' ? (outcome.retryAfterMs ?? 0) : 0);
   }
-  // Backoff is computed here per row (it needs the row's attempt count), so read them first.
-  const { rows } = await db.query<{ id: number; attempts: number; max_attempts: number; channel: string; expires_at: Date }>(
-    `SELECT d.id, d.attempts, b.max_attempts, d.channel, d.expires_at FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
-      WHERE d.id = ANY($1::bigint[]) AND d.status IN ${ACTIVE_STATES}`,
-    [ids],
-  );
+  // Backoff is computed here per row (it needs the row's attempt count), so read them
+  // first — unless every send was accepted, the common case, which needs nothing.
+  const { rows } = kinds.every((k) => k === 'accepted')
+    ? { rows: [] }
+    : await db.query<{ id: number; attempts: number; max_attempts: number; channel: string; expires_at: Date }>(
+        `SELECT d.id, d.attempts, b.max_attempts, d.channel, d.expires_at FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+          WHERE d.id = ANY($1::bigint[]) AND d.status IN ${ACTIVE_STATES}`,
+        [ids],
+      );
   const byId = new Map(rows.map((r) => [r.id, r]));
   const nextAt: (Date | null)[] = [];
   const finalKinds: string[] = [];

@@ -248,21 +248,17 @@ async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg:
 }
 
 /**
- * Take in-flight slots and rate tokens for a chunk, then claim its rows. The slots
- * of rows not claimed (another worker was first, or the broadcast was paused) are
- * given back at once; the caller releases the rest as each send finishes.
+ * Take rate tokens for a chunk, claim its rows, then take in-flight slots for the
+ * rows claimed. Claiming before waiting for slots overlaps the two round trips with
+ * the sends already in flight (slots never sit idle during a claim); the price is
+ * that at most one claimed chunk per job may wait a few milliseconds for slots, and
+ * if the process dies right then those rows are flagged as possible duplicates
+ * although they were never sent (they are retried, so nothing is lost).
  */
 async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], seg: SegmentCount | null): Promise<Claim> {
-  await deps.inFlight.acquire(chunk.length);
-  let c: Claim;
-  try {
-    await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
-    c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
-  } catch (err) {
-    deps.inFlight.release(chunk.length);
-    throw err;
-  }
-  deps.inFlight.release(chunk.length - c.owned.size);
+  await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
+  const c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
+  await deps.inFlight.acquire(c.owned.size);
   return c;
 }
 

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { PgBoss } from 'pg-boss';
+import type { Job, PgBoss } from 'pg-boss';
 import type { Pool } from '../../lib/db/postgres.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
@@ -66,30 +66,38 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     draining: draining.signal,
   };
 
-  const workId = await o.boss.work<DeliverJob>(
-    DELIVER_QUEUE,
-    { batchSize: 1, localConcurrency: o.jobs ?? 16, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5 },
-    async ([job]) => {
-      if (!job) return;
-      const run = deliverBatch(deps, job.data);
-      active.add(run);
-      try {
-        const summary = await run;
-        metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
-        // The operator folds this into the Broadcast's status; a lost hint only delays that.
-        if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
-        o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
-        return summary;
-      } catch (err) {
-        metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
-        if (err instanceof DrainedError) o.log.info({ job: job.id, left: err.left }, 'batch handed back while draining');
-        else o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
-        throw err;
-      } finally {
-        active.delete(run);
-      }
-    },
-  );
+  // One pg-boss worker per batch slot, each its own work() so it knows its id: after a
+  // batch it asks for the next at once (notifyWorker). pg-boss otherwise waits out the
+  // rest of its polling interval after a job shorter than it, which caps a slot at two
+  // small batches a second however deep the queue.
+  const handle = (workId: () => string) => async ([job]: Job<DeliverJob>[]) => {
+    if (!job) return;
+    const run = deliverBatch(deps, job.data);
+    active.add(run);
+    try {
+      const summary = await run;
+      metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
+      // The operator folds this into the Broadcast's status; a lost hint only delays that.
+      if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
+      o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
+      // An empty fetch ends this: the slot then polls at its interval again.
+      if (accepting && workId()) o.boss.notifyWorker(workId());
+      return summary;
+    } catch (err) {
+      metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
+      if (err instanceof DrainedError) o.log.info({ job: job.id, left: err.left }, 'batch handed back while draining');
+      else o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
+      throw err;
+    } finally {
+      active.delete(run);
+    }
+  };
+  const workIds: string[] = [];
+  for (let i = 0; i < (o.jobs ?? 32); i++) {
+    let id = '';
+    id = await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5 }, handle(() => id));
+    workIds.push(id);
+  }
 
   const timers: NodeJS.Timeout[] = [];
   // Beat well inside the lease others judge us by, or a slow send would look like a dead worker.
@@ -120,7 +128,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       draining.abort();
       for (const t of timers) clearInterval(t);
       // Stop fetching; jobs already handed to us run on.
-      await o.boss.offWork(DELIVER_QUEUE, { id: workId, wait: false });
+      await Promise.all(workIds.map((id) => o.boss.offWork(DELIVER_QUEUE, { id, wait: false })));
       const drained = await Promise.race([
         Promise.allSettled([...active]).then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),

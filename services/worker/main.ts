@@ -24,7 +24,8 @@ const clock = clockFromEnv();
 const db = await startDatabase({ databaseUrl: config.databaseUrl, dataDir: config.HERALD_DATA_DIR, port: config.HERALD_PG_PORT, log });
 const pool = createPool(db.url, config.HERALD_DB_POOL_MAX, 'worker');
 await migrate(pool);
-const boss = await startBoss(db.url, { log, max: 4 });
+// pg-boss fetches, completes and heartbeats every batch slot's job on its own pool.
+const boss = await startBoss(db.url, { log, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2) });
 const simulator = process.env.HERALD_SIMULATOR_URL ? await connectToSimulator(process.env.HERALD_SIMULATOR_URL) : undefined;
 const providers = createProviders(config, { simulator, log, fcmMaxSockets: config.HERALD_WORKER_CONCURRENCY });
 const simulatedTenants = (process.env.HERALD_SIMULATED_TENANTS ?? '').split(',').map((t) => t.trim()).filter(Boolean);

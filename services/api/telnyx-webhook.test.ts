@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
+import { metrics } from '../../lib/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
 import { classifyInbound } from './opt-out-keywords.js';
 import { matchPendingReceipts } from './telnyx-webhook.js';
@@ -286,6 +287,34 @@ describe('delivery receipts', () => {
     const row = (await db.pool.query('SELECT status, finalized_at FROM deliveries WHERE id = $1', [id])).rows[0];
     expect(row.status).toBe('sent');
     expect(row.finalized_at.toISOString()).toBe(clock.now().toISOString());
+  });
+
+  it('a burst of receipts is written in groups, each answered as recorded once durable, redeliveries inside a group included', async () => {
+    const n = 40;
+    const rows = Array.from({ length: n }, (_, i) => ({ address: `+120255503${String(i).padStart(2, '0')}`, status: 'sent' as const, providerMessageId: `msg-burst-${i}` }));
+    const { deliveryIds } = await seedBroadcast(db.pool, 'grace', rows);
+    const sentIds = rows.map(() => randomUUID());
+    const finalIds = rows.map(() => randomUUID());
+    const bodies = [
+      ...rows.map((r, i) => receipt(r.providerMessageId, 'sent', [], 'message.sent', sentIds[i])),
+      ...rows.map((r, i) => receipt(r.providerMessageId, 'delivered', [], 'message.finalized', finalIds[i])),
+    ];
+    // The same delivered event twice, at the same moment: one records it, the other is a duplicate.
+    bodies.push(receipt(rows[0]!.providerMessageId, 'delivered', [], 'message.finalized', finalIds[0]));
+    const statements = async () => (await metrics.receiptsPerStatement.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const before = await statements();
+    const answers = await Promise.all(bodies.map((b) => post(b)));
+    // Fewer statements than receipts: they were grouped.
+    expect((await statements()) - before).toBeLessThan(bodies.length);
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const effects = answers.map((a) => `${a.body.status}/${a.body.effect}`);
+    expect(effects.filter((e) => e === 'recorded/progress')).toHaveLength(n);
+    expect(effects.filter((e) => e === 'recorded/delivered')).toHaveLength(n);
+    expect(effects.filter((e) => e === 'duplicate/duplicate')).toHaveLength(1);
+    const statuses = await db.pool.query('SELECT status, count(*)::int AS n FROM deliveries WHERE id = ANY($1) GROUP BY status', [deliveryIds]);
+    expect(statuses.rows).toEqual([{ status: 'delivered', n }]);
+    const events = await db.pool.query('SELECT count(*)::int AS n, count(DISTINCT delivery_id)::int AS d FROM provider_events WHERE event_id = ANY($1)', [[...sentIds, ...finalIds]]);
+    expect(events.rows[0]).toEqual({ n: 2 * n, d: n });
   });
 
   it('a receipt that beats the send record is matched later', async () => {

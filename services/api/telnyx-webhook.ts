@@ -13,6 +13,7 @@ import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
 import { HttpError, loggableError, readRawBody } from './http.js';
 import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
+import { ReceiptWriter, type Inserted } from './receipt-writer.js';
 
 /** Telnyx webhooks are small; anything larger is not one. */
 const WEBHOOK_BODY_LIMIT = 256 * 1024;
@@ -116,26 +117,11 @@ const INSERT_EVENT = `
     LEFT JOIN (SELECT id, tenant_id FROM deliveries WHERE provider_message_id = $4 LIMIT 1) d ON true
   ON CONFLICT (provider, event_id) DO NOTHING RETURNING delivery_id`;
 
-/**
- * The same, and the delivery made delivered if the event is new: one statement, so one
- * transaction. The UPDATE is recordDelivered's (services/delivery/outcomes.ts), which
- * late-matched receipts go through: only a row still 'sent' changes.
- */
-const INSERT_DELIVERED_EVENT = `
-  WITH event AS (${INSERT_EVENT}),
-  delivered AS (
-    UPDATE deliveries SET status = 'delivered', finalized_at = $7, updated_at = now()
-     WHERE id = (SELECT delivery_id FROM event) AND status = 'sent'
-  )
-  SELECT delivery_id FROM event`;
-
 interface EventTimes {
   occurredAt: Date | null;
   now: Date;
 }
 
-/** A new event's matched delivery (null: none yet); null for a redelivery (the id is already recorded). */
-type Inserted = { deliveryId: number | null } | null;
 
 /**
  * What a receipt came to when it was not applied: a redelivery, or no delivery yet (it
@@ -148,9 +134,8 @@ async function insertEvent(
   data: EventData,
   at: EventTimes,
   about: { tenantId?: string | null; providerMessageId?: string | null },
-  markDelivered = false,
 ): Promise<Inserted> {
-  const r = await db.query<{ delivery_id: number | null }>(markDelivered ? INSERT_DELIVERED_EVENT : INSERT_EVENT, [
+  const r = await db.query<{ delivery_id: number | null }>(INSERT_EVENT, [
     data.id,
     data.event_type,
     about.tenantId ?? null,
@@ -313,18 +298,34 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
   });
 }
 
+// One writer per pool: it groups the receipts that arrive while its statements run.
+const writers = new WeakMap<Pool, ReceiptWriter>();
+function receiptWriter(pool: Pool): ReceiptWriter {
+  let w = writers.get(pool);
+  if (!w) writers.set(pool, (w = new ReceiptWriter(pool)));
+  return w;
+}
+
 /**
- * Receipts are two webhooks per message, so their common cases are one statement
- * each, and so their own transaction: one that changes nothing (message.sent) is its
- * insert; a delivered one is its insert and the delivery made delivered. A failure
- * goes through recordOutcomes in the transaction of its insert.
+ * Receipts are two webhooks per message, so their common cases — one that changes
+ * nothing (message.sent), a delivered one — are written by the ReceiptWriter, many to
+ * a statement under load: the insert, and the delivery made delivered, in one
+ * transaction. A failure goes through recordOutcomes in the transaction of its insert.
  */
 async function recordReceipt(o: WebhookOptions, data: EventData, at: EventTimes): Promise<{ result: string }> {
   const receipt = o.classify(data);
   const effect = receiptEffect(receipt);
   const providerMessageId = typeof data.payload?.id === 'string' ? data.payload.id : null;
   if (changesNothing(effect) || effect === 'delivered') {
-    const ins = await insertEvent(o.pool, data, at, { providerMessageId }, effect === 'delivered');
+    const ins = await receiptWriter(o.pool).record({
+      eventId: data.id,
+      eventType: data.event_type,
+      providerMessageId,
+      payload: data,
+      occurredAt: at.occurredAt,
+      receivedAt: at.now,
+      delivered: effect === 'delivered',
+    });
     return { result: ins?.deliveryId == null ? unapplied(ins) : effect };
   }
   return inTransaction(o.pool, async (c) => {

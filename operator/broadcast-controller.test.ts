@@ -377,6 +377,19 @@ describe('status', { timeout: 180_000 }, () => {
     expect(writes('sunday')).toBeLessThan(120 / 3);
     expect(writes('paused')).toBeLessThan(100 / 2);
   });
+
+  it('follows the workers’ progress notifications, without polling or resync', async () => {
+    // Nothing would look again for ten minutes: only the workers' NOTIFY can bring the count to Completed.
+    const tenMinutes = 10 * 60_000;
+    await restartOperator({ resyncMs: tenMinutes, settings: { statusRefreshMs: 500, progressPollMs: tenMinutes, maxRequeueMs: tenMinutes, batchSize: 10 } });
+    try {
+      await kube.create(broadcast('notified', { tenant: 'grace', audience: { segment: { tags: ['members'] } } }));
+      const done = await phaseIs(kube, 'notified', 'Completed');
+      expect(done.status?.counts).toMatchObject({ sent: 120, queued: 0, sending: 0 });
+    } finally {
+      await restartOperator();
+    }
+  });
 });
 
 describe('RBAC', { timeout: 180_000 }, () => {

@@ -17,19 +17,10 @@ export interface DeliverJob {
 
 export async function startBoss(
   url: string,
-  opts: {
-    max?: number;
-    supervise?: boolean;
-    schedule?: boolean;
-    log?: Logger;
-    superviseIntervalSeconds?: number;
-    /** Workers: LISTEN for new jobs (the deliver queue NOTIFYs on insert) instead of polling for them. */
-    listen?: boolean;
-  } = {},
+  opts: { max?: number; supervise?: boolean; schedule?: boolean; log?: Logger; superviseIntervalSeconds?: number } = {},
 ): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: url,
-    useListenNotify: opts.listen ?? false,
     max: opts.max ?? 4,
     supervise: opts.supervise ?? true,
     schedule: opts.schedule ?? false,
@@ -41,10 +32,7 @@ export async function startBoss(
   });
   boss.on('error', (err) => opts.log?.error({ err }, 'pg-boss error'));
   await boss.start();
-  const existing = await boss.getQueue(DELIVER_QUEUE);
-  // A job wakes a waiting worker at once; polling stays as the backstop. (Queues made before this was set get it too.)
-  if (existing && !existing.notify) await boss.updateQueue(DELIVER_QUEUE, { notify: true });
-  if (!existing) {
+  if (!(await boss.getQueue(DELIVER_QUEUE))) {
     await boss
       .createQueue(DELIVER_QUEUE, {
         // A batch handler records every row before it returns; a job only throws for a
@@ -56,7 +44,6 @@ export async function startBoss(
         expireInSeconds: 3600,
         // A worker killed mid-batch stops heart-beating; pg-boss hands the job on within ~15 s.
         heartbeatSeconds: 10,
-        notify: true,
       })
       .catch((err: Error) => {
         // Two processes may create it at once.

@@ -25,7 +25,7 @@ const db = await startDatabase({ databaseUrl: config.databaseUrl, dataDir: confi
 const pool = createPool(db.url, config.HERALD_DB_POOL_MAX, 'worker');
 await migrate(pool);
 // pg-boss fetches, completes and heartbeats every batch slot's job on its own pool.
-const boss = await startBoss(db.url, { log, listen: true, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2) });
+const boss = await startBoss(db.url, { log, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2) });
 const simulator = process.env.HERALD_SIMULATOR_URL ? await connectToSimulator(process.env.HERALD_SIMULATOR_URL) : undefined;
 const providers = createProviders(config, { simulator, log, fcmMaxSockets: config.HERALD_WORKER_CONCURRENCY });
 const simulatedTenants = (process.env.HERALD_SIMULATED_TENANTS ?? '').split(',').map((t) => t.trim()).filter(Boolean);

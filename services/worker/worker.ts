@@ -95,12 +95,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const workIds: string[] = [];
   for (let i = 0; i < (o.jobs ?? 32); i++) {
     let id = '';
-    // Woken by the queue's NOTIFY when the boss listens; the 2 s poll is then only a backstop.
-    id = await o.boss.work<DeliverJob>(
-      DELIVER_QUEUE,
-      { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 0.5, notifyPollingIntervalSeconds: 2 },
-      handle(() => id),
-    );
+    id = await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 1 }, handle(() => id));
     workIds.push(id);
   }
 

@@ -129,7 +129,10 @@ export class BroadcastController {
     if (!sameStatus(r.status, r.bc.status)) {
       // Acting comes before reporting: under a burst of new Broadcasts, the status of one
       // already planned waits (a normal-priority requeue writes it) while the rest get planned.
-      if (!r.bc.metadata.deletionTimestamp && this.d.othersWaiting?.()) {
+      // Only progress waits — never a transition a person or an event depends on (completion,
+      // suspension, a problem, a deletion) — so the pass that writes it emits nothing twice.
+      const progressOnly = (phase === 'Sending' || phase === 'Scheduled') && (r.previousPhase === undefined || r.previousPhase === phase);
+      if (progressOnly && !result.backoff && !r.bc.metadata.deletionTimestamp && this.d.othersWaiting?.()) {
         this.recordEvents(r);
         return { ...result, requeueAfterMs: 0 };
       }

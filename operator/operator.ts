@@ -142,7 +142,11 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     if (elector.isLeader()) queue.add(objectKey(bc));
   });
   informer.on(InformerEvent.Updated, (bc, old) => {
-    if (bc.metadata.uid !== old.metadata.uid) keyByDeliveryId.set(deliveryIdOf(bc), objectKey(bc));
+    if (bc.metadata.uid !== old.metadata.uid) {
+      // Replaced under the same name while the watch was away (seen at a re-list).
+      keyByDeliveryId.delete(deliveryIdOf(old));
+      keyByDeliveryId.set(deliveryIdOf(bc), objectKey(bc));
+    }
     const changed = bc.metadata.generation !== old.metadata.generation || !!bc.metadata.deletionTimestamp !== !!old.metadata.deletionTimestamp;
     if (changed && elector.isLeader()) queue.add(objectKey(bc), 'high');
   });
@@ -198,7 +202,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
         if (!elector.isLeader()) continue; // the new leader enqueues everything when it starts
         await reconcileOne(key);
       } finally {
-        lastReconciled.set(key, Date.now());
+        if (informer.get(key)) lastReconciled.set(key, Date.now());
         queue.done(key);
       }
     }

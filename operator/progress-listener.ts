@@ -20,8 +20,8 @@ export interface ProgressListenerOptions {
  */
 export class ProgressListener {
   private stopped = false;
-  private client: PoolClient | undefined;
   private loop: Promise<void> | undefined;
+  /** Ends the current wait (a held connection, or the pause before a retry). */
   private wake: (() => void) | undefined;
 
   constructor(private readonly o: ProgressListenerOptions) {}
@@ -33,36 +33,53 @@ export class ProgressListener {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    this.client?.release(true);
     await this.loop;
   }
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      let client: PoolClient | undefined;
       try {
-        const client = await this.o.pool.connect();
-        this.client = client;
-        const lost = new Promise<void>((resolve) => {
-          this.wake = resolve;
-          client.once('error', (err) => {
+        client = await this.o.pool.connect();
+        const held = client;
+        const lost = this.waitUntilWoken((end) => {
+          held.once('error', (err) => {
             this.o.log.warn({ err }, 'progress notifications: connection lost');
-            resolve();
+            end();
           });
-          client.once('end', resolve);
+          held.once('end', end);
         });
-        client.on('notification', (n) => {
+        held.on('notification', (n) => {
           if (n.channel === PROGRESS_CHANNEL && n.payload) this.o.onProgress(n.payload);
         });
-        await client.query(`LISTEN ${PROGRESS_CHANNEL}`);
-        this.o.onListening();
-        await lost;
-        this.client = undefined;
-        if (!this.stopped) client.release(true);
+        if (!this.stopped) {
+          await held.query(`LISTEN ${PROGRESS_CHANNEL}`);
+          this.o.onListening();
+          await lost;
+        }
       } catch (err) {
-        if (this.stopped) break;
-        this.o.log.warn({ err }, 'progress notifications: could not listen; retrying');
+        if (!this.stopped) this.o.log.warn({ err }, 'progress notifications: could not listen; retrying');
+      } finally {
+        // Never back to the pool: a connection that LISTENed keeps receiving.
+        client?.release(true);
       }
-      if (!this.stopped) await new Promise<void>((r) => setTimeout(r, this.o.retryMs ?? 2_000).unref());
+      if (!this.stopped) await this.waitUntilWoken((end) => setTimeout(end, this.o.retryMs ?? 2_000).unref());
     }
+  }
+
+  /** Resolves when `arm`'s callback fires or stop() is called, whichever comes first. */
+  private waitUntilWoken(arm: (end: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const end = () => {
+        if (done) return;
+        done = true;
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = end;
+      if (this.stopped) return end();
+      arm(end);
+    });
   }
 }

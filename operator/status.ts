@@ -39,7 +39,10 @@ export async function writeStatus(
       metrics.operatorStatusWrites.inc({ result: 'conflict' });
       if (!o.stillLeading()) return undefined;
       const fresh = await api.newerThan(target);
-      if (!fresh) throw err; // the watch has not brought the change yet: the reconcile runs again
+      if (!fresh) {
+        if (!api.get(bc.metadata.namespace, bc.metadata.name)) return undefined; // gone
+        throw err; // the watch has not brought the change yet: the reconcile runs again
+      }
       if (fresh.metadata.uid !== bc.metadata.uid) return undefined;
       o.log.debug({ attempt, resourceVersion: fresh.metadata.resourceVersion }, 'status conflict: re-read, re-applying');
       target = fresh;

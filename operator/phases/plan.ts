@@ -28,6 +28,5 @@ export async function plan(r: Reconciling, due: Occurrence[]): Promise<Blocked |
     if (res.expired) parts.push(`${res.expired} expired (past expireAfter)`);
     r.event('Normal', 'Planned', 'Plan', `occurrence ${occ.key} (due ${rfc3339(occ.scheduledAt)}): ${res.audienceSize} recipients in ${res.batches} batches; ${parts.join(', ')}`);
   }
-  r.status.startedAt ??= rfc3339(r.now);
   return undefined;
 }

@@ -1,4 +1,5 @@
 import { deliveryCounts, type DeliveryCounts } from '../../services/delivery/broadcasts.js';
+import { rfc3339 } from '../conditions.js';
 import type { PlannedOccurrence } from '../delivery-state.js';
 import type { Reconciling } from './reconciling.js';
 
@@ -24,6 +25,8 @@ export async function send(r: Reconciling, planned: PlannedOccurrence[]): Promis
     possibleDuplicates: c.possibleDuplicates,
   };
   r.status.segments = c.segments;
+  // From the delivery core's record, so a pass whose status write waited loses nothing.
+  if (planned.length > 0) r.status.startedAt ??= rfc3339(new Date(Math.min(...planned.map((p) => (p.plannedAt ?? r.now).getTime()))));
   const latest = planned.at(-1);
   r.status.audienceSize = latest?.audienceSize ?? c.total;
   r.status.occurrences = planned.length;

@@ -248,17 +248,25 @@ async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg:
 }
 
 /**
- * Take rate tokens for a chunk, claim its rows, then take in-flight slots for the
- * rows claimed. Claiming before waiting for slots overlaps the two round trips with
- * the sends already in flight (slots never sit idle during a claim); the price is
- * that at most one claimed chunk per job may wait a few milliseconds for slots, and
- * if the process dies right then those rows are flagged as possible duplicates
- * although they were never sent (they are retried, so nothing is lost).
+ * Take in-flight slots and rate tokens for a chunk, then claim its rows, then send at
+ * once. Claimed rows never wait: a suspension or cancellation stops everything not yet
+ * claimed, tokens are spent when the sends go out (so a provider stall cannot bunch
+ * them into a burst over the carrier's rate), and rows flagged possible duplicates
+ * after a crash are only those really in flight. The slots of rows not claimed
+ * (another worker was first, or the broadcast was paused) are given back at once; the
+ * caller releases the rest as each send finishes.
  */
 async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], seg: SegmentCount | null): Promise<Claim> {
-  await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
-  const c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
-  await deps.inFlight.acquire(c.owned.size);
+  await deps.inFlight.acquire(chunk.length);
+  let c: Claim;
+  try {
+    await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
+    c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
+  } catch (err) {
+    deps.inFlight.release(chunk.length);
+    throw err;
+  }
+  deps.inFlight.release(chunk.length - c.owned.size);
   return c;
 }
 

@@ -72,7 +72,9 @@ export class ReceiptWriter {
         } else b.resolve(null);
       }
     } catch (err) {
-      for (const b of batch) b.reject(err);
+      if (batch.length === 1) return batch[0]!.reject(err);
+      // One receipt (or a deadlock with another group) must not fail the others: each alone.
+      for (const b of batch) await this.write([b]);
     }
   }
 }

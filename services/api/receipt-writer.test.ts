@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { ReceiptWriter, type CommonReceipt } from './receipt-writer.js';
+import { seedBroadcast } from './test-support.js';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase(inject('databaseUrl'));
+  await db.pool.query(`INSERT INTO tenants (id, name) VALUES ('grace', 'Grace') ON CONFLICT DO NOTHING`);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const delivered = (providerMessageId: string, eventId = randomUUID()): CommonReceipt => ({
+  eventId, eventType: 'message.finalized', providerMessageId, payload: { id: providerMessageId }, occurredAt: null, receivedAt: new Date(), delivered: true,
+});
+
+describe('ReceiptWriter', () => {
+  it('groups what arrives while a statement runs; a receipt PostgreSQL refuses fails alone, the rest of its group is recorded', async () => {
+    const rows = Array.from({ length: 8 }, (_, i) => ({ address: `+12025550${300 + i}`, status: 'sent', providerMessageId: `msg-group-${i}` }));
+    const { deliveryIds } = await seedBroadcast(db.pool, 'grace', rows);
+    const poison = randomUUID();
+    // PostgreSQL refuses this one event, as a constraint would.
+    await db.pool.query(`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.event_id = '${poison}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$`);
+    await db.pool.query('CREATE TRIGGER refuse_poison BEFORE INSERT ON provider_events FOR EACH ROW EXECUTE FUNCTION refuse_poison()');
+
+    // Hold the table so the first statement waits; the other receipts queue behind it as one group.
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE provider_events IN EXCLUSIVE MODE');
+    const writer = new ReceiptWriter(db.pool, { maxInFlight: 1 });
+    const first = writer.record(delivered('msg-group-0'));
+    const rest = rows.slice(1).map((r, i) => writer.record(delivered(r.providerMessageId, i === 3 ? poison : randomUUID())));
+    await new Promise((r) => setTimeout(r, 100));
+    await holder.query('COMMIT');
+    holder.release();
+
+    const results = await Promise.allSettled([first, ...rest]);
+    await db.pool.query('DROP TRIGGER refuse_poison ON provider_events; DROP FUNCTION refuse_poison()');
+    expect(results.map((r) => r.status)).toEqual(rows.map((_, i) => (i === 4 ? 'rejected' : 'fulfilled')));
+    const statuses = new Map((await db.pool.query('SELECT id, status FROM deliveries WHERE id = ANY($1)', [deliveryIds])).rows.map((r) => [r.id, r.status]));
+    expect(deliveryIds.map((id) => statuses.get(id))).toEqual(deliveryIds.map((_, i) => (i === 4 ? 'sent' : 'delivered')));
+  });
+});

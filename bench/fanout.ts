@@ -47,7 +47,7 @@ const simulator = spawnTs('services/simulator/main.ts', {
 });
 await waitForHttp(`${simUrl}/_sim/health`);
 const simInfo = await connectToSimulator(simUrl);
-const providers = createProviders(loadConfig({}), { simulator: simInfo, log, fcmMaxSockets: CONCURRENCY });
+const providers = createProviders(loadConfig({}), { simulator: simInfo, log, maxSockets: CONCURRENCY });
 const simPost = (path: string, body?: unknown) => fetch(`${simUrl}${path}`, { method: 'POST', body: body ? JSON.stringify(body) : undefined, headers: { 'content-type': 'application/json' } });
 const received = async (): Promise<ReceivedSummary> => (await fetch(`${simUrl}/_sim/received`)).json() as Promise<ReceivedSummary>;
 

@@ -26,7 +26,8 @@ export interface ProvidersOptions {
   mode?: 'auto' | 'simulator';
   breaker?: Partial<BreakerOptions>;
   telnyxTimeoutMs?: number;
-  fcmMaxSockets?: number;
+  /** Requests on the wire at most, per provider (the worker's HERALD_WORKER_CONCURRENCY). */
+  maxSockets?: number;
   log?: Logger;
 }
 
@@ -64,22 +65,22 @@ export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {
   let sms: TelnyxSmsProvider | undefined;
   let smsTarget: Providers['targets']['sms'] = 'none';
   if (useCredentials && config.telnyxApiKey) {
-    sms = createTelnyxProvider({ apiKey: config.telnyxApiKey, baseURL: config.TELNYX_BASE_URL, timeoutMs: opts.telnyxTimeoutMs, log });
+    sms = createTelnyxProvider({ apiKey: config.telnyxApiKey, baseURL: config.TELNYX_BASE_URL, timeoutMs: opts.telnyxTimeoutMs, maxSockets: opts.maxSockets, log });
     smsTarget = config.TELNYX_BASE_URL && sim && config.TELNYX_BASE_URL === sim.telnyxBaseURL ? 'simulator' : 'telnyx';
   } else if (sim || (useCredentials && config.TELNYX_BASE_URL)) {
     // No key: only a simulator can take the sends (given, or named by TELNYX_BASE_URL).
     const baseURL = sim?.telnyxBaseURL ?? config.TELNYX_BASE_URL;
-    sms = createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL, timeoutMs: opts.telnyxTimeoutMs, log });
+    sms = createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL, timeoutMs: opts.telnyxTimeoutMs, maxSockets: opts.maxSockets, log });
     smsTarget = 'simulator';
   }
 
   let fcm: ReturnType<typeof createFcmProvider> | undefined;
   let pushTarget: Providers['targets']['push'] = 'none';
   if (useCredentials && config.fcmServiceAccountJson) {
-    fcm = createFcmProvider({ projectId: config.FCM_PROJECT_ID, serviceAccountJson: config.fcmServiceAccountJson, observer: fcmCircuit, maxSockets: opts.fcmMaxSockets, log });
+    fcm = createFcmProvider({ projectId: config.FCM_PROJECT_ID, serviceAccountJson: config.fcmServiceAccountJson, observer: fcmCircuit, maxSockets: opts.maxSockets, log });
     pushTarget = 'fcm';
   } else if (sim) {
-    fcm = createFcmProvider({ projectId: config.FCM_PROJECT_ID, simulator: sim.fcm, observer: fcmCircuit, maxSockets: opts.fcmMaxSockets, log });
+    fcm = createFcmProvider({ projectId: config.FCM_PROJECT_ID, simulator: sim.fcm, observer: fcmCircuit, maxSockets: opts.maxSockets, log });
     pushTarget = 'simulator';
   }
 

@@ -15,6 +15,8 @@ export interface TelnyxProviderOptions {
    * (createHttpFetch); 'fetch': Node's built-in fetch, the SDK's own default.
    */
   transport?: 'http' | 'fetch';
+  /** Connections (so requests on the wire) at most, over the 'http' transport (default 256). */
+  maxSockets?: number;
   log?: Logger;
 }
 
@@ -28,7 +30,7 @@ export interface TelnyxSmsProvider extends SmsProvider {
 /** SMS through the real telnyx SDK. Every result and error becomes an Outcome via classifyTelnyx. */
 export function createTelnyxProvider(opts: TelnyxProviderOptions): TelnyxSmsProvider {
   const log = (opts.log ?? createLogger('telnyx')).child({ provider: 'telnyx' });
-  const transport = opts.transport === 'fetch' ? undefined : createHttpFetch();
+  const transport = opts.transport === 'fetch' ? undefined : createHttpFetch({ maxSockets: opts.maxSockets });
   const client = new Telnyx({
     apiKey: opts.apiKey,
     baseURL: opts.baseURL,

@@ -27,10 +27,10 @@ await migrate(pool);
 // pg-boss fetches, completes and heartbeats every batch slot's job on its own pool.
 const boss = await startBoss(db.url, { log, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2) });
 const simulator = process.env.HERALD_SIMULATOR_URL ? await connectToSimulator(process.env.HERALD_SIMULATOR_URL) : undefined;
-const providers = createProviders(config, { simulator, log, fcmMaxSockets: config.HERALD_WORKER_CONCURRENCY });
+const providers = createProviders(config, { simulator, log, maxSockets: config.HERALD_WORKER_CONCURRENCY });
 const simulatedTenants = (process.env.HERALD_SIMULATED_TENANTS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 if (simulatedTenants.length > 0 && !simulator) throw new Error('HERALD_SIMULATED_TENANTS needs HERALD_SIMULATOR_URL');
-const simulatedProviders = simulatedTenants.length > 0 ? createProviders(config, { simulator, log, mode: 'simulator' }) : undefined;
+const simulatedProviders = simulatedTenants.length > 0 ? createProviders(config, { simulator, log, mode: 'simulator', maxSockets: config.HERALD_WORKER_CONCURRENCY }) : undefined;
 
 const worker = await startWorker({
   pool, boss, clock, log,

@@ -53,7 +53,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const abort = new AbortController();
   const draining = new AbortController();
-  const inFlight = new Semaphore(o.concurrency ?? 128);
+  // `concurrency` is what the provider clients put on the wire (their sockets); two more
+  // chunks may be claiming meanwhile, so a claim's round trips never leave the wire idle.
+  const inFlight = new Semaphore((o.concurrency ?? 128) + 2 * (o.chunkSize ?? 25));
   const recorder = new OutcomeRecorder(o.pool, o.clock);
   const limiter = new RateLimiter(o.pool, { signal: abort.signal });
   await o.pool.query('INSERT INTO workers (id, lane) VALUES ($1, $2)', [id, o.lane ?? 'blue']);
@@ -69,9 +71,17 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // One pg-boss worker per batch slot, each its own work() so it knows its id: after a
   // batch it asks for the next at once (notifyWorker). pg-boss otherwise waits out the
   // rest of its polling interval after a job shorter than it, which caps a slot at two
-  // small batches a second however deep the queue.
-  const handle = (workId: () => string) => async ([job]: Job<DeliverJob>[]) => {
+  // small batches a second however deep the queue. A slot that got a job also wakes the
+  // next slot, so a new backlog is taken up by every slot within milliseconds, not one
+  // polling interval, at the price of at most one empty fetch per job.
+  const workIds: string[] = [];
+  const wake = (i: number) => {
+    const id = workIds[i % workIds.length];
+    if (accepting && id) o.boss.notifyWorker(id);
+  };
+  const handle = (slot: number) => async ([job]: Job<DeliverJob>[]) => {
     if (!job) return;
+    wake(slot + 1);
     const run = deliverBatch(deps, job.data);
     active.add(run);
     try {
@@ -81,7 +91,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
       o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
       // An empty fetch ends this: the slot then polls at its interval again.
-      if (accepting && workId()) o.boss.notifyWorker(workId());
+      wake(slot);
       return summary;
     } catch (err) {
       metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
@@ -92,11 +102,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       active.delete(run);
     }
   };
-  const workIds: string[] = [];
   for (let i = 0; i < (o.jobs ?? 32); i++) {
-    let id = '';
-    id = await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 1 }, handle(() => id));
-    workIds.push(id);
+    workIds.push(await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 1 }, handle(i)));
   }
 
   const timers: NodeJS.Timeout[] = [];

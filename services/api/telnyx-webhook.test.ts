@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { metrics } from '../../lib/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
 import { classifyInbound } from './opt-out-keywords.js';
 import { matchPendingReceipts } from './telnyx-webhook.js';
@@ -289,7 +288,7 @@ describe('delivery receipts', () => {
     expect(row.finalized_at.toISOString()).toBe(clock.now().toISOString());
   });
 
-  it('a burst of receipts is written in groups, each answered as recorded once durable, redeliveries inside a group included', async () => {
+  it('a burst of concurrent receipts: each answered as recorded once durable, a redelivery arriving at the same moment a duplicate', async () => {
     const n = 40;
     const rows = Array.from({ length: n }, (_, i) => ({ address: `+120255503${String(i).padStart(2, '0')}`, status: 'sent' as const, providerMessageId: `msg-burst-${i}` }));
     const { deliveryIds } = await seedBroadcast(db.pool, 'grace', rows);
@@ -301,11 +300,7 @@ describe('delivery receipts', () => {
     ];
     // The same delivered event twice, at the same moment: one records it, the other is a duplicate.
     bodies.push(receipt(rows[0]!.providerMessageId, 'delivered', [], 'message.finalized', finalIds[0]));
-    const statements = async () => (await metrics.receiptsPerStatement.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
-    const before = await statements();
     const answers = await Promise.all(bodies.map((b) => post(b)));
-    // Fewer statements than receipts: they were grouped.
-    expect((await statements()) - before).toBeLessThan(bodies.length);
     expect(answers.every((a) => a.status === 200)).toBe(true);
     const effects = answers.map((a) => `${a.body.status}/${a.body.effect}`);
     expect(effects.filter((e) => e === 'recorded/progress')).toHaveLength(n);

@@ -19,8 +19,11 @@ const schema = z.object({
   HERALD_DATA_DIR: z.string().default('.herald'),
   HERALD_PG_PORT: intFromEnv(54329),
   HERALD_DB_POOL_MAX: intFromEnv(20),
+  // Provider requests on the wire at once, per worker process (each provider client's sockets).
   HERALD_WORKER_CONCURRENCY: intFromEnv(128),
+  // Batches (pg-boss jobs) handled at once, per worker process.
   HERALD_WORKER_JOBS: intFromEnv(32),
+  // Rows claimed together, right before they are sent.
   HERALD_WORKER_CHUNK: intFromEnv(25),
   HERALD_WORKER_PORT: z.coerce.number().int().min(0).default(8081),
   HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),

@@ -1,18 +1,18 @@
 import { API_VERSION, GROUP, PLURAL, VERSION, type Broadcast } from './api/v1alpha1/broadcast.js';
 import type { KubeClient } from './kube-client.js';
 
-/**
- * The Broadcast requests the operator makes — and so exactly what its RBAC must
- * grant (config/rbac/cluster-role.yaml): list and watch (the informer, whose cache
- * every read comes from), patch (the finalizer), update of the
- * status subresource; plus create of events.k8s.io Events (events.ts).
- */
 /** The informer's cache, as the API reads it (see Informer.remember). */
 export interface BroadcastCache {
   get(key: string): Broadcast | undefined;
   remember(obj: Broadcast): void;
 }
 
+/**
+ * The Broadcast requests the operator makes — and so exactly what its RBAC must
+ * grant (config/rbac/cluster-role.yaml): list and watch (the informer, whose cache
+ * every read comes from), patch (the finalizer), update of the
+ * status subresource; plus create of events.k8s.io Events (events.ts).
+ */
 export class BroadcastApi {
   private cache: BroadcastCache | undefined;
 

@@ -92,7 +92,9 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
 
   const api = new BroadcastApi(kube, o.namespace);
   const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
-  const events = new EventRecorder(kube, identity, log, undefined, () => queue.urgent > 0);
+  // New or changed Broadcasts are waiting to be planned: what can wait (status, events) does.
+  const othersWaiting = () => queue.urgent > 0;
+  const events = new EventRecorder(kube, identity, log, undefined, othersWaiting);
   const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
   api.readFrom(informer);
 
@@ -117,7 +119,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const controller = new BroadcastController({
     api, pool, boss, clock, log, events, settings,
     stillLeading: () => elector.isLeader(),
-    othersWaiting: () => queue.urgent > 0,
+    othersWaiting,
     crashAt: o.crashAt,
   });
 
@@ -130,6 +132,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   // request — someone waits for those, so they go first — then progress reported by
   // the workers and the periodic resync. Status-only updates (our own writes) do not.
   const keyByDeliveryId = new Map<string, string>();
+  const lastReconciled = new Map<string, number>();
   informer.on(InformerEvent.Added, (bc) => {
     keyByDeliveryId.set(deliveryIdOf(bc), objectKey(bc));
     if (elector.isLeader()) queue.add(objectKey(bc), 'high');
@@ -152,7 +155,6 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   });
 
   // A worker moved rows of a Broadcast: fold them into its status, but no more often than statusRefreshMs.
-  const lastReconciled = new Map<string, number>();
   const progress = new ProgressListener({
     pool,
     log,

@@ -1,5 +1,6 @@
 import { PgBoss } from 'pg-boss';
 import type { Logger } from './logger.js';
+import { clientClass } from './db/postgres.js';
 
 /** The one pg-boss queue that carries delivery work: jobs name batches of delivery rows. */
 export const DELIVER_QUEUE = 'herald-deliver';
@@ -25,6 +26,8 @@ export async function startBoss(
     supervise: opts.supervise ?? true,
     schedule: opts.schedule ?? false,
     application_name: 'herald-boss',
+    // pg-boss hands its options to pg.Pool: its fetch and complete statements are prepared too.
+    ...({ Client: clientClass() } as object),
     // Frequent supervision so a job whose worker died (no heartbeat) is retried in seconds.
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 5,
     // The monitor pass is what fails a job whose heartbeat stopped.

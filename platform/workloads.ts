@@ -166,6 +166,8 @@ export class Workloads extends pulumi.ComponentResource {
       secretEnv('DATABASE_URL', DATABASE_SECRET, 'DATABASE_URL'),
       { name: 'HERALD_STACK', value: ctx.stack },
       { name: 'HERALD_REGION', value: ctx.region },
+      // Through RDS Proxy, named prepared statements would pin every client session to one server connection.
+      { name: 'HERALD_DB_PREPARED_STATEMENTS', value: 'false' },
     ];
     const providerEnv: k8sInput.core.v1.EnvVar[] = [
       { name: 'TELNYX_API_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxApiKey}` },

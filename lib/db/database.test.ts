@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/database.js';
 import { migrate } from './migrate.js';
+import pg from 'pg';
+import { clientClass, createPool, PreparingClient, type PoolClient } from './postgres.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -18,5 +20,46 @@ describe('migrations', () => {
   it('refuses a contact phone that is not E.164', async () => {
     await db.pool.query(`INSERT INTO tenants (id, name) VALUES ('t1', 'T1')`);
     await expect(db.pool.query(`INSERT INTO contacts (tenant_id, phone) VALUES ('t1', '555-1234')`)).rejects.toThrow(/contacts_phone_check/);
+  });
+});
+
+describe('prepared statements', () => {
+  const preparedOn = async (client: PoolClient) =>
+    (await client.query('SELECT statement FROM pg_prepared_statements')).rows.map((r: { statement: string }) => r.statement);
+
+  it('a parameterised query is prepared once per connection and runs again by name', async () => {
+    const pool = createPool(db.url, 1, 'prepare-test');
+    try {
+      const text = 'SELECT $1::int + 1 AS n';
+      expect((await pool.query(text, [1])).rows[0].n).toBe(2);
+      expect((await pool.query(text, [41])).rows[0].n).toBe(42);
+      const client = await pool.connect();
+      try {
+        expect(await preparedOn(client)).toEqual([text]);
+        // Without parameters a query goes as before (simple protocol: several statements allowed).
+        await client.query('SELECT 1; SELECT 2');
+        expect(await preparedOn(client)).toEqual([text]);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a connection keeps at most 256 prepared; beyond, queries still run unnamed', async () => {
+    const client = new PreparingClient({ connectionString: db.url });
+    await client.connect();
+    try {
+      for (let i = 0; i < 300; i++) expect((await client.query(`SELECT $1::int AS v${i}`, [i])).rows[0][`v${i}`]).toBe(i);
+      expect((await preparedOn(client as unknown as PoolClient)).length).toBe(256);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('HERALD_DB_PREPARED_STATEMENTS=false keeps pg’s plain client (for poolers that multiplex transactions)', () => {
+    expect(clientClass({ HERALD_DB_PREPARED_STATEMENTS: 'false' })).toBe(pg.Client);
+    expect(clientClass({})).toBe(PreparingClient);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SegmentedMessage } from 'sms-segments-calculator';
 import { countSegments } from './segments.js';
 
 describe('countSegments', () => {
@@ -19,5 +20,17 @@ describe('countSegments', () => {
     expect(countSegments('ç' + 'a'.repeat(69))).toMatchObject({ encoding: 'UCS-2', segments: 1 });
     expect(countSegments('ç' + 'a'.repeat(70)).segments).toBe(2);
     expect(countSegments('😀' + 'a'.repeat(132)).segments).toBe(2);
+  });
+
+  it('counts plain ASCII texts exactly as the calculator does', () => {
+    const alphabet = 'AZaz09 \n!"#%&\'()*+,-./:;<=>?@$_' + 'bcdefghijklmnopqrstuvwxy';
+    let seed = 7;
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    for (let i = 0; i < 300; i++) {
+      const length = 1 + Math.floor(random() * 480);
+      const text = Array.from({ length }, () => alphabet[Math.floor(random() * alphabet.length)]).join('') + `#${i}`;
+      const m = new SegmentedMessage(text, 'auto');
+      expect(countSegments(text), text).toEqual({ encoding: m.encodingName, segments: m.segmentsCount, characters: m.numberOfCharacters });
+    }
   });
 });

@@ -27,14 +27,15 @@
  * occurrence's planned_at in PostgreSQL, same host clock) — the operator has done its
  * part once a Broadcast's rows and jobs exist; the rest is the job waiting for a worker.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { smsNumberOk } from '../services/simulator/behaviours.js';
 import { startLocalPlatform, type LocalPlatform } from '../scripts/local-platform.js';
+import { kubeAdmin, processesUnder } from './kube.js';
 import { cpuSeconds, peakRssMb, postgresCpuSeconds } from './processes.js';
 
 const BROADCASTS = Number(process.env.BENCH_BROADCASTS ?? 1000);
@@ -164,25 +165,7 @@ function percentile(sorted: number[], q: number): number {
 }
 
 async function run(p: LocalPlatform) {
-  const pki = path.join(p.controlPlane.dir, 'pki');
-  const [ca, cert, key] = await Promise.all(['ca.crt', 'admin.crt', 'admin.key'].map((f) => readFile(path.join(pki, f))));
-  const server = new URL(p.kubeServer);
-  const agent = new https.Agent({ keepAlive: true, maxSockets: CREATE_CONCURRENCY, ca, cert, key });
-  const kube = (method: string, urlPath: string, body?: unknown) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = https.request(
-        { hostname: server.hostname, port: server.port, path: urlPath, method, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
+  const { server, agent, request: kube } = await kubeAdmin(p.controlPlane.dir, p.kubeServer, CREATE_CONCURRENCY);
   const collection = `/apis/herald.dev/v1alpha1/namespaces/${NS}/broadcasts`;
 
   const numberOwner = new Map<string, number>();
@@ -199,16 +182,7 @@ async function run(p: LocalPlatform) {
 
   const loadBefore = Number(os.loadavg()[0]!.toFixed(2));
   // Where the CPU goes (2 cores shared by everything): each process's CPU seconds over the run.
-  const controlPlanePids = readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(p.controlPlane.dir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  const controlPlanePids = processesUnder(p.controlPlane.dir);
   const cpuNow = () => ({
     operator: cpuSeconds(p.pids.operator),
     worker: cpuSeconds(p.pids.worker),

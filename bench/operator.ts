@@ -56,7 +56,7 @@ function profiled(env: Record<string, Record<string, string>>): Record<string, R
 const operatorEnv: Record<string, string> = {};
 const workerEnv: Record<string, string> = { HERALD_ACCOUNT_SMS_PER_SECOND: String(RAISED) };
 for (const [k, v] of Object.entries(process.env)) {
-  if (k.startsWith('HERALD_OPERATOR_') || ['HERALD_STATUS_REFRESH_MS', 'HERALD_PROGRESS_POLL_MS', 'HERALD_BATCH_SIZE'].includes(k)) operatorEnv[k] = v!;
+  if (k.startsWith('HERALD_OPERATOR_') || ['HERALD_STATUS_REFRESH_MS', 'HERALD_PROGRESS_POLL_MS', 'HERALD_MAX_YIELD_MS', 'HERALD_BATCH_SIZE'].includes(k)) operatorEnv[k] = v!;
   if (k.startsWith('HERALD_WORKER_')) workerEnv[k] = v!;
 }
 
@@ -301,7 +301,7 @@ async function run(p: LocalPlatform) {
     load_avg_1m_before: loadBefore,
     load_avg_1m_after: Number(os.loadavg()[0]!.toFixed(2)),
     // The defaults (operator/main.ts, lib/config.ts), then what this run overrode.
-    operator_env: { HERALD_OPERATOR_CONCURRENCY: '64', HERALD_STATUS_REFRESH_MS: '2000', HERALD_PROGRESS_POLL_MS: '30000', HERALD_OPERATOR_RESYNC_MS: '60000', ...operatorEnv },
+    operator_env: { HERALD_OPERATOR_CONCURRENCY: '64', HERALD_STATUS_REFRESH_MS: '2000', HERALD_PROGRESS_POLL_MS: '30000', HERALD_MAX_YIELD_MS: '10000', HERALD_OPERATOR_RESYNC_MS: '60000', ...operatorEnv },
     worker_env: { HERALD_WORKER_JOBS: '32', HERALD_WORKER_CONCURRENCY: '128', ...workerEnv },
   };
 }

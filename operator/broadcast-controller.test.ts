@@ -390,6 +390,26 @@ describe('status', { timeout: 180_000 }, () => {
       await restartOperator();
     }
   });
+  it('a burst that never ends does not freeze progress or Events: each yields for at most maxYieldMs', async () => {
+    // As if new Broadcasts always waited to be planned: every progress write and Event yields to them.
+    await restartOperator({ othersWaiting: () => true, settings: { statusRefreshMs: 500, maxRequeueMs: 1_000, batchSize: 10, maxYieldMs: 1_000 } });
+    try {
+      // 120 recipients at 20 a second: about six seconds of Sending.
+      await kube.create(broadcast('yielding', { tenant: 'grace', audience: { segment: { tags: ['members'] } }, delivery: { ratePerSecond: 20 } }));
+      const sending = await waitFor('progress in status while sending', async () => {
+        const s = await statusOf('yielding');
+        return s?.phase === 'Sending' && (s.counts?.sent ?? 0) > 0 ? s : undefined;
+      }, 60_000, 100);
+      expect(sending.counts?.sent).toBeLessThan(120);
+      const events = await eventsInclude(kube, 'yielding', ['Accepted', 'Planned']);
+      expect((await statusOf('yielding'))?.phase, 'milestone events arrive while still sending').toBe('Sending');
+      expect(events.length).toBeGreaterThanOrEqual(2);
+      const done = await phaseIs(kube, 'yielding', 'Completed');
+      expect(done.status?.counts).toMatchObject({ sent: 120, queued: 0, sending: 0 });
+    } finally {
+      await restartOperator();
+    }
+  });
 });
 
 describe('RBAC', { timeout: 180_000 }, () => {

@@ -51,12 +51,18 @@ export interface BroadcastControllerDeps extends PhaseDeps {
  * then write status if it changed and record the events.
  */
 export class BroadcastController {
+  /** When each Broadcast's pending status write first yielded (a scheduling hint, never state the reconcile reads). */
+  private readonly yieldingSince = new Map<string, number>();
+
   constructor(private readonly d: BroadcastControllerDeps) {}
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
     const found = await this.d.api.get(namespace, name);
-    if (!found) return {}; // gone: the finalizer already did its work
+    if (!found) {
+      this.yieldingSince.delete(key);
+      return {}; // gone: the finalizer already did its work
+    }
     const r = new Reconciling(found, this.d.clock.now(), this.d);
     this.d.crashAt?.('read', key);
 
@@ -125,17 +131,24 @@ export class BroadcastController {
     r.status.phase = phase;
     r.status.observedGeneration = r.generation;
     r.settleDegraded();
-    this.d.crashAt?.('status', `${r.bc.metadata.namespace}/${r.bc.metadata.name}`);
+    const key = `${r.bc.metadata.namespace}/${r.bc.metadata.name}`;
+    this.d.crashAt?.('status', key);
     if (!sameStatus(r.status, r.bc.status)) {
       // Acting comes before reporting: under a burst of new Broadcasts, the status of one
       // already planned waits (a normal-priority requeue writes it) while the rest get planned.
       // Only progress waits — never a transition a person or an event depends on (completion,
       // suspension, a problem, a deletion) — so the pass that writes it emits nothing twice.
+      // And only for maxYieldMs: a burst that goes on does not freeze the status of the rest.
       const progressOnly = (phase === 'Sending' || phase === 'Scheduled') && (r.previousPhase === undefined || r.previousPhase === phase);
       if (progressOnly && !result.backoff && !r.bc.metadata.deletionTimestamp && this.d.othersWaiting?.()) {
-        this.recordEvents(r);
-        return { ...result, requeueAfterMs: 0 };
+        const since = this.yieldingSince.get(key) ?? Date.now();
+        if (Date.now() - since < this.d.settings.maxYieldMs) {
+          this.yieldingSince.set(key, since);
+          this.recordEvents(r);
+          return { ...result, requeueAfterMs: 0 };
+        }
       }
+      this.yieldingSince.delete(key);
       const stored = await writeStatus(this.d.api, r.bc, r.status, { stillLeading: this.d.stillLeading, log: r.log });
       if (stored) r.bc = stored;
       if (r.previousPhase !== phase) r.log.info({ from: r.previousPhase ?? null, to: phase }, 'phase');

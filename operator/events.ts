@@ -34,6 +34,8 @@ export class EventRecorder {
     private readonly dedupeMs = 10 * 60_000,
     /** While this says so (new Broadcasts wait to be planned), events wait: they are advisory. */
     private readonly holdWhile: () => boolean = () => false,
+    /** …but no longer than this, or a burst that goes on would keep every event back while it lasts. */
+    private readonly maxHoldMs = 10_000,
   ) {
     this.suffix = Buffer.from(identity).reduce((h, c) => (h * 31 + c) >>> 0, 7).toString(16).slice(0, 4);
   }
@@ -48,9 +50,10 @@ export class EventRecorder {
   /** Record these in order without waiting; `drain` waits for what is in flight. */
   recordAll(bc: Broadcast, events: BroadcastEvent[]): void {
     const p = (async () => {
+      const since = Date.now();
       await this.writing.acquire();
       try {
-        while (this.holdWhile()) await new Promise((r) => setTimeout(r, 100));
+        while (this.holdWhile() && Date.now() - since < this.maxHoldMs) await new Promise((r) => setTimeout(r, 100));
         for (const e of events) await this.record(bc, e);
       } finally {
         this.writing.release();

@@ -13,6 +13,7 @@
  *   HERALD_OPERATOR_RESYNC_MS  every Broadcast reconciled at least this often (60000)
  *   HERALD_STATUS_REFRESH_MS   counts folded into status at most this often while sending (2000)
  *   HERALD_PROGRESS_POLL_MS    while sending, look this often even without a progress notification (30000)
+ *   HERALD_MAX_YIELD_MS        longest a progress status write or an Event waits for new Broadcasts to be planned (10000)
  *   HERALD_BATCH_SIZE          delivery rows per pg-boss job (500)
  *   HERALD_SMS_PRICE_PER_SEGMENT / HERALD_PRICE_CURRENCY   dry-run cost estimate (0.0040 / USD)
  *   HERALD_CLOCK_FILE          tests: the operator's clock reads this file (lib/clock.ts)
@@ -42,6 +43,7 @@ const operatorEnv = z.object({
   HERALD_OPERATOR_RESYNC_MS: optionalInt,
   HERALD_STATUS_REFRESH_MS: optionalInt,
   HERALD_PROGRESS_POLL_MS: optionalInt,
+  HERALD_MAX_YIELD_MS: optionalInt,
   HERALD_BATCH_SIZE: optionalInt,
   HERALD_SMS_PRICE_PER_SEGMENT: z.string().regex(/^\d+(\.\d{1,6})?$/).optional(),
   HERALD_PRICE_CURRENCY: z.string().min(1).optional(),
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
     settings: {
       ...(env.HERALD_STATUS_REFRESH_MS ? { statusRefreshMs: env.HERALD_STATUS_REFRESH_MS } : {}),
       ...(env.HERALD_PROGRESS_POLL_MS ? { progressPollMs: env.HERALD_PROGRESS_POLL_MS } : {}),
+      ...(env.HERALD_MAX_YIELD_MS ? { maxYieldMs: env.HERALD_MAX_YIELD_MS } : {}),
       ...(env.HERALD_BATCH_SIZE ? { batchSize: env.HERALD_BATCH_SIZE } : {}),
       ...(env.HERALD_SMS_PRICE_PER_SEGMENT ? { pricePerSegment: env.HERALD_SMS_PRICE_PER_SEGMENT } : {}),
       ...(env.HERALD_PRICE_CURRENCY ? { currency: env.HERALD_PRICE_CURRENCY } : {}),

@@ -49,6 +49,8 @@ export interface OperatorOptions {
   settings?: Partial<OperatorSettings>;
   /** Tests: fault injection inside reconcile. */
   crashAt?: (step: string, key: string) => void;
+  /** Tests: whether new Broadcasts wait to be planned (default: the work queue's high lane is not empty). */
+  othersWaiting?: () => boolean;
 }
 
 export interface RunningOperator {
@@ -93,8 +95,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const api = new BroadcastApi(kube, o.namespace);
   const queue = new WorkQueue({ onDepth: (n) => metrics.workqueueDepth.set(n) });
   // New or changed Broadcasts are waiting to be planned: what can wait (status, events) does.
-  const othersWaiting = () => queue.urgent > 0;
-  const events = new EventRecorder(kube, identity, log, undefined, othersWaiting);
+  const othersWaiting = o.othersWaiting ?? (() => queue.urgent > 0);
+  const events = new EventRecorder(kube, identity, log, undefined, othersWaiting, settings.maxYieldMs);
   const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
   api.readFrom(informer);
 

@@ -10,6 +10,12 @@ import type { BroadcastEvent } from '../events.js';
 export interface OperatorSettings {
   /** While sending, counts are folded into status at most this often (progress notifications wait for it). */
   statusRefreshMs: number;
+  /**
+   * Longest a progress-only status write or an Event yields to new Broadcasts waiting to be
+   * planned. Past it, they are written anyway: a sustained stream of new Broadcasts must not
+   * leave the status of those already sending stale for as long as it lasts.
+   */
+  maxYieldMs: number;
   /** While rows move and no progress notification arrives, look anyway this often (one may have been lost). */
   progressPollMs: number;
   /** Longest planned wait before a Broadcast is looked at again (RequeueAfter cap). */
@@ -25,6 +31,7 @@ export interface OperatorSettings {
 
 export const defaultSettings: OperatorSettings = {
   statusRefreshMs: 2_000,
+  maxYieldMs: 10_000,
   progressPollMs: 30_000,
   maxRequeueMs: 5 * 60_000,
   pricePerSegment: '0.0040',

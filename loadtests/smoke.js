@@ -22,25 +22,8 @@ import http from 'k6/http';
 import exec from 'k6/execution';
 import { check, fail, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
+import { ADMIN_TOKEN, API, GIVEN_API_KEY, KUBE, KUBE_TOKEN, NS, TENANT } from './herald-env.js';
 
-function secret(name, defaultFile) {
-  if (__ENV[name]) return __ENV[name];
-  const file = __ENV[name + '_FILE'] || defaultFile;
-  if (!file) return '';
-  try {
-    return open(file).trim();
-  } catch (e) {
-    return '';
-  }
-}
-
-const API = (__ENV.HERALD_API_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const KUBE = (__ENV.HERALD_KUBE_API || 'https://kubernetes.default.svc').replace(/\/$/, '');
-const KUBE_TOKEN = secret('HERALD_KUBE_TOKEN', '/var/run/secrets/kubernetes.io/serviceaccount/token');
-const ADMIN_TOKEN = secret('HERALD_ADMIN_TOKEN');
-const GIVEN_API_KEY = secret('HERALD_API_KEY');
-const TENANT = __ENV.HERALD_TENANT || 'k6-synthetic';
-const NS = __ENV.HERALD_NAMESPACE || 'herald-loadtest';
 const ITERATIONS = Number(__ENV.HERALD_SMOKE_ITERATIONS || 4);
 const CONTACTS_PER_ITERATION = 5;
 const DEVICES_PER_ITERATION = 3;

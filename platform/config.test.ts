@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseStackConfig, StackConfigError } from './config.js';
-import { readLoadTestScript } from './loadtesting.js';
+import { readLoadTestScripts } from './loadtesting.js';
 import { runStack, stackFileConfig } from './testing/mocked-run.js';
 
 const stripped = (stack: string): Record<string, string> =>
@@ -65,6 +65,12 @@ describe('stack configuration', () => {
   });
 
   it('fails clearly when the k6 script is missing, instead of deploying an empty ConfigMap', () => {
-    expect(() => readLoadTestScript('loadtests/does-not-exist.js')).toThrow(/herald:loadTest.scriptPath: k6 script loadtests\/does-not-exist.js not found/);
+    expect(() => readLoadTestScripts('loadtests/does-not-exist.js')).toThrow(/herald:loadTest.scriptPath: k6 script loadtests\/does-not-exist.js not found/);
+  });
+
+  it('ships the k6 script with the module it imports from its folder, by file name', () => {
+    const files = readLoadTestScripts('loadtests/capacity.js');
+    expect(Object.keys(files).sort()).toEqual(['capacity.js', 'herald-env.js']);
+    expect(files['herald-env.js']).toContain('export const KUBE_TOKEN');
   });
 });

@@ -2,7 +2,7 @@
  * Scheduled load test in one cluster: an in-cluster provider simulator (so the synthetic
  * tenant's sends never reach Telnyx or FCM), the load-test namespace, ServiceAccount and
  * Role from loadtests/k8s/loadtest-rbac.yaml (the file itself, parsed, not copied), the k6
- * script from loadtests/capacity.js as a ConfigMap, and a k6 CronJob in that namespace:
+ * script from loadtests/capacity.js (with the module it imports) as a ConfigMap, and a k6 CronJob in that namespace:
  * as that ServiceAccount (projected token + the API server's CA) it creates, lists and
  * deletes Broadcasts through the Kubernetes API, and with the synthetic tenant's api key
  * (Secret from External Secrets) it registers contacts through the api's Service.
@@ -60,13 +60,23 @@ export function loadLoadTestRbac(root: string = REPO_ROOT): LoadTestRbac {
   return { manifests, namespace, serviceAccountName: accounts[0]!.metadata.name };
 }
 
-/** Reads the k6 script; a missing file is a clear error, not an empty ConfigMap. */
-export function readLoadTestScript(scriptPath: string, root: string = REPO_ROOT): string {
+/**
+ * The k6 script and the modules it imports from its own folder (`./herald-env.js`), by
+ * file name: the ConfigMap's files. A missing file is a clear error, not an empty ConfigMap.
+ */
+export function readLoadTestScripts(scriptPath: string, root: string = REPO_ROOT): Record<string, string> {
   const full = path.resolve(root, scriptPath);
   if (!existsSync(full)) {
     throw new Error(`herald:loadTest.scriptPath: k6 script ${scriptPath} not found (looked at ${full}); the k6 CronJob deploys it as a ConfigMap`);
   }
-  return readFileSync(full, 'utf8');
+  const script = readFileSync(full, 'utf8');
+  const files: Record<string, string> = { [path.basename(full)]: script };
+  for (const [, name] of script.matchAll(/from\s+'\.\/([\w.-]+\.js)'/g)) {
+    const module = path.join(path.dirname(full), name!);
+    if (!existsSync(module)) throw new Error(`herald:loadTest.scriptPath: ${scriptPath} imports ./${name}, which is not next to it`);
+    files[name!] = readFileSync(module, 'utf8');
+  }
+  return files;
 }
 
 export interface LoadTestingArgs {
@@ -83,7 +93,7 @@ export class LoadTesting extends pulumi.ComponentResource {
   constructor(name: string, args: LoadTestingArgs, opts?: pulumi.ComponentResourceOptions) {
     super('herald:platform:LoadTesting', name, {}, opts);
     const { ctx, cluster, images, loadTest } = args;
-    const script = readLoadTestScript(loadTest.scriptPath);
+    const scriptFiles = readLoadTestScripts(loadTest.scriptPath);
     const rbac = loadLoadTestRbac();
     const k = (extra?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
       parent: this,
@@ -141,7 +151,7 @@ export class LoadTesting extends pulumi.ComponentResource {
     const apiKey = loadTestApiKeySecret(ctx, args.secretDelivery, rbac.namespace, k({ dependsOn: loadTestNamespace }));
     const scripts = new k8s.core.v1.ConfigMap(
       ctx.name('k6-scripts'),
-      { metadata: { name: 'herald-k6-scripts', namespace: rbac.namespace }, data: { 'capacity.js': script } },
+      { metadata: { name: 'herald-k6-scripts', namespace: rbac.namespace }, data: scriptFiles },
       k({ dependsOn: loadTestNamespace }),
     );
     const k6Labels = { 'app.kubernetes.io/name': 'herald', 'app.kubernetes.io/component': 'load-test' };
@@ -149,7 +159,7 @@ export class LoadTesting extends pulumi.ComponentResource {
       {
         name: 'k6',
         image: `grafana/k6:${images.k6Tag}`,
-        command: ['k6', 'run', '--no-usage-report', '/scripts/capacity.js'],
+        command: ['k6', 'run', '--no-usage-report', `/scripts/${path.basename(loadTest.scriptPath)}`],
         resources: RESOURCES.k6,
         env: [
           { name: 'HERALD_TENANT', value: loadTest.tenant },

@@ -1,5 +1,5 @@
 import { isValidPhoneNumber } from 'libphonenumber-js/max';
-import type { Pool } from '../lib/db/postgres.js';
+import { planEachTime, type Pool } from '../lib/db/postgres.js';
 import { audienceParams, audienceSql } from '../services/delivery/plan.js';
 import type { Audience } from '../services/delivery/broadcasts.js';
 
@@ -34,7 +34,7 @@ export async function readTenant(pool: Pool, tenantId: string): Promise<TenantIn
 }
 
 export async function audienceSize(pool: Pool, tenantId: string, channel: 'sms' | 'push', audience: Audience): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${audienceQuery(channel)}) a`, audienceParams(tenantId, audience));
+  const { rows } = await pool.query<{ n: number }>(planEachTime(`SELECT count(*)::int AS n FROM (${audienceQuery(channel)}) a`, audienceParams(tenantId, audience)));
   return rows[0]?.n ?? 0;
 }
 
@@ -50,11 +50,11 @@ export async function earliestLocalInstant(
   local: { date: string; time: string },
 ): Promise<Date | undefined> {
   const params = audienceParams(tenantId, audience);
-  const { rows } = await pool.query<{ at: Date | null }>(
+  const { rows } = await pool.query<{ at: Date | null }>(planEachTime(
     `SELECT min(($${params.length + 1}::date + $${params.length + 2}::time) AT TIME ZONE coalesce(a.tz, t.default_time_zone)) AS at
        FROM (${audienceQuery(channel)}) a CROSS JOIN (SELECT default_time_zone FROM tenants WHERE id = $1) t`,
     [...params, local.date, local.time],
-  );
+  ));
   return rows[0]?.at ?? undefined;
 }
 
@@ -71,11 +71,11 @@ export async function previewAudience(pool: Pool, tenantId: string, channel: 'sm
     const n = await audienceSize(pool, tenantId, channel, audience);
     return { audienceSize: n, optedOut: 0, invalid: 0, sendable: n };
   }
-  const { rows } = await pool.query<{ address: string; opted_out: boolean }>(
+  const { rows } = await pool.query<{ address: string; opted_out: boolean }>(planEachTime(
     `SELECT a.address, (o.phone IS NOT NULL) AS opted_out
        FROM (${audienceQuery(channel)}) a LEFT JOIN opt_outs o ON o.tenant_id = $1 AND o.phone = a.address`,
     audienceParams(tenantId, audience),
-  );
+  ));
   let optedOut = 0;
   let invalid = 0;
   for (const r of rows) {

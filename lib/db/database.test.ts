@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/database.js';
 import { migrate } from './migrate.js';
 import pg from 'pg';
-import { clientClass, createPool, PreparingClient, type PoolClient } from './postgres.js';
+import { clientClass, createPool, planEachTime, PreparingClient, type PoolClient } from './postgres.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -58,8 +58,37 @@ describe('prepared statements', () => {
     }
   });
 
-  it('HERALD_DB_PREPARED_STATEMENTS=false keeps pg’s plain client (for poolers that multiplex transactions)', () => {
-    expect(clientClass({ HERALD_DB_PREPARED_STATEMENTS: 'false' })).toBe(pg.Client);
-    expect(clientClass({})).toBe(PreparingClient);
+  it('a value pg cannot send fails its query only; the statement still runs on that connection', async () => {
+    const pool = createPool(db.url, 1, 'prepare-test');
+    try {
+      const text = 'SELECT $1::jsonb AS j';
+      expect((await pool.query(text, [{ a: 1 }])).rows[0].j).toEqual({ a: 1 });
+      const client = await pool.connect();
+      try {
+        await expect(client.query(text, [{ a: 1n }])).rejects.toThrow(/BigInt/);
+        expect((await client.query(text, [{ b: 2 }])).rows[0].j).toEqual({ b: 2 });
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('planEachTime leaves a statement unnamed: planned with its values on every run', async () => {
+    const client = new PreparingClient({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query(planEachTime('SELECT $1::int AS audience', [1]));
+      expect(await preparedOn(client as unknown as PoolClient)).toEqual([]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('HERALD_DB_PREPARED_STATEMENTS false keeps pg’s plain client (for poolers that multiplex transactions); nonsense is refused', () => {
+    for (const off of ['false', 'FALSE', '0', 'no']) expect(clientClass({ HERALD_DB_PREPARED_STATEMENTS: off })).toBe(pg.Client);
+    for (const on of [undefined, 'true', '1']) expect(clientClass({ HERALD_DB_PREPARED_STATEMENTS: on })).toBe(PreparingClient);
+    expect(() => clientClass({ HERALD_DB_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/HERALD_DB_PREPARED_STATEMENTS: "sometimes" is not true or false/);
   });
 });

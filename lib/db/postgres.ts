@@ -103,6 +103,8 @@ async function loadEmbeddedPostgres() {
 /** Distinct statements one connection keeps prepared; past this, queries are parsed each time as before. */
 const PREPARED_PER_CONNECTION = 256;
 const statementNames = new Map<string, string>();
+// pg's own value serialiser (exported, not in its typings).
+const { prepareValue } = (pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } }).utils;
 
 /**
  * Parameterised queries become named prepared statements, once per connection:
@@ -111,7 +113,8 @@ const statementNames = new Map<string, string>();
  * server more CPU than executing them (pg_stat_statements in bench:operator: 5.0 s
  * planning against 3.2 s executing). Behind a pooler that multiplexes transactions
  * (RDS Proxy, PgBouncer in transaction mode) named statements pin or break sessions:
- * HERALD_DB_PREPARED_STATEMENTS=false turns this off.
+ * HERALD_DB_PREPARED_STATEMENTS=false turns this off. A query given as a config object
+ * ({ text, values }: see planEachTime) is left unnamed.
  */
 export class PreparingClient extends pg.Client {
   readonly #prepared = new Set<string>();
@@ -123,11 +126,29 @@ export class PreparingClient extends pg.Client {
       const name = statementName(config);
       if (this.#prepared.has(name) || this.#prepared.size < PREPARED_PER_CONNECTION) {
         this.#prepared.add(name);
-        return super.query({ name, text: config, values }, callback);
+        // Serialised here, so a value pg cannot send fails before Parse reaches the server:
+        // pg would otherwise record a statement the server dropped, and every later run of
+        // this text on this connection would fail. (prepareValue leaves prepared values as they are.)
+        let prepared: unknown[];
+        try {
+          prepared = values.map(prepareValue);
+        } catch (err) {
+          if (typeof callback === 'function') return void process.nextTick(callback, err);
+          return Promise.reject(err);
+        }
+        return super.query({ name, text: config, values: prepared }, callback);
       }
     }
     return super.query(config, values, callback);
   }
+}
+
+/**
+ * A statement planned with its values on every run, never a cached generic plan: for
+ * queries whose best plan depends on them (an audience: one tag of a large tenant, or all of it).
+ */
+export function planEachTime(text: string, values: unknown[]): pg.QueryConfig {
+  return { text, values };
 }
 
 function statementName(text: string): string {
@@ -142,7 +163,10 @@ function statementName(text: string): string {
 
 /** The pg Client class for a pool: preparing unless HERALD_DB_PREPARED_STATEMENTS=false. */
 export function clientClass(env: NodeJS.ProcessEnv = process.env): typeof pg.Client {
-  return env.HERALD_DB_PREPARED_STATEMENTS === 'false' ? pg.Client : PreparingClient;
+  const v = (env.HERALD_DB_PREPARED_STATEMENTS ?? 'true').trim().toLowerCase();
+  if (['true', '1', 'yes', ''].includes(v)) return PreparingClient;
+  if (['false', '0', 'no'].includes(v)) return pg.Client;
+  throw new Error(`HERALD_DB_PREPARED_STATEMENTS: "${env.HERALD_DB_PREPARED_STATEMENTS}" is not true or false`);
 }
 
 /** A pool whose size is configuration, with its connection counts exported. */
@@ -166,15 +190,19 @@ export function createPool(url: string, max: number, name = 'main'): Pool {
 /** Run `fn` inside one transaction on its own client. */
 export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // A failure that is not the server's answer (a value pg could not send, a broken
+  // socket) may leave this connection in a state nobody knows: close it, do not reuse it.
+  let unsure: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {
+    if (!(err instanceof pg.DatabaseError)) unsure = err instanceof Error ? err : new Error(String(err));
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.release(unsure);
   }
 }

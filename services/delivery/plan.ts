@@ -1,6 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../../lib/db/postgres.js';
-import { inTransaction } from '../../lib/db/postgres.js';
+import { inTransaction, planEachTime } from '../../lib/db/postgres.js';
 import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue.js';
 import { metrics } from '../../lib/metrics.js';
 import { batchJobId, occurrenceId as occurrenceIdFor } from './ids.js';
@@ -102,7 +102,8 @@ export async function planOccurrence(pool: Pool, boss: PgBoss, spec: OccurrenceS
     }
 
     const params = audienceParams(b.tenant_id, b.audience);
-    await tx.query(
+    // Planned with its values every time: an audience's best plan depends on them.
+    await tx.query(planEachTime(
       `WITH aud AS (${audienceSql(b.channel)}),
        marked AS (
          SELECT a.rkey, a.contact_id, a.device_token_id, a.address,
@@ -134,7 +135,7 @@ export async function planOccurrence(pool: Pool, boss: PgBoss, spec: OccurrenceS
        ON CONFLICT (occurrence_id, recipient_key, channel) DO NOTHING`,
       [...params, b.channel, occId, spec.scheduledAt, spec.local?.date ?? null, spec.local?.time ?? null,
         b.expire_after_seconds, now, spec.broadcastId, batchSize],
-    );
+    ));
     const summary = await summarize(tx, occId);
     await tx.query('UPDATE occurrences SET planned_at = $2, audience_size = $3, batches = $4 WHERE id = $1', [occId, now, summary.audienceSize, summary.batches]);
     if (summary.batches > 0) {

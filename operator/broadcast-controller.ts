@@ -37,8 +37,9 @@ export interface BroadcastControllerDeps extends PhaseDeps {
 
 /**
  * The Broadcast reconciler. Level-triggered: every run reads the Broadcast afresh
- * and the delivery core's state, and moves both toward the spec; it keeps no memory
- * between runs, so it can be killed at any line and the next run converges.
+ * and the delivery core's state, and moves both toward the spec; what it decides never
+ * depends on an earlier run (the one thing it remembers is how long a status write has
+ * yielded: a hint of when to report), so it can be killed at any line and the next run converges.
  *
  *   deleted?          → cancel what is not yet sent, drop the finalizer
  *   accept            → validate, give the delivery core this generation
@@ -67,6 +68,7 @@ export class BroadcastController {
     this.d.crashAt?.('read', key);
 
     if (r.bc.metadata.deletionTimestamp) {
+      this.yieldingSince.delete(key);
       await cancel(r, this.d.api);
       this.recordEvents(r);
       return {};
@@ -152,7 +154,7 @@ export class BroadcastController {
       const stored = await writeStatus(this.d.api, r.bc, r.status, { stillLeading: this.d.stillLeading, log: r.log });
       if (stored) r.bc = stored;
       if (r.previousPhase !== phase) r.log.info({ from: r.previousPhase ?? null, to: phase }, 'phase');
-    }
+    } else this.yieldingSince.delete(key);
     this.recordEvents(r);
     return result;
   }

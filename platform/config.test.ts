@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseStackConfig, StackConfigError } from './config.js';
 import { readLoadTestScripts } from './loadtesting.js';
 import { runStack, stackFileConfig } from './testing/mocked-run.js';
@@ -72,5 +75,20 @@ describe('stack configuration', () => {
     const files = readLoadTestScripts('loadtests/capacity.js');
     expect(Object.keys(files).sort()).toEqual(['capacity.js', 'herald-env.js']);
     expect(files['herald-env.js']).toContain('export const KUBE_TOKEN');
+  });
+
+  it('refuses a k6 script whose imports a ConfigMap cannot carry, naming the import', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-k6-'));
+    try {
+      writeFileSync(path.join(dir, 'main.js'), `import http from 'k6/http';\nimport "./a.js";\n`);
+      writeFileSync(path.join(dir, 'a.js'), `export { b } from "./lib/b.js";\n`);
+      expect(() => readLoadTestScripts('main.js', dir)).toThrow(/a\.js imports \.\/lib\/b\.js; a k6 ConfigMap carries only modules next to the script/);
+      writeFileSync(path.join(dir, 'a.js'), `import { c } from './c.js';\n`);
+      expect(() => readLoadTestScripts('main.js', dir)).toThrow(/a\.js imports \.\/c\.js, which is not next to it/);
+      writeFileSync(path.join(dir, 'c.js'), `import { a } from './a.js';\nexport const c = 1;\n`);
+      expect(Object.keys(readLoadTestScripts('main.js', dir)).sort()).toEqual(['a.js', 'c.js', 'main.js']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -61,21 +61,32 @@ export function loadLoadTestRbac(root: string = REPO_ROOT): LoadTestRbac {
 }
 
 /**
- * The k6 script and the modules it imports from its own folder (`./herald-env.js`), by
- * file name: the ConfigMap's files. A missing file is a clear error, not an empty ConfigMap.
+ * The k6 script and every module it imports, directly or through another, by file name:
+ * the ConfigMap's files (mounted together at /scripts). Imports must name files next to
+ * the script (`./herald-env.js`); a missing file or one a ConfigMap cannot carry
+ * (`../x.js`, `./lib/x.js`) is a clear error here, not a failed CronJob later.
  */
 export function readLoadTestScripts(scriptPath: string, root: string = REPO_ROOT): Record<string, string> {
   const full = path.resolve(root, scriptPath);
   if (!existsSync(full)) {
     throw new Error(`herald:loadTest.scriptPath: k6 script ${scriptPath} not found (looked at ${full}); the k6 CronJob deploys it as a ConfigMap`);
   }
-  const script = readFileSync(full, 'utf8');
-  const files: Record<string, string> = { [path.basename(full)]: script };
-  for (const [, name] of script.matchAll(/from\s+'\.\/([\w.-]+\.js)'/g)) {
-    const module = path.join(path.dirname(full), name!);
-    if (!existsSync(module)) throw new Error(`herald:loadTest.scriptPath: ${scriptPath} imports ./${name}, which is not next to it`);
-    files[name!] = readFileSync(module, 'utf8');
-  }
+  const folder = path.dirname(full);
+  const files: Record<string, string> = {};
+  const add = (name: string, from: string) => {
+    if (name in files) return;
+    const file = path.join(folder, name);
+    if (!existsSync(file)) throw new Error(`herald:loadTest.scriptPath: ${from} imports ./${name}, which is not next to it`);
+    const text = readFileSync(file, 'utf8');
+    files[name] = text;
+    // import … from './x.js', import './x.js', with either quote; k6's own modules (k6/http) are not relative.
+    for (const [, spec] of text.matchAll(/\b(?:from|import)\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      const m = /^\.\/([\w.-]+\.js)$/.exec(spec!);
+      if (!m) throw new Error(`herald:loadTest.scriptPath: ${name} imports ${spec}; a k6 ConfigMap carries only modules next to the script (./name.js)`);
+      add(m[1]!, name);
+    }
+  };
+  add(path.basename(full), scriptPath);
   return files;
 }
 

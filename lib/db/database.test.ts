@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/database.js';
 import { migrate } from './migrate.js';
 import pg from 'pg';
-import { clientClass, createPool, planEachTime, PreparingClient, type PoolClient } from './postgres.js';
+import { clientClass, createPool, planEachTime, PreparingClient, type Pool, type PoolClient } from './postgres.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -24,67 +24,67 @@ describe('migrations', () => {
 });
 
 describe('prepared statements', () => {
-  const preparedOn = async (client: PoolClient) =>
+  const preparedOn = async (client: pg.ClientBase) =>
     (await client.query('SELECT statement FROM pg_prepared_statements')).rows.map((r: { statement: string }) => r.statement);
 
-  it('a parameterised query is prepared once per connection and runs again by name', async () => {
+  /** A pool of one connection: what a pool query leaves on it, a client checked out afterwards sees. */
+  async function withOneConnection(fn: (pool: Pool, client: () => Promise<PoolClient>) => Promise<void>): Promise<void> {
     const pool = createPool(db.url, 1, 'prepare-test');
+    const held: PoolClient[] = [];
     try {
+      await fn(pool, async () => {
+        const c = await pool.connect();
+        held.push(c);
+        return c;
+      });
+    } finally {
+      for (const c of held) c.release();
+      await pool.end();
+    }
+  }
+
+  async function withClient(fn: (client: PreparingClient) => Promise<void>): Promise<void> {
+    const client = new PreparingClient({ connectionString: db.url });
+    await client.connect();
+    try {
+      await fn(client);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('a parameterised query is prepared once per connection and runs again by name', () =>
+    withOneConnection(async (pool, checkout) => {
       const text = 'SELECT $1::int + 1 AS n';
       expect((await pool.query(text, [1])).rows[0].n).toBe(2);
       expect((await pool.query(text, [41])).rows[0].n).toBe(42);
-      const client = await pool.connect();
-      try {
-        expect(await preparedOn(client)).toEqual([text]);
-        // Without parameters a query goes as before (simple protocol: several statements allowed).
-        await client.query('SELECT 1; SELECT 2');
-        expect(await preparedOn(client)).toEqual([text]);
-      } finally {
-        client.release();
-      }
-    } finally {
-      await pool.end();
-    }
-  });
+      const client = await checkout();
+      expect(await preparedOn(client)).toEqual([text]);
+      // Without parameters a query goes as before (simple protocol: several statements allowed).
+      await client.query('SELECT 1; SELECT 2');
+      expect(await preparedOn(client)).toEqual([text]);
+    }));
 
-  it('a connection keeps at most 256 prepared; beyond, queries still run unnamed', async () => {
-    const client = new PreparingClient({ connectionString: db.url });
-    await client.connect();
-    try {
+  it('a connection keeps at most 256 prepared; beyond, queries still run unnamed', () =>
+    withClient(async (client) => {
       for (let i = 0; i < 300; i++) expect((await client.query(`SELECT $1::int AS v${i}`, [i])).rows[0][`v${i}`]).toBe(i);
-      expect((await preparedOn(client as unknown as PoolClient)).length).toBe(256);
-    } finally {
-      await client.end();
-    }
-  });
+      expect((await preparedOn(client)).length).toBe(256);
+    }));
 
-  it('a value pg cannot send fails its query only; the statement still runs on that connection', async () => {
-    const pool = createPool(db.url, 1, 'prepare-test');
-    try {
+  it('a value pg cannot send fails its query only; the statement still runs on that connection', () =>
+    withOneConnection(async (pool, checkout) => {
       const text = 'SELECT $1::jsonb AS j';
       expect((await pool.query(text, [{ a: 1 }])).rows[0].j).toEqual({ a: 1 });
-      const client = await pool.connect();
-      try {
-        await expect(client.query(text, [{ a: 1n }])).rejects.toThrow(/BigInt/);
-        expect((await client.query(text, [{ b: 2 }])).rows[0].j).toEqual({ b: 2 });
-      } finally {
-        client.release();
-      }
-    } finally {
-      await pool.end();
-    }
-  });
+      const client = await checkout();
+      await expect(client.query(text, [{ a: 1n }])).rejects.toThrow(/BigInt/);
+      expect((await client.query(text, [{ b: 2 }])).rows[0].j).toEqual({ b: 2 });
+    }));
 
-  it('planEachTime leaves a statement unnamed: planned with its values on every run', async () => {
-    const client = new PreparingClient({ connectionString: db.url });
-    await client.connect();
-    try {
+  it('planEachTime leaves a statement unnamed: planned with its values on every run', () =>
+    withClient(async (client) => {
       await client.query(planEachTime('SELECT $1::int AS audience', [1]));
-      expect(await preparedOn(client as unknown as PoolClient)).toEqual([]);
-    } finally {
-      await client.end();
-    }
-  });
+      expect(await preparedOn(client)).toEqual([]);
+    }));
 
   it('HERALD_DB_PREPARED_STATEMENTS false keeps pg’s plain client (for poolers that multiplex transactions); nonsense is refused', () => {
     for (const off of ['false', 'FALSE', '0', 'no']) expect(clientClass({ HERALD_DB_PREPARED_STATEMENTS: off })).toBe(pg.Client);

@@ -202,6 +202,38 @@ export class SecretDelivery extends pulumi.ComponentResource {
   }
 }
 
+/** One ExternalSecret: `data` read from `store` into the Secret `name`, once the operator and its stores are ready. */
+function externalSecret(
+  ctx: RegionContext,
+  delivery: SecretDelivery,
+  resourceName: string,
+  s: {
+    name: string;
+    namespace: string;
+    store: pulumi.Input<string>;
+    refreshInterval: string;
+    data: { secretKey: string; remoteRef: Record<string, pulumi.Input<string>> }[];
+    template?: Record<string, unknown>;
+  },
+  opts: pulumi.CustomResourceOptions,
+): k8s.apiextensions.CustomResource {
+  return new k8s.apiextensions.CustomResource(
+    ctx.name(resourceName),
+    {
+      apiVersion: 'external-secrets.io/v1',
+      kind: 'ExternalSecret',
+      metadata: { name: s.name, namespace: s.namespace },
+      spec: {
+        refreshInterval: s.refreshInterval,
+        secretStoreRef: { kind: 'ClusterSecretStore', name: s.store },
+        target: { name: s.name, creationPolicy: 'Owner', ...(s.template ? { template: s.template } : {}) },
+        data: s.data,
+      },
+    },
+    { ...opts, dependsOn: [...((opts.dependsOn as pulumi.Resource[] | undefined) ?? []), ...delivery.ready] },
+  );
+}
+
 /**
  * The ExternalSecrets one application namespace needs: provider credentials as files, and
  * DATABASE_URL templated from the RDS-managed (rotated) master secret and the proxy endpoint.
@@ -212,53 +244,33 @@ export function externalSecretsFor(
   namespace: string,
   opts: pulumi.CustomResourceOptions,
 ): k8s.apiextensions.CustomResource[] {
-  const o = { ...opts, dependsOn: [...((opts.dependsOn as pulumi.Resource[] | undefined) ?? []), ...delivery.ready] };
-  const credentials = new k8s.apiextensions.CustomResource(
-    ctx.name(`${namespace}-provider-credentials`),
-    {
-      apiVersion: 'external-secrets.io/v1',
-      kind: 'ExternalSecret',
-      metadata: { name: PROVIDER_CREDENTIALS_SECRET, namespace },
-      spec: {
-        refreshInterval: '1h',
-        secretStoreRef: { kind: 'ClusterSecretStore', name: delivery.localStore },
-        target: { name: PROVIDER_CREDENTIALS_SECRET, creationPolicy: 'Owner' },
-        data: (Object.entries(PROVIDER_CREDENTIAL_FILES) as [SecretKey, string][]).map(([key, file]) => ({
-          secretKey: file,
-          remoteRef: { key: delivery.names[key] },
-        })),
+  const credentials = externalSecret(ctx, delivery, `${namespace}-provider-credentials`, {
+    name: PROVIDER_CREDENTIALS_SECRET,
+    namespace,
+    store: delivery.localStore,
+    refreshInterval: '1h',
+    data: (Object.entries(PROVIDER_CREDENTIAL_FILES) as [SecretKey, string][]).map(([key, file]) => ({
+      secretKey: file,
+      remoteRef: { key: delivery.names[key] },
+    })),
+  }, opts);
+  const database = externalSecret(ctx, delivery, `${namespace}-database`, {
+    name: DATABASE_SECRET,
+    namespace,
+    store: delivery.writerStore,
+    // RDS rotates the password; a short refresh picks the new one up
+    refreshInterval: '15m',
+    template: {
+      engineVersion: 'v2',
+      data: {
+        DATABASE_URL: pulumi.interpolate`postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}@${delivery.database.proxyEndpoint}:${DATABASE_PORT}/${DATABASE_NAME}?sslmode=require`,
       },
     },
-    o,
-  );
-  const database = new k8s.apiextensions.CustomResource(
-    ctx.name(`${namespace}-database`),
-    {
-      apiVersion: 'external-secrets.io/v1',
-      kind: 'ExternalSecret',
-      metadata: { name: DATABASE_SECRET, namespace },
-      spec: {
-        // RDS rotates the password; a short refresh picks the new one up
-        refreshInterval: '15m',
-        secretStoreRef: { kind: 'ClusterSecretStore', name: delivery.writerStore },
-        target: {
-          name: DATABASE_SECRET,
-          creationPolicy: 'Owner',
-          template: {
-            engineVersion: 'v2',
-            data: {
-              DATABASE_URL: pulumi.interpolate`postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}@${delivery.database.proxyEndpoint}:${DATABASE_PORT}/${DATABASE_NAME}?sslmode=require`,
-            },
-          },
-        },
-        data: ['username', 'password'].map((property) => ({
-          secretKey: property,
-          remoteRef: { key: delivery.database.secretArn, property },
-        })),
-      },
-    },
-    o,
-  );
+    data: ['username', 'password'].map((property) => ({
+      secretKey: property,
+      remoteRef: { key: delivery.database.secretArn, property },
+    })),
+  }, opts);
   return [credentials, database];
 }
 
@@ -269,19 +281,11 @@ export function loadTestApiKeySecret(
   namespace: string,
   opts: pulumi.CustomResourceOptions,
 ): k8s.apiextensions.CustomResource {
-  return new k8s.apiextensions.CustomResource(
-    ctx.name('loadtest-api-key'),
-    {
-      apiVersion: 'external-secrets.io/v1',
-      kind: 'ExternalSecret',
-      metadata: { name: LOADTEST_API_KEY_SECRET, namespace },
-      spec: {
-        refreshInterval: '1h',
-        secretStoreRef: { kind: 'ClusterSecretStore', name: delivery.localStore },
-        target: { name: LOADTEST_API_KEY_SECRET, creationPolicy: 'Owner' },
-        data: [{ secretKey: LOADTEST_API_KEY_SECRET_KEY, remoteRef: { key: delivery.loadTestApiKeyName } }],
-      },
-    },
-    { ...opts, dependsOn: [...((opts.dependsOn as pulumi.Resource[] | undefined) ?? []), ...delivery.ready] },
-  );
+  return externalSecret(ctx, delivery, 'loadtest-api-key', {
+    name: LOADTEST_API_KEY_SECRET,
+    namespace,
+    store: delivery.localStore,
+    refreshInterval: '1h',
+    data: [{ secretKey: LOADTEST_API_KEY_SECRET_KEY, remoteRef: { key: delivery.loadTestApiKeyName } }],
+  }, opts);
 }

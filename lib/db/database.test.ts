@@ -21,6 +21,17 @@ describe('migrations', () => {
     await db.pool.query(`INSERT INTO tenants (id, name) VALUES ('t1', 'T1')`);
     await expect(db.pool.query(`INSERT INTO contacts (tenant_id, phone) VALUES ('t1', '555-1234')`)).rejects.toThrow(/contacts_phone_check/);
   });
+
+  it('gives a tenant the free plan by default and refuses a plan that does not exist', async () => {
+    await db.pool.query(`INSERT INTO tenants (id, name) VALUES ('t2', 'T2')`);
+    const { rows } = await db.pool.query(
+      `SELECT t.plan, p.api_requests_per_minute, p.fair_share_weight FROM tenants t JOIN tenant_plans p USING (plan) WHERE t.id = 't2'`,
+    );
+    expect(rows).toEqual([{ plan: 'free', api_requests_per_minute: 100, fair_share_weight: 1 }]);
+    const plans = await db.pool.query('SELECT plan, api_requests_per_minute FROM tenant_plans ORDER BY api_requests_per_minute');
+    expect(plans.rows).toEqual([{ plan: 'free', api_requests_per_minute: 100 }, { plan: 'standard', api_requests_per_minute: 300 }, { plan: 'pro', api_requests_per_minute: 1000 }]);
+    await expect(db.pool.query(`UPDATE tenants SET plan = 'platinum' WHERE id = 't2'`)).rejects.toThrow(/tenants_plan_fkey/);
+  });
 });
 
 describe('prepared statements', () => {

@@ -8,7 +8,8 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations
 const MIGRATION_LOCK = 4_810_001;
 
 /**
- * Forward-only migrations: `NNN_name.sql` files applied in order, each in its own
+ * Forward-only migrations: `NNN_name.sql` (or `NNNa_name.sql`, several within one
+ * number) files applied in order, each in its own
  * transaction, recorded in herald_schema_migrations. An advisory lock lets many
  * replicas start at once. Migrations only add (columns, tables, indexes) so that
  * the previous worker version keeps running during a rollout; removals come in a
@@ -22,7 +23,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
     await client.query(`CREATE TABLE IF NOT EXISTS herald_schema_migrations (
       version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     const done = new Set((await client.query<{ version: string }>('SELECT version FROM herald_schema_migrations')).rows.map((r) => r.version));
-    const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_.+\.sql$/.test(f)).sort();
+    const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+[a-z]?_.+\.sql$/.test(f)).sort();
     for (const file of files) {
       const version = file.replace(/\.sql$/, '');
       if (done.has(version)) continue;

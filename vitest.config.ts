@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{lib,services,operator,platform,scripts,loadtests}/**/*.test.ts'],
-    globalSetup: ['lib/testing/global-setup.ts'],
+    include: ['{lib,services,operator,platform,scripts,loadtests,devenv,bench}/**/*.test.ts'],
+    globalSetup: ['devenv/vitest-global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Two cores: files run two at a time; each gets its own database.

@@ -16,7 +16,7 @@ import { loadConfig } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { startBoss } from '../lib/queue.js';
 import { createProviders } from '../services/providers/index.js';
-import { rawPushLoop, rawSmsLoop } from '../services/providers/raw-loop.js';
+import { rawPushLoop, rawSmsLoop } from './raw-loop.js';
 import type { PushProvider, SmsProvider } from '../services/providers/types.js';
 import { connectToSimulator } from '../services/simulator/simulator.js';
 import type { ReceivedSummary } from '../services/simulator/simulator.js';

@@ -1,7 +1,7 @@
 /**
  * npm run bench:operator — the operator under a burst: 1,000 SMS Broadcasts of 20
  * recipients each created at once through the Kubernetes API of a fresh local platform
- * (scripts/local-platform.ts: real kube-apiserver, operator with its own ServiceAccount,
+ * (devenv/local-platform.ts: real kube-apiserver, operator with its own ServiceAccount,
  * one worker, the provider simulator), timed on the client side. Prints one JSON line.
  *
  *   apply_to_first_send   from the API server's 201 for a Broadcast's create (the object
@@ -34,7 +34,7 @@ import os from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { smsNumberOk } from '../services/simulator/behaviours.js';
-import { startLocalPlatform, type LocalPlatform } from '../scripts/local-platform.js';
+import { startLocalPlatform, type LocalPlatform } from '../devenv/local-platform.js';
 import { kubeAdmin, processesUnder } from './kube.js';
 import { cpuSeconds, peakRssMb, postgresCpuSeconds } from './processes.js';
 

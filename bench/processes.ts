@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../lib/net.js';
+import { freePort } from '../devenv/ports.js';
 
 export { freePort };
 

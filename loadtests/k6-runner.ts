@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toolPath } from '../scripts/control-plane/control-plane.js';
-import type { LocalPlatform } from '../scripts/local-platform.js';
+import { toolPath } from '../devenv/control-plane.js';
+import type { LocalPlatform } from '../devenv/local-platform.js';
 
 export const LOADTESTS = path.dirname(fileURLToPath(import.meta.url));
 export const LOADTEST_NAMESPACE = 'herald-loadtest';

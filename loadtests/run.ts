@@ -3,7 +3,7 @@
  *
  *   tsx loadtests/run.ts <smoke|capacity> [--keep] [-- <k6 run options>]
  *
- * Starts a fresh local platform (scripts/local-platform.ts) in a temporary data
+ * Starts a fresh local platform (devenv/local-platform.ts) in a temporary data
  * directory on free loopback ports, runs the k6 script against it, stops the
  * platform and exits with k6's exit code (99: a threshold failed). --keep leaves
  * the data directory (and its logs) in place. The capacity run writes its summary
@@ -18,7 +18,7 @@ import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { startLocalPlatform, formatLogLine, REPO } from '../scripts/local-platform.js';
+import { startLocalPlatform, formatLogLine, REPO } from '../devenv/local-platform.js';
 import { k6EnvFor, LOADTESTS, runK6 } from './k6-runner.js';
 
 const { values, positionals } = parseArgs({ options: { keep: { type: 'boolean', default: false } }, allowPositionals: true, strict: false });

@@ -9,8 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../lib/testing/database.js';
-import { startLocalPlatform, type LocalPlatform } from '../scripts/local-platform.js';
+import { createTestDatabase, type TestDatabase } from '../devenv/test-database.js';
+import { startLocalPlatform, type LocalPlatform } from '../devenv/local-platform.js';
 import { K6_THRESHOLD_FAILED, k6EnvFor, LOADTESTS, runK6 } from './k6-runner.js';
 
 let db: TestDatabase;

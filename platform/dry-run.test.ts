@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, toolPath, type ControlPlane } from '../scripts/control-plane/control-plane.js';
+import { startControlPlane, toolPath, type ControlPlane } from '../devenv/control-plane.js';
 import type { Manifest } from './operator-manifests.js';
 import { renderKubernetesManifests } from './testing/mocked-run.js';
 

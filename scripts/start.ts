@@ -10,7 +10,7 @@
  * Ctrl-C a few seconds later kills what has not stopped yet.
  *
  * Two processes: this one, in the terminal's process group, and a supervisor in a
- * process group of its own that runs the platform (scripts/local-platform.ts). A
+ * process group of its own that runs the platform (devenv/local-platform.ts). A
  * Ctrl-C reaches only this one, which asks the supervisor to stop; so etcd,
  * kube-apiserver, PostgreSQL and the services never get the terminal's SIGINT
  * all at once and are stopped one after another instead.
@@ -50,7 +50,7 @@ function front(): void {
 }
 
 async function supervise(): Promise<void> {
-  const { startLocalPlatform, formatLogLine } = await import('./local-platform.js');
+  const { startLocalPlatform, formatLogLine } = await import('../devenv/local-platform.js');
   const dataDir = path.resolve(REPO, process.env.HERALD_DATA_DIR ?? '.herald');
   const quiet = process.env.HERALD_LOG_QUIET === '1';
   const color = process.stdout.isTTY;

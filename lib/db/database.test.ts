@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { migrate } from './migrate.js';
 import pg from 'pg';
 import { clientClass, createPool, planEachTime, PreparingClient, type Pool, type PoolClient } from './postgres.js';

@@ -4,7 +4,7 @@
  * The directory is reused across restarts: etcd data persists, certs are generated only once.
  */
 import { parseArgs } from 'node:util';
-import { startControlPlane } from './control-plane.ts';
+import { startControlPlane } from '../../devenv/control-plane.ts';
 
 const { values } = parseArgs({
   options: {

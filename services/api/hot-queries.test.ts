@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 
 /**
  * The api's own hot queries use their indexes (migration 003_api), shown with EXPLAIN

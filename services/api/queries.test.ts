@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { makeTenant, seedBroadcast, startTestApi, type TestApi } from './test-support.js';
 
 let db: TestDatabase;

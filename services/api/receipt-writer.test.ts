@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metrics } from '../../lib/metrics.js';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ReceiptWriter, type CommonReceipt } from './receipt-writer.js';
 import { seedBroadcast } from './test-support.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { systemClock } from '../../lib/clock.js';
 import { createPool } from '../../lib/db/postgres.js';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ADMIN_TOKEN, makeTenant, startTestApi, type TestApi } from './test-support.js';
 
 let db: TestDatabase;

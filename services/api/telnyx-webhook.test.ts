@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { classifyInbound } from './opt-out-keywords.js';
 import { matchPendingReceipts } from './telnyx-webhook.js';
 import { makeTenant, RecordingSender, seedBroadcast, startTestApi, telnyxSigner, type TestApi } from './test-support.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { PgBoss } from 'pg-boss';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { startBoss } from '../../lib/queue.js';
 import { createWorkerApp } from './app.js';
 import { smsRateKeys, type DeliverDeps } from './deliver-batch.js';

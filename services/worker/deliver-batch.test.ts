@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ManualClock } from '../../lib/clock.js';
 import { planOccurrence } from '../delivery/plan.js';
 import { resumeBroadcast, suspendBroadcast, upsertBroadcast } from '../delivery/broadcasts.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, inject } from 'vitest';
 import type { PgBoss } from 'pg-boss';
-import { createTestDatabase, type TestDatabase } from '../../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../../devenv/test-database.js';
 import { startBoss } from '../../../lib/queue.js';
 
 export interface DeliveryTestContext {

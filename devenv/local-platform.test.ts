@@ -1,5 +1,5 @@
 /**
- * The platform as `npm start` runs it (scripts/local-platform.ts: embedded PostgreSQL in
+ * The platform as `npm start` runs it (devenv/local-platform.ts: embedded PostgreSQL in
  * its own data directory, the real kube-apiserver, the simulator, api, worker and the
  * operator as child processes), driven only through kubectl like a person would:
  * every manifest in examples/ reaches its expected phase and counts on the demo data,

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../simulator/simulator.js';
-import { pushTokenFailing, pushTokenOk, smsNumberOk } from '../simulator/behaviours.js';
-import { createTelnyxProvider } from './telnyx.js';
-import { createFcmProvider, type FcmPushProvider } from './fcm.js';
+import { startSimulator, type Simulator } from '../services/simulator/simulator.js';
+import { pushTokenFailing, pushTokenOk, smsNumberOk } from '../services/simulator/behaviours.js';
+import { createTelnyxProvider } from '../services/providers/telnyx.js';
+import { createFcmProvider, type FcmPushProvider } from '../services/providers/fcm.js';
 import { rawPushLoop, rawSmsLoop } from './raw-loop.js';
-import type { PushProvider } from './types.js';
+import type { PushProvider } from '../services/providers/types.js';
 
 let sim: Simulator;
 let fcm: FcmPushProvider;

@@ -3,15 +3,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { connectToSimulator } from '../simulator/simulator.js';
-import { pushTokenOk, smsNumberOk } from '../simulator/behaviours.js';
-import { createTelnyxProvider } from './telnyx.js';
-import { createFcmProvider } from './fcm.js';
+import { connectToSimulator } from '../services/simulator/simulator.js';
+import { pushTokenOk, smsNumberOk } from '../services/simulator/behaviours.js';
+import { createTelnyxProvider } from '../services/providers/telnyx.js';
+import { createFcmProvider } from '../services/providers/fcm.js';
 import { rawPushLoop, rawSmsLoop } from './raw-loop.js';
 
 /**
  * Raw SDK rates against the simulator running in its own process:
- *   tsx services/providers/raw-bench.ts [smsCount] [pushCount] [concurrency] [pushBatchSize] [latencies]
+ *   tsx bench/raw-bench.ts [smsCount] [pushCount] [concurrency] [pushBatchSize] [latencies]
  * (pushBatchSize defaults to min(500, concurrency); latencies e.g. "0,20")
  * Prints one JSON line per scenario.
  */

@@ -1,7 +1,7 @@
 /**
  * A real local Kubernetes control plane (etcd + kube-apiserver), configured like
  * controller-runtime's envtest, for operator tests. Binaries come from the tool cache
- * filled by scripts/control-plane/build-tools.sh; versions live in versions.env.
+ * filled by scripts/control-plane/build-tools.sh; versions live in scripts/control-plane/versions.env.
  *
  * No kubelet, controller-manager or scheduler: pods never run, the ServiceAccount
  * admission plugin is disabled (nothing creates "default" service accounts), and
@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, isPortFree } from '../../lib/net.js';
+import { freePort, isPortFree } from './ports.js';
 
 const execFileP = promisify(execFile);
 
@@ -48,7 +48,7 @@ export interface ControlPlane {
 // ---------------------------------------------------------------------------------------------
 // Tool resolution (versions.env is the single source of truth, shared with build-tools.sh)
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+const here = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'scripts', 'control-plane');
 
 export function toolVersions(): Record<string, string> {
   const text = readFileSync(path.join(here, 'versions.env'), 'utf8');

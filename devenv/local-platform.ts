@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { createPool, startDatabase, type DatabaseServer } from '../lib/db/postgres.js';
 import { migrate } from '../lib/db/migrate.js';
 import { startBoss } from '../lib/queue.js';
-import { startControlPlane, toolPath, type ControlPlane } from './control-plane/control-plane.js';
+import { startControlPlane, toolPath, type ControlPlane } from './control-plane.js';
 import { seedDemo, type SeedReport } from './seed-demo.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

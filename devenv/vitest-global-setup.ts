@@ -2,9 +2,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { startDatabase, createPool } from '../db/postgres.js';
-import { prepareTemplate } from './database.js';
-import { freePort } from '../net.js';
+import { startDatabase, createPool } from '../lib/db/postgres.js';
+import { prepareTemplate } from './test-database.js';
+import { freePort } from './ports.js';
 
 /**
  * One real PostgreSQL for the whole run (embedded unless DATABASE_URL is set);

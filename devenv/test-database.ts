@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createPool, type Pool } from '../db/postgres.js';
-import { migrate } from '../db/migrate.js';
-import { startBoss } from '../queue.js';
+import { createPool, type Pool } from '../lib/db/postgres.js';
+import { migrate } from '../lib/db/migrate.js';
+import { startBoss } from '../lib/queue.js';
 
 export const TEMPLATE_DB = 'herald_test_template';
 

@@ -1,4 +1,4 @@
-import type { Outcome, PushMessage, PushProvider, SmsMessage, SmsProvider } from './types.js';
+import type { Outcome, PushMessage, PushProvider, SmsMessage, SmsProvider } from '../services/providers/types.js';
 
 /**
  * The "raw" contender of the benchmark: a bare loop calling an adapter at a fixed

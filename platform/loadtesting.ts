@@ -15,6 +15,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
 import type { Cluster } from './cluster.js';
+import { command } from './image-layout.js';
 import { createManifests, loadManifestFiles, REPO_ROOT, type Manifest } from './operator-manifests.js';
 import type { RegionContext } from './region.js';
 import { LOADTEST_API_KEY_SECRET, LOADTEST_API_KEY_SECRET_KEY, loadTestApiKeySecret, type SecretDelivery } from './secrets.js';
@@ -126,6 +127,7 @@ export class LoadTesting extends pulumi.ComponentResource {
               {
                 name: 'simulator',
                 image: image(images, 'herald/simulator', images.simulatorTag),
+                command: command('simulator'),
                 port: PORTS.simulator,
                 probes: { liveness: '/_sim/health', readiness: '/_sim/health' },
                 resources: RESOURCES.simulator,

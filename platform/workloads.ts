@@ -11,6 +11,7 @@ import type * as k8sInput from '@pulumi/kubernetes/types/input.js';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
 import type { Cluster } from './cluster.js';
+import { command } from './image-layout.js';
 import { INGRESS_CLASS, type Ingress } from './ingress.js';
 import { createManifests, type OperatorManifests } from './operator-manifests.js';
 import type { RegionContext } from './region.js';
@@ -193,6 +194,7 @@ export class Workloads extends pulumi.ComponentResource {
               {
                 name: 'operator',
                 image: image(images, 'herald/operator', images.operatorTag),
+                command: command('operator'),
                 port: PORTS.operator,
                 probes: true,
                 resources: RESOURCES.operator,
@@ -229,6 +231,7 @@ export class Workloads extends pulumi.ComponentResource {
               {
                 name: 'api',
                 image: image(images, 'herald/api', images.apiTag),
+                command: command('api'),
                 port: PORTS.api,
                 probes: true,
                 credentials: true,
@@ -308,9 +311,9 @@ export class Workloads extends pulumi.ComponentResource {
                   {
                     name: 'migrate',
                     image: image(images, 'herald/api', images.apiTag),
-                    command: ['npm', 'run', 'migrate'],
+                    command: command('migrate'),
                     resources: RESOURCES.migrate,
-                    env: [...baseEnv, { name: 'npm_config_cache', value: '/tmp/.npm' }],
+                    env: baseEnv,
                   },
                   { restartPolicy: 'Never', automountServiceAccountToken: false },
                 ),
@@ -372,6 +375,7 @@ export class Workloads extends pulumi.ComponentResource {
                 {
                   name: 'worker',
                   image: image(images, 'herald/worker', tag),
+                  command: command('worker'),
                   port: PORTS.worker,
                   probes: true,
                   credentials: true,

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig, type RawStackConfig } from '../config.js';
 import { LOADTEST_RBAC_FILE, loadLoadTestRbac } from '../loadtesting.js';
+import { readFinalStage } from '../image-layout.js';
 import { loadManifestFiles, loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
 import { podContainers } from '../policy/policies.js';
 import { QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
@@ -341,6 +342,23 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         }
       });
 
+      it("runs each service as its image's built entrypoint (plain node, no tsx or npm)", () => {
+        const cmds = readFinalStage().targets;
+        for (const r of cfg.regions) {
+          const expected: [string, string][] = [
+            ['herald-api', 'api'],
+            ['herald-operator', 'operator'],
+            ['herald-worker-blue', 'worker'],
+            ['herald-worker-green', 'worker'],
+            ['herald-provider-simulator', 'simulator'],
+          ];
+          for (const [name, target] of expected) {
+            expect(cmds[target], `Dockerfile target ${target}`).toBeDefined();
+            expect(container(deployment(r.name, name)).command, name).toEqual(cmds[target]);
+          }
+        }
+      });
+
       it('runs both worker colors with their own image tags and lanes in every region', () => {
         for (const r of cfg.regions) {
           for (const color of WORKER_COLORS) {
@@ -362,7 +380,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
             continue;
           }
           expect(jobs).toHaveLength(1);
-          expect(container(jobs[0]!).command).toEqual(['npm', 'run', 'migrate']);
+          expect(container(jobs[0]!).command).toEqual(['node', 'dist/scripts/migrate.js']);
           for (const color of WORKER_COLORS) expect(deployment(r.name, `herald-worker-${color}`).dependsOn).toContain(jobs[0]!.name);
         }
       });

@@ -21,7 +21,7 @@ export const metrics = {
   deliveryDuration: histogram('herald_delivery_duration_seconds', 'Due instant to provider acceptance', ['channel'], [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600]),
   retries: counter('herald_delivery_retries_total', 'Deliveries scheduled for another attempt', ['channel', 'reason']),
   deadLetters: counter('herald_delivery_dead_letters_total', 'Deliveries that exhausted maxAttempts', ['channel']),
-  possibleDuplicates: counter('herald_possible_duplicates_total', 'Rows found in flight after their worker died; resending may duplicate', ['channel']),
+  possibleDuplicates: counter('herald_possible_duplicates_total', 'Rows sent again after an unknown outcome (their worker died in flight, or the answer was lost): the recipient may get it twice', ['channel']),
   skipped: counter('herald_deliveries_skipped_total', 'Deliveries skipped before sending', ['channel', 'reason']),
   expired: counter('herald_deliveries_expired_total', 'Deliveries that could not go out before expireAfter', ['channel']),
   deferred: counter('herald_deliveries_deferred_total', 'Deliveries deferred (quiet hours, suspension)', ['reason']),

@@ -7,7 +7,7 @@ interface Queryable {
 }
 
 /** An outcome the worker itself decides: the provider's circuit is open, so the row waits without spending an attempt. */
-export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number };
+export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number; maybeSent?: boolean };
 
 export interface DeliveryResult {
   deliveryId: number;
@@ -23,7 +23,8 @@ const ACTIVE_STATES = `('sending', 'sent')`;
  * reason once maxAttempts is spent); permanent → failed, this row only;
  * opted_out → failed and the number added to the tenant's opt-out list;
  * invalid_token → failed and the device token deactivated; wait → retry without
- * spending an attempt. Only rows still in flight (sending) or sent (a later
+ * spending an attempt. A retry whose answer was lost (maybeSent) is marked
+ * outcome_unknown, so its resend is flagged possible_duplicate when claimed. Only rows still in flight (sending) or sent (a later
  * receipt) change, so a late or repeated report cannot resurrect a finished row.
  */
 export async function recordOutcomes(db: Queryable, results: DeliveryResult[], now: Date): Promise<void> {
@@ -34,7 +35,9 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
   const codes: (string | null)[] = [];
   const reasons: (string | null)[] = [];
   const delays: number[] = [];
+  const maybeSent: boolean[] = [];
   for (const { deliveryId, outcome } of results) {
+    maybeSent.push((outcome.kind === 'retryable' || outcome.kind === 'wait') && outcome.maybeSent === true);
     ids.push(deliveryId);
     kinds.push(outcome.kind);
     providerIds.push(outcome.kind === 'accepted' ? outcome.providerMessageId : null);
@@ -94,13 +97,15 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
                           ELSE u.reason END,
         attempts = CASE WHEN u.kind = 'wait' THEN greatest(d.attempts - 1, 0) ELSE d.attempts END,
         next_attempt_at = u.next_at,
+        -- A resend after a lost answer is a possible duplicate: the next claim flags it.
+        outcome_unknown = u.kind IN ('retryable', 'wait') AND u.maybe_sent,
         finalized_at = CASE WHEN u.kind IN ('permanent', 'opted_out', 'invalid_token', 'dead', 'expired') THEN $7::timestamptz ELSE NULL END,
         claimed_by = NULL,
         updated_at = now()
-       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-            AS u(id, kind, pid, code, reason, next_at)
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::boolean[])
+            AS u(id, kind, pid, code, reason, next_at, maybe_sent)
       WHERE d.id = u.id AND d.status IN ${ACTIVE_STATES}`,
-    [ids, finalKinds, providerIds, codes, reasons, nextAt, now],
+    [ids, finalKinds, providerIds, codes, reasons, nextAt, now, maybeSent],
   );
 
   const optedOut = results.filter((r) => r.outcome.kind === 'opted_out').map((r) => r.deliveryId);

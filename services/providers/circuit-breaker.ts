@@ -8,12 +8,12 @@ import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } f
  *
  * opossum keeps the rolling window, the error-percentage and volume thresholds, the
  * open → half-open timer and the single half-open probe. What it cannot do on its own
- * is see failures that happen *inside* one SDK call: firebase-admin retries 503s and
- * connection resets itself, so one sendEach can hide many failed HTTP exchanges. So the
- * unit the breaker counts is one *provider exchange*, reported through `record()`:
+ * is see failures *inside* one SDK call: one FCM sendEach is many HTTP exchanges, one
+ * per message. So the unit the breaker counts is one *provider exchange*, reported
+ * through `record()`:
  *   - Telnyx: one send = one exchange (retries are off in the SDK);
- *   - FCM: every HTTP attempt firebase-admin makes, reported by the https agent
- *     (see fcm.ts), retries included.
+ *   - FCM: every HTTP request firebase-admin makes, reported by the https agent
+ *     (see fcm.ts; its own retries are off too).
  * Only provider-level trouble counts as a failure: 5xx, 429, timeouts, connection
  * errors (retryable outcomes). A per-recipient answer (bad number, dead token) is a
  * working provider and counts as a success.

@@ -1,5 +1,6 @@
 import type { Outcome } from './types.js';
 import { retryAfterMs } from './classify-telnyx.js';
+import { requestMaybeSent, statusMaybeSent } from './unknown-outcome.js';
 
 /**
  * Classify an error firebase-admin reports for one message.
@@ -90,15 +91,22 @@ export function classifyFcm(error: unknown): Outcome {
       ? { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying', retryAfterMs: open.retryAfterMs }
       : { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying' };
   }
-  if (fullCode === 'app/network-timeout') return { kind: 'retryable', code: 'timeout', reason: message };
-  if (fullCode === 'app/network-error') return { kind: 'retryable', code: 'network', reason: message };
+  // FCM takes no idempotency key either: a lost answer leaves the send unknown (unknown-outcome.ts).
+  if (fullCode === 'app/network-timeout') return { kind: 'retryable', code: 'timeout', reason: message, maybeSent: true };
+  if (fullCode === 'app/network-error') {
+    // firebase-admin keeps only the message of the socket error ("... Error code: ECONNRESET").
+    const socketCode = /Error code: ([A-Z_]+)/.exec(message)?.[1];
+    const sent = requestMaybeSent({ code: socketCode, cause: err.cause });
+    return sent ? { kind: 'retryable', code: 'network', reason: message, maybeSent: true } : { kind: 'retryable', code: 'network', reason: message };
+  }
 
   const sdkCode = fullCode.startsWith('messaging/') ? fullCode.slice('messaging/'.length) : fullCode;
   const body = (err.httpResponse?.data && typeof err.httpResponse.data === 'object' ? err.httpResponse.data : undefined) as GoogleErrorBody | undefined;
   const status = err.httpResponse?.status;
   const code = serverCode(body) ?? SDK_TO_SERVER[sdkCode] ?? (sdkCode || 'unknown');
   const after = retryAfterMs(err.httpResponse?.headers);
-  const retryable = (c: string): Outcome => (after !== undefined ? { kind: 'retryable', code: c, reason: message, retryAfterMs: after } : { kind: 'retryable', code: c, reason: message });
+  const maybeSent = statusMaybeSent(status) ? { maybeSent: true } : {};
+  const retryable = (c: string): Outcome => (after !== undefined ? { kind: 'retryable', code: c, reason: message, retryAfterMs: after, ...maybeSent } : { kind: 'retryable', code: c, reason: message, ...maybeSent });
 
   switch (code) {
     case 'UNREGISTERED':

@@ -1,5 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'telnyx';
 import type { Outcome } from './types.js';
+import { requestMaybeSent, statusMaybeSent } from './unknown-outcome.js';
 
 /**
  * One classifier for Telnyx, used for send errors (the SDK's exceptions) and for
@@ -97,19 +98,26 @@ export function retryAfterMs(headers: Headers | Record<string, unknown> | undefi
  * array of a message (receipt payload), or a message.finalized event/payload.
  */
 export function classifyTelnyx(source: unknown): Outcome {
-  if (source instanceof APIConnectionTimeoutError) return { kind: 'retryable', code: 'timeout', reason: 'Telnyx request timed out' };
+  // Telnyx takes no idempotency key: an answer lost after the request went out leaves the
+  // send unknown (unknown-outcome.ts says per error), and the next attempt is flagged.
+  if (source instanceof APIConnectionTimeoutError) return { kind: 'retryable', code: 'timeout', reason: 'Telnyx request timed out', maybeSent: true };
   if (source instanceof APIConnectionError) {
     const cause = (source as { cause?: unknown }).cause;
-    return { kind: 'retryable', code: 'connection', reason: `Telnyx connection failed: ${cause instanceof Error ? cause.message : source.message}` };
+    const outcome: Outcome = { kind: 'retryable', code: 'connection', reason: `Telnyx connection failed: ${cause instanceof Error ? cause.message : source.message}` };
+    return requestMaybeSent(cause) ? { ...outcome, maybeSent: true } : outcome;
   }
   if (source instanceof APIError) {
     const status = source.status;
     const e = firstError(source.error);
     const after = retryAfterMs(source.headers);
-    if (e?.code !== undefined) return byCode(String(e.code), describe(e, source.message), status, after);
+    if (e?.code !== undefined) {
+      const o = byCode(String(e.code), describe(e, source.message), status, after);
+      return o.kind === 'retryable' && statusMaybeSent(status) ? { ...o, maybeSent: true } : o;
+    }
     const reason = source.message;
     if (status === undefined || status >= 500 || status === 429 || status === 408) {
-      return after !== undefined ? { kind: 'retryable', code: `http_${status ?? 0}`, reason, retryAfterMs: after } : { kind: 'retryable', code: `http_${status ?? 0}`, reason };
+      const o: Outcome = after !== undefined ? { kind: 'retryable', code: `http_${status ?? 0}`, reason, retryAfterMs: after } : { kind: 'retryable', code: `http_${status ?? 0}`, reason };
+      return statusMaybeSent(status) ? { ...o, maybeSent: true } : o;
     }
     if (status === 401 || status === 403) return { kind: 'retryable', code: `http_${status}`, reason };
     return { kind: 'permanent', code: `http_${status}`, reason };

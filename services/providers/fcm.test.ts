@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type * as TlsModule from 'node:tls';
 import type * as Http2Module from 'node:http2';
 import { startSimulator, type Simulator } from '../simulator/simulator.js';
-import { pushTokenFailing, pushTokenOk, type FcmErrorCode } from '../simulator/behaviours.js';
+import { pushTokenAfterAccept, pushTokenFailing, pushTokenOk, type FcmErrorCode } from '../simulator/behaviours.js';
 import { createFcmProvider, type FcmPushProvider } from './fcm.js';
 import { ProviderCircuit } from './circuit-breaker.js';
 import type { Outcome, PushMessage } from './types.js';
@@ -121,13 +121,42 @@ describe('FCM through the real firebase-admin SDK against the simulator', () => 
     expect(outcomes[1]!.kind).toBe('accepted');
   });
 
-  it('UNAVAILABLE: firebase-admin retries it itself (honouring Retry-After), and the breaker sees every attempt', async () => {
+  it('UNAVAILABLE: one request per attempt (firebase-admin retries nothing itself), seen by the breaker', async () => {
     const before = { ...seen };
     const [o] = await fcm.sendEach([msg(pushTokenFailing('UNAVAILABLE', 4))]);
     expect(o).toMatchObject({ kind: 'retryable', code: 'UNAVAILABLE', retryAfterMs: 1000 });
-    // 1 attempt + firebase-admin's 4 internal retries, all of them seen by the breaker.
-    expect(sim.received().push.requests).toBe(5);
-    expect(seen.failed - before.failed).toBe(5);
+    // A 503 is a refusal: resending it cannot notify twice.
+    expect((o as { maybeSent?: boolean }).maybeSent).toBeUndefined();
+    expect(sim.received().push.requests).toBe(1);
+    expect(seen.failed - before.failed).toBe(1);
     expect(seen.ok - before.ok).toBe(0);
+  });
+
+  it('INTERNAL (500): one request, and the outcome is unknown (maybe sent)', async () => {
+    const [o] = await fcm.sendEach([msg(pushTokenFailing('INTERNAL', 5))]);
+    expect(o).toMatchObject({ kind: 'retryable', code: 'INTERNAL', maybeSent: true });
+    expect(sim.received().push.requests).toBe(1);
+  });
+
+  it('a connection reset after FCM accepted: one request, the message reached the device, the outcome is unknown', async () => {
+    const token = pushTokenAfterAccept('reset', 1);
+    const [o] = await fcm.sendEach([msg(token)]);
+    expect(o).toMatchObject({ kind: 'retryable', code: 'network', maybeSent: true });
+    // firebase-admin would retry ECONNRESET four times on its own: each a second notification.
+    expect(sim.received().push.requests).toBe(1);
+    expect(sim.countFor(token)).toBe(1);
+    // The simulator misbehaves on the first send only: the resend is answered (and is the duplicate).
+    const [again] = await fcm.sendEach([msg(token)]);
+    expect(again!.kind).toBe('accepted');
+    expect(sim.countFor(token)).toBe(2);
+  });
+
+  it('an answer held past firebase-admin\'s 15 s timeout: one request, timeout, maybe sent', { timeout: 40_000 }, async () => {
+    sim.configure({ holdMs: 17_000 });
+    const token = pushTokenAfterAccept('hold', 1);
+    const [o] = await fcm.sendEach([msg(token)]);
+    expect(o).toMatchObject({ kind: 'retryable', code: 'timeout', maybeSent: true });
+    expect(sim.received().push.requests).toBe(1);
+    expect(sim.countFor(token)).toBe(1);
   });
 });

@@ -33,7 +33,7 @@ export interface FcmProviderOptions {
   serviceAccountJson?: string;
   /** Aim every connection at the simulator's TLS port (SNI and Host stay fcm.googleapis.com). */
   simulator?: FcmSimulatorTarget;
-  /** Told about every HTTP exchange, firebase-admin's own retries included. */
+  /** Told about every HTTP exchange (one per attempt: the SDK's own retries are off). */
   observer?: ExchangeObserver;
   /** Connections kept to FCM; the legacy transport opens one per message in flight. */
   maxSockets?: number;
@@ -56,15 +56,9 @@ export interface FcmPushProvider extends PushProvider {
  * - It reports every HTTP exchange to the observer: 5xx, 429, socket errors and
  *   timeouts as failures, any other answer as success.
  *
- * Why the agent and not the SDK call: firebase-admin retries 503s (honouring
- * Retry-After) and ECONNRESET/ETIMEDOUT up to 4 times inside one send, with no public
- * switch to turn that off. We keep those retries — a 503 was refused by FCM, so
- * retrying it cannot notify twice, and a reset on push is low-harm compared to SMS —
- * rather than patch private fields that a minor release can rename. But the circuit
- * breaker must see them, and an outage must not keep workers sleeping through four
- * back-offs: so each attempt is observed here, and once the circuit is open any
- * further attempt (an internal retry included; in half-open, any but the probe's)
- * fails at once with EHERALD_CIRCUIT_OPEN, which firebase-admin does not retry.
+ * firebase-admin's own retries are off (createFcmProvider), so one exchange here is
+ * one attempt of ours. Once the circuit is open any attempt (in half-open, any but the
+ * probe's) fails at once with EHERALD_CIRCUIT_OPEN, before anything is written.
  */
 export class FcmAgent extends https.Agent {
   exchanges = 0;
@@ -156,6 +150,7 @@ export function createFcmProvider(opts: FcmProviderOptions): FcmPushProvider {
     throw new Error('this firebase-admin has no enableLegacyHttpTransport(); the FCM adapter must be revisited');
   }
   legacy.call(messaging);
+  disableSdkRetries(messaging);
   log.debug({ projectId: opts.projectId, target: opts.simulator ? `${opts.simulator.host}:${opts.simulator.port}` : FCM_HOST }, 'FCM provider ready');
 
   async function sendBatch(batch: PushMessage[]): Promise<Outcome[]> {
@@ -187,6 +182,25 @@ export function createFcmProvider(opts: FcmProviderOptions): FcmPushProvider {
       agent.destroy();
     },
   };
+}
+
+/**
+ * firebase-admin retries 503s and ECONNRESET/ETIMEDOUT up to 4 times inside one send, with
+ * no public switch. A reset or a timeout after the request was written may have notified
+ * the device already, so such a retry can notify it twice, uncounted. Retries belong to
+ * our queue, which records every attempt against its row and flags a resend after an
+ * unknown outcome as a possible duplicate; so the SDK's HttpClient gets no RetryConfig
+ * (its `retry` field, which `isRetryEligible` reads: null means never). The field is
+ * private: this refuses to start if it moves, and fcm.test.ts holds one request per
+ * attempt against the simulator.
+ */
+function disableSdkRetries(messaging: Messaging): void {
+  const handler = (messaging as unknown as { messagingRequestHandler?: { httpClient?: { retry?: unknown } } }).messagingRequestHandler;
+  const client = handler?.httpClient;
+  if (!client || !('retry' in client)) {
+    throw new Error("this firebase-admin has no messagingRequestHandler.httpClient.retry; the FCM adapter must be revisited (its retries would be uncounted)");
+  }
+  client.retry = null;
 }
 
 function toFcmMessage(m: PushMessage): Message {

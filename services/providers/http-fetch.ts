@@ -63,7 +63,9 @@ export function createHttpFetch(opts: { maxSockets?: number } = {}): typeof fetc
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err) => {
         signal?.removeEventListener('abort', onAbort);
-        reject(err);
+        // Whether the whole request had been written when the connection failed: if so the
+        // server may have acted on it (classify-telnyx reads this as an unknown outcome).
+        reject(Object.assign(err, { requestSent: req.writableFinished }));
       });
       req.end(body);
     });

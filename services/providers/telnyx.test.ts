@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:net';
 import { startSimulator, type Simulator } from '../simulator/simulator.js';
-import { smsNumberFailing, smsNumberOk } from '../simulator/behaviours.js';
+import { smsNumberAfterAccept, smsNumberFailing, smsNumberOk } from '../simulator/behaviours.js';
 import { startWebhookSink, type WebhookSink } from '../simulator/webhook-sink.js';
 import { createTelnyxProvider, type TelnyxSmsProvider } from './telnyx.js';
 import { classifyTelnyx, classifyTelnyxReceipt } from './classify-telnyx.js';
@@ -123,7 +123,43 @@ describe('Telnyx through the real SDK against the simulator', () => {
       });
     });
     const nowhere = createTelnyxProvider({ apiKey: 'k', baseURL: `http://127.0.0.1:${port}/v2`, timeoutMs: 1000 });
-    expect(await nowhere.send({ from: FROM, to: smsNumberOk(5), text: 'hi' })).toMatchObject({ kind: 'retryable', code: 'connection' });
+    const outcome = await nowhere.send({ from: FROM, to: smsNumberOk(5), text: 'hi' });
+    expect(outcome).toMatchObject({ kind: 'retryable', code: 'connection' });
+    // Nothing reached Telnyx: a resend is no duplicate.
+    expect((outcome as { maybeSent?: boolean }).maybeSent).toBeUndefined();
+  });
+
+  describe('unknown outcomes (the request reached Telnyx, the answer was lost): maybeSent', () => {
+    it('accepted, then the answer held past the client timeout', async () => {
+      sim.configure({ holdMs: 3_000 });
+      const to = smsNumberAfterAccept('hold', 1);
+      const impatient = createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL, timeoutMs: 300 });
+      expect(await impatient.send({ from: FROM, to, text: 'hi' })).toMatchObject({ kind: 'retryable', code: 'timeout', maybeSent: true });
+      expect(sim.countFor(to)).toBe(1);
+      impatient.close();
+    });
+
+    it('accepted, then the connection reset', async () => {
+      const to = smsNumberAfterAccept('reset', 1);
+      expect(await telnyx.send({ from: FROM, to, text: 'hi' })).toMatchObject({ kind: 'retryable', code: 'connection', maybeSent: true });
+      expect(sim.received().sms.requests).toBe(1);
+      expect(sim.countFor(to)).toBe(1);
+      // Only the first send misbehaves: the resend is answered, and is the recipient's second text.
+      expect((await telnyx.send({ from: FROM, to, text: 'hi' })).kind).toBe('accepted');
+      expect(sim.countFor(to)).toBe(2);
+    });
+
+    it('a 500 is unknown; a 503 or 429 was refused', async () => {
+      sim.failNext('sms', 1, 500);
+      expect(await telnyx.send({ from: FROM, to: smsNumberOk(6), text: 'hi' })).toMatchObject({ kind: 'retryable', maybeSent: true });
+      sim.configure({ down: true });
+      const refused = await telnyx.send({ from: FROM, to: smsNumberOk(6), text: 'hi' });
+      expect(refused).toMatchObject({ kind: 'retryable' });
+      expect((refused as { maybeSent?: boolean }).maybeSent).toBeUndefined();
+      sim.configure({ down: false });
+      sim.failNext('sms', 1, 429);
+      expect((await telnyx.send({ from: FROM, to: smsNumberOk(6), text: 'hi' }) as { maybeSent?: boolean }).maybeSent).toBeUndefined();
+    });
   });
 
   it('an invalid number is a permanent failure of that delivery only', async () => {

@@ -7,8 +7,14 @@
 export type Outcome =
   /** Accepted by the provider; a receipt may still report a failure later. */
   | { kind: 'accepted'; providerMessageId: string }
-  /** A temporary problem: try again later (after retryAfterMs if the provider said). */
-  | { kind: 'retryable'; code: string; reason: string; retryAfterMs?: number }
+  /**
+   * A temporary problem: try again later (after retryAfterMs if the provider said).
+   * maybeSent: the request reached the provider and its answer was lost (timeout, reset
+   * after the request was written, a 5xx other than 503): the provider may have sent it,
+   * so the next attempt is a possible duplicate (neither Telnyx nor FCM takes an id that
+   * would let it drop the second one).
+   */
+  | { kind: 'retryable'; code: string; reason: string; retryAfterMs?: number; maybeSent?: boolean }
   /** This delivery can never succeed: fail it, and only it. */
   | { kind: 'permanent'; code: string; reason: string }
   /** The recipient opted out at the carrier (Telnyx 40300): record the opt-out. */

@@ -11,8 +11,16 @@
  *         NNNN = n, 0..9999, so a test can have many distinct failing numbers
  *         Any other number is delivered normally; smsNumberOk(n) gives distinct ones
  *         (area 206, never in the magic ranges).
+ *         AAA = 520 / 530 → the FIRST send to the number is accepted (counted, receipts
+ *         posted) and then its response is held past the client's timeout (520) or its
+ *         connection reset (530); later sends answer normally. smsNumberAfterAccept(mode, n).
  *   Push  simfail-<FCM errorCode>-<n>:APA91b…   fails with that FCM v1 error
+ *         simhold-<n>:… / simreset-<n>:…  first send accepted, then held / reset (as above)
  *         anything else (pushTokenOk(n) gives realistic-looking ones) is accepted.
+ *
+ * Accepted-then-lost answers are what a real provider does to a client on a bad network
+ * day (the request reached Telnyx or FCM and was processed, the answer never arrived);
+ * they use only the published send endpoints: no field or route of the simulator's own.
  */
 
 export type TelnyxFailMode = 'send' | 'receipt';
@@ -141,4 +149,28 @@ export function pushBehaviour(token: string): FcmErrorCode | null {
   if (!token.startsWith('simfail-')) return null;
   const code = token.slice(8, token.indexOf('-', 8));
   return code in FCM_ERRORS ? (code as FcmErrorCode) : null;
+}
+
+/** What happens to the answer of a request the simulator accepted (first send to the recipient only). */
+export type AfterAccept = 'hold' | 'reset';
+const AFTER_ACCEPT_AREA: Record<AfterAccept, string> = { hold: '520', reset: '530' };
+
+/** A valid US number whose first send is accepted and then answered late ('hold') or never ('reset'). */
+export function smsNumberAfterAccept(mode: AfterAccept, n = 0): string {
+  if (!Number.isInteger(n) || n < 0 || n > 999_999) throw new Error(`n must be an integer in 0..999999, got ${n}`);
+  return `+1${AFTER_ACCEPT_AREA[mode]}${2_000_000 + n}`;
+}
+
+/** A push token whose first send is accepted and then answered late ('hold') or never ('reset'). */
+export function pushTokenAfterAccept(mode: AfterAccept, n = 0): string {
+  return `sim${mode}-${n}${TOKEN_TAIL}`;
+}
+
+export function afterAcceptBehaviour(channel: 'sms' | 'push', to: string): AfterAccept | null {
+  if (channel === 'sms') {
+    if (to.length !== 12 || !to.startsWith('+1')) return null;
+    const area = to.slice(2, 5);
+    return area === AFTER_ACCEPT_AREA.hold ? 'hold' : area === AFTER_ACCEPT_AREA.reset ? 'reset' : null;
+  }
+  return to.startsWith('simhold-') ? 'hold' : to.startsWith('simreset-') ? 'reset' : null;
 }

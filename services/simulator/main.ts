@@ -9,7 +9,7 @@ import { createSigningKey, signingKeySeed } from './webhooks.js';
  *   HERALD_SIMULATOR_PORT       HTTP port: Telnyx API (/v2) and admin routes (/_sim), default 8090
  *   HERALD_SIMULATOR_FCM_PORT   TLS port for FCM, default HTTP port + 1
  *   HERALD_SIMULATOR_HOST       default 127.0.0.1
- *   HERALD_SIMULATOR_LATENCY_MS, _ERROR_RATE, _RECEIPT_DELAY_MS, _RECEIPTS (all|finalized|none),
+ *   HERALD_SIMULATOR_LATENCY_MS, _ERROR_RATE, _RECEIPT_DELAY_MS, _RECEIPTS (all|finalized|none), _HOLD_MS,
  *   HERALD_SIMULATOR_WEBHOOK_URL (default receipt/inbound target)
  * The webhook signing key and the TLS certificate are kept under
  * $HERALD_DATA_DIR/simulator so that a restart keeps the public key and CA the
@@ -39,6 +39,7 @@ const sim = await startSimulator({
   signingKeySeed: readFileSync(seedFile, 'utf8').trim(),
   tls: { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') },
   latencyMs: num('HERALD_SIMULATOR_LATENCY_MS'),
+  holdMs: num('HERALD_SIMULATOR_HOLD_MS'),
   errorRate: num('HERALD_SIMULATOR_ERROR_RATE'),
   receiptDelayMs: num('HERALD_SIMULATOR_RECEIPT_DELAY_MS'),
   receipts: env.HERALD_SIMULATOR_RECEIPTS as SimulatorConfig['receipts'] | undefined,

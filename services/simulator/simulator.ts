@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import { generate } from 'selfsigned';
-import { FCM_ERRORS, pushBehaviour, smsBehaviour, telnyxCodeInfo, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
+import { afterAcceptBehaviour, FCM_ERRORS, pushBehaviour, smsBehaviour, telnyxCodeInfo, type AfterAccept, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
 import { createSigningKey, telnyxEvent, WebhookSender, type SigningKey, type WebhookRecord, type WebhookStats } from './webhooks.js';
 
 /**
@@ -42,6 +42,8 @@ export interface SimulatorConfig {
   /** Webhook delivery attempts (Telnyx retries failed deliveries) and the base delay between them. */
   webhookAttempts: number;
   webhookRetryDelayMs: number;
+  /** How long an accepted-then-held answer waits (behaviours.ts: smsNumberAfterAccept, pushTokenAfterAccept). */
+  holdMs: number;
 }
 
 export const DEFAULT_CONFIG: SimulatorConfig = {
@@ -54,6 +56,8 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   keepMessages: false,
   webhookAttempts: 3,
   webhookRetryDelayMs: 500,
+  // Past both SDKs' default timeouts (telnyx 10 s as Herald sets it, firebase-admin 15 s).
+  holdMs: 20_000,
 };
 
 export interface SimulatorOptions extends Partial<SimulatorConfig> {
@@ -382,11 +386,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       valid_until: new Date(Date.now() + 4 * 3600_000).toISOString(),
       errors: [],
     };
+    const lostAnswer = firstAcceptance(sms, 'sms', to);
     sms.accept(to, cfg.keepMessages ? { channel: 'sms', to, id, at: now, from, text } : null);
+    if (webhookUrl) scheduleReceipts(message, webhookUrl, failoverUrl, behaviour?.mode === 'receipt' ? behaviour.info : null);
+    if (lostAnswer && (await loseAnswer(ctx, lostAnswer))) return;
     ctx.status = 200;
     ctx.type = 'application/json';
     ctx.body = JSON.stringify({ data: message });
-    if (webhookUrl) scheduleReceipts(message, webhookUrl, failoverUrl, behaviour?.mode === 'receipt' ? behaviour.info : null);
   }
 
   async function handleFcmSend(ctx: Koa.Context, project: string): Promise<void> {
@@ -424,8 +430,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
     const id = `0:${Date.now()}%${(++fcmSeq).toString(16)}`;
     if (!body!.validate_only) {
+      const lostAnswer = firstAcceptance(push, 'push', recipient);
       const notification = message.notification as { title?: string; body?: string } | undefined;
       push.accept(recipient, cfg.keepMessages ? { channel: 'push', to: recipient, id, at: new Date().toISOString(), title: notification?.title, text: notification?.body } : null);
+      if (lostAnswer && (await loseAnswer(ctx, lostAnswer))) return;
     }
     ctx.status = 200;
     ctx.type = 'application/json';
@@ -437,6 +445,37 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const status = httpStatus ?? info.httpStatus;
     if (info.retryAfter) ctx.set('Retry-After', String(cfg.retryAfterSeconds));
     answer(ctx, status, googleError(status, info.status, info.message, code, code === 'INVALID_ARGUMENT' ? 'message.token' : undefined), push, code);
+  }
+
+  /** The after-accept behaviour of a recipient, on its first accepted message only. */
+  function firstAcceptance(book: ChannelBook, ch: Channel, to: string): AfterAccept | null {
+    return book.perRecipient.has(to) ? null : afterAcceptBehaviour(ch, to);
+  }
+
+  /**
+   * The message is accepted (counted, receipts scheduled); its answer is lost: held past
+   * the client's timeout, then written to whatever is left of the connection ('hold'), or
+   * the connection is reset ('reset'). True when nothing more is to be answered.
+   */
+  async function loseAnswer(ctx: Koa.Context, how: AfterAccept): Promise<boolean> {
+    if (how === 'reset') {
+      ctx.respond = false;
+      const socket = ctx.req.socket;
+      // A TCP RST where the socket is plain TCP; a TLS socket (FCM's port) is destroyed
+      // without close_notify, which the client sees as a reset or hang-up just the same.
+      try {
+        socket.resetAndDestroy();
+      } catch {
+        socket.destroy();
+      }
+      return true;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { timers.delete(t); resolve(); }, cfg.holdMs);
+      timers.add(t);
+      ctx.req.socket.once('close', () => { clearTimeout(t); timers.delete(t); resolve(); });
+    });
+    return ctx.req.socket.destroyed;
   }
 
   function answer(ctx: Koa.Context, status: number, body: unknown, book: ChannelBook, code: string): void {

@@ -225,20 +225,25 @@ interface Claim {
  * stops the very next claim.
  */
 async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg: SegmentCount | null): Promise<Claim> {
-  const { rows } = await deps.pool.query<{ ids: number[] | null; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
+  const { rows } = await deps.pool.query<{ ids: number[] | null; flagged: number; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
     `WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
           claimed AS (
             UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
-                   segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now()
+                   segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
+                   -- the last attempt's answer was lost: this send may be the recipient's second
+                   possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
              WHERE id = ANY($1::bigint[]) AND status = 'queued'
                AND (SELECT NOT suspended AND NOT cancelled FROM b)
-            RETURNING id)
-     SELECT (SELECT array_agg(id) FROM claimed) AS ids, b.* FROM b`,
+            RETURNING id, possible_duplicate),
+          -- rows whose flag this claim set (the snapshot is the one before the update)
+          flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
+     SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, b.* FROM b`,
     [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, broadcastId],
   );
   const r = rows[0];
   if (!r) return { owned: new Set(), text: '', title: null, halt: 'cancelled' };
   const owned = new Set((r.ids ?? []).map(Number));
+  if (r.flagged > 0) metrics.possibleDuplicates.inc({ channel: seg ? 'sms' : 'push' }, r.flagged);
   if (seg && owned.size > 0 && r.message_text !== seg.text) {
     // Edited since the batch was loaded: bill what is actually sent.
     const now = countSegments(r.message_text);
@@ -318,7 +323,7 @@ function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outco
   if (state === 'closed' && !isProviderLevel(outcome.code)) return outcome;
   const why = state === 'closed' ? 'provider-level failure' : `provider circuit ${state}`;
   const backoff = retryDelayMs(1, { retryAfterMs: outcome.retryAfterMs });
-  return { kind: 'wait', reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000) };
+  return { kind: 'wait', reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000), ...(outcome.maybeSent ? { maybeSent: true } : {}) };
 }
 
 function errorOutcome(err: unknown): Outcome | WaitOutcome {

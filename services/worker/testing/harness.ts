@@ -23,10 +23,10 @@ export interface Harness {
  * A real delivery pipeline in-process: pg-boss, workers, and the real telnyx and
  * firebase-admin SDKs aimed at the provider simulator.
  */
-export async function startHarness(pool: Pool, url: string, o: { sim?: SimulatorOptions; clock?: Clock; breaker?: Partial<BreakerOptions> } = {}): Promise<Harness> {
+export async function startHarness(pool: Pool, url: string, o: { sim?: SimulatorOptions; clock?: Clock; breaker?: Partial<BreakerOptions>; telnyxTimeoutMs?: number } = {}): Promise<Harness> {
   const sim = await startSimulator({ port: 0, fcmPort: 0, receipts: 'none', keepMessages: true, ...o.sim });
   const log = createLogger('test', process.env.LOG_LEVEL ?? 'silent');
-  const providers = createProviders(loadConfig({}), { simulator: sim, log, breaker: o.breaker });
+  const providers = createProviders(loadConfig({}), { simulator: sim, log, breaker: o.breaker, telnyxTimeoutMs: o.telnyxTimeoutMs });
   const boss = await startBoss(url, { log });
   const clock = o.clock ?? new ManualClock(new Date());
   const workers: RunningWorker[] = [];

@@ -5,6 +5,7 @@ import { requireTenantKey } from './auth.js';
 import { BackgroundTasks } from './background.js';
 import type { ApiDeps } from './deps.js';
 import { errorHandler, httpMetrics } from './http.js';
+import { openApiRoutes } from './openapi/routes.js';
 import { adminRoutes } from './routes/admin.js';
 import { contactRoutes } from './routes/contacts.js';
 import { deviceTokenRoutes } from './routes/device-tokens.js';
@@ -73,6 +74,7 @@ export function createApiApp(deps: ApiDeps & { classifyReceipt?: ClassifyReceipt
     ctx.body = await registry.metrics();
   });
   app.use(health.routes());
+  app.use(openApiRoutes().routes());
 
   const admin = adminRoutes(deps);
   app.use(admin.routes()).use(admin.allowedMethods());

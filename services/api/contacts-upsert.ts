@@ -1,4 +1,5 @@
 import type { CountryCode } from 'libphonenumber-js';
+import { z } from 'zod';
 import type { Pool } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
 import { canonicalTimeZone, normalizePhone } from './validation.js';
@@ -30,7 +31,26 @@ export interface ContactInput {
   consent_source: string;
 }
 
-const KNOWN = new Set(['phone', 'name', 'time_zone', 'tags', 'external_id', 'sms_consent', 'consent_source']);
+const text = (max: number) => z.string().max(max).nullable().optional();
+
+/**
+ * One row of an upload as the OpenAPI document shows it. validateContactRow (below)
+ * checks rows by hand because it reports every problem of a row and reads CSV cells
+ * (all strings) the same way; the fields it knows are this schema's keys.
+ */
+export const contactRow = z
+  .strictObject({
+    phone: z.string().max(40).meta({ description: 'Any common notation; read in default_country unless it starts with +' }),
+    name: text(200),
+    time_zone: text(64).meta({ description: 'IANA zone, e.g. America/Chicago' }),
+    tags: z.union([z.array(z.string().max(64)).max(100), z.string()]).nullable().optional().meta({ description: 'An array, or one string separated by semicolons' }),
+    external_id: text(200),
+    sms_consent: z.union([z.boolean(), z.enum(['true', 'yes', 'y', '1', 'false', 'no', 'n', '0'])]).nullable().optional(),
+    consent_source: text(100),
+  })
+  .meta({ id: 'ContactRow', description: 'null, "" and absent all mean "not given" (the stored value stays)' });
+
+const KNOWN = new Set(Object.keys(contactRow.shape));
 const TRUE = new Set(['true', 'yes', 'y', '1']);
 const FALSE = new Set(['false', 'no', 'n', '0']);
 

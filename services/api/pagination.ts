@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { badRequest, queryParam } from './http.js';
+import { badRequest, parseOr400, queryParam } from './http.js';
 
 /**
  * Keyset pagination: a page is "the next `limit` rows after this key", so pages stay
@@ -29,12 +29,28 @@ export function decodeCursor<S extends z.ZodType>(ctx: Context, schema: S): z.in
   return r.data;
 }
 
+const limitReason = `expected an integer from 1 to ${MAX_LIMIT}`;
+
+/** The query parameters of every listing; the routes parse with these and the OpenAPI document shows them. */
+export const pageQuery = z.object({
+  limit: z
+    .string()
+    .regex(/^\d{1,4}$/, limitReason)
+    .transform(Number)
+    .pipe(z.number().int().min(1, limitReason).max(MAX_LIMIT, limitReason))
+    .optional()
+    .meta({
+      description: `Page size, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT})`,
+      override: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
+    }),
+  cursor: z
+    .string()
+    .optional()
+    .meta({ description: 'The `next_cursor` of the previous page (opaque); a forged or stale one is a 400' }),
+});
+
 export function pageLimit(ctx: Context): number {
-  const raw = queryParam(ctx, 'limit');
-  if (raw === undefined) return DEFAULT_LIMIT;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw badRequest('limit', `expected an integer from 1 to ${MAX_LIMIT}`);
-  return n;
+  return parseOr400(pageQuery.shape.limit, queryParam(ctx, 'limit'), 'limit') ?? DEFAULT_LIMIT;
 }
 
 /** Fetch limit + 1 rows; the extra one only says whether there is a next page. */

@@ -21,7 +21,7 @@ const WEBHOOK_BODY_LIMIT = 256 * 1024;
 const SDK_TOLERANCE_SECONDS = 300;
 const E164 = /^\+[1-9]\d{6,14}$/;
 
-const eventSchema = z.object({
+export const eventSchema = z.object({
   data: z.object({
     id: z.string().min(1).max(200),
     event_type: z.string().min(1).max(100),

@@ -29,7 +29,7 @@ export const DEFAULT_PER_SECOND: Record<SendingNumberKind, number> = {
 const KINDS = ['toll_free', '10dlc', 'long_code', 'short_code'] as const;
 type SendingNumberKind = (typeof KINDS)[number];
 
-const slug = z
+export const slug = z
   .string()
   .max(63, 'at most 63 characters')
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'lowercase letters, digits and inner dashes');
@@ -50,7 +50,7 @@ const quietHoursPaired = (t: { quiet_hours_start?: string | null; quiet_hours_en
   (t.quiet_hours_start === null) === (t.quiet_hours_end === null);
 const quietHoursIssue = { message: 'quiet_hours_start and quiet_hours_end are given together', path: ['quiet_hours_end'] };
 
-const tenantCreate = z
+export const tenantCreate = z
   .strictObject({
     id: slug,
     name: tenantFields.name,
@@ -64,7 +64,7 @@ const tenantCreate = z
   })
   .refine(quietHoursPaired, quietHoursIssue);
 
-const tenantPatch = z
+export const tenantPatch = z
   .strictObject({
     name: tenantFields.name.optional(),
     default_time_zone: tenantFields.default_time_zone.optional(),
@@ -77,7 +77,7 @@ const tenantPatch = z
   })
   .refine(quietHoursPaired, quietHoursIssue);
 
-const sendingNumberCreate = z
+export const sendingNumberCreate = z
   .strictObject({
     phone_number: z.string().trim().min(1, 'required'),
     kind: z.enum(KINDS),
@@ -105,7 +105,7 @@ const sendingNumberCreate = z
     return { ...v, phone_number: p.e164, per_second: v.per_second ?? DEFAULT_PER_SECOND[v.kind] };
   });
 
-const rotateBody = z
+export const rotateBody = z
   .strictObject({
     /** How long the old key keeps working, so clients can roll over; default 0 (revoked at once). */
     grace_seconds: z.number().int().min(0).max(30 * 24 * 3600).default(0),

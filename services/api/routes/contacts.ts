@@ -15,6 +15,13 @@ const CONTACT_COLUMNS = `c.id, c.external_id, c.phone, c.name, c.time_zone, c.ta
   c.consent_source, (o.phone IS NOT NULL) AS opted_out, c.created_at, c.updated_at`;
 const CONTACT_FROM = `contacts c LEFT JOIN opt_outs o ON o.tenant_id = c.tenant_id AND o.phone = c.phone`;
 
+/** Query parameters of the contact routes (the OpenAPI document shows these). */
+export const contactsQuery = z.object({
+  default_country: countrySchema.optional().meta({ description: 'ISO 3166-1 alpha-2 country for numbers written without +country code (default US)' }),
+  consent_source: z.string().trim().min(1).max(100).optional().meta({ description: 'Recorded with the consent of new contacts (default api, or csv_import)' }),
+  phone: z.string().meta({ description: 'The contact\u2019s number, in any common notation' }),
+});
+
 export function defaultCountry(ctx: Context): CountryCode {
   const raw = queryParam(ctx, 'default_country');
   return raw === undefined ? 'US' : (parseOr400(countrySchema, raw, 'default_country') as CountryCode);
@@ -41,7 +48,7 @@ export function contactRoutes(deps: ApiDeps): Router {
       throw new HttpError(415, 'content-type', 'send application/json (an array of contacts) or text/csv');
     }
     const consentSource = parseOr400(
-      z.string().trim().min(1).max(100).default(isCsv ? 'csv_import' : 'api'),
+      contactsQuery.shape.consent_source.unwrap().default(isCsv ? 'csv_import' : 'api'),
       queryParam(ctx, 'consent_source'),
       'consent_source',
     );

@@ -10,7 +10,7 @@ import { countrySchema, normalizePhone, tagsSchema } from '../validation.js';
 
 const token = z.string().trim().min(1, 'required').max(4096);
 
-const registerBody = z
+export const registerBody = z
   .strictObject({
     token,
     platform: z.enum(['android', 'ios', 'web']).optional(),
@@ -112,7 +112,7 @@ export function deviceTokenRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/device-tokens/unregister', async (ctx) => {
-    const b = parseOr400(z.strictObject({ token }), await readJson(ctx, SMALL_BODY_BYTES));
+    const b = parseOr400(unregisterBody, await readJson(ctx, SMALL_BODY_BYTES));
     const { rows } = await pool.query(
       `UPDATE device_tokens SET active = false,
               invalidated_at = CASE WHEN active THEN $3 ELSE invalidated_at END,
@@ -127,3 +127,5 @@ export function deviceTokenRoutes(deps: ApiDeps): Router {
 
   return router;
 }
+
+export const unregisterBody = z.strictObject({ token });

@@ -14,6 +14,9 @@ export const DELIVERY_STATUSES = [
   'queued', 'sending', 'retry', 'deferred', 'held', 'sent', 'delivered', 'failed', 'dead', 'skipped', 'expired', 'cancelled',
 ] as const;
 
+export const deliveriesQuery = z.object({ status: z.enum(DELIVERY_STATUSES).optional() });
+export const optOutBody = z.strictObject({ phone: z.string(), default_country: countrySchema.optional() });
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function broadcastIdParam(ctx: Context): string {
@@ -102,7 +105,7 @@ export function queryRoutes(deps: ApiDeps): Router {
   router.get('/broadcasts/:id/deliveries', async (ctx) => {
     const tenantId = tenantOf(ctx);
     const id = broadcastIdParam(ctx);
-    const status = parseOr400(z.enum(DELIVERY_STATUSES).optional(), queryParam(ctx, 'status'), 'status');
+    const status = parseOr400(deliveriesQuery.shape.status, queryParam(ctx, 'status'), 'status');
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.enum(DELIVERY_STATUSES), z.number().int()]));
     const b = await pool.query('SELECT 1 FROM broadcasts WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
@@ -151,10 +154,7 @@ export function queryRoutes(deps: ApiDeps): Router {
   // An opt-out the tenant heard about elsewhere (a form, a phone call).
   router.post('/opt-outs', async (ctx) => {
     const tenantId = tenantOf(ctx);
-    const b = parseOr400(
-      z.strictObject({ phone: z.string(), default_country: countrySchema.optional() }),
-      await readJson(ctx, SMALL_BODY_BYTES),
-    );
+    const b = parseOr400(optOutBody, await readJson(ctx, SMALL_BODY_BYTES));
     const p = normalizePhone(b.phone, (b.default_country ?? 'US') as CountryCode);
     if (!p.ok) throw badRequest('phone', p.reason);
     const { rows } = await pool.query(

@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { Router } from '@koa/router';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
-import { createTestDatabase, type TestDatabase } from '../../lib/testing/database.js';
+import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { OPENAPI_FILE, renderOpenApi } from '../../scripts/openapi.js';
 import { openApiDocument } from './openapi/document.js';
 import { startTestApi, type TestApi } from './test-support.js';

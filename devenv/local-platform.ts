@@ -56,6 +56,11 @@ export interface LocalPlatformOptions {
   seed?: boolean;
   /** Extra environment per service (e.g. HERALD_ACCOUNT_SMS_PER_SECOND for the worker). */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
+  /**
+   * How each service is run (default: `node --import tsx <file>` in the repository). The
+   * built-image tests run the image's entrypoints from a built tree (devenv/image-tree.ts).
+   */
+  command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string };
   /** A service exited while the platform was running (not during stop). */
   onUnexpectedExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -157,19 +162,23 @@ interface Service {
   stopping: boolean;
 }
 
+const sourceCommand = (_: ServiceName, file: string) => ({ argv: [process.execPath, '--import', 'tsx', path.join(REPO, file)], cwd: REPO });
+
 function spawnService(
   name: ServiceName,
-  file: string,
+  how: { argv: string[]; cwd: string },
   env: Record<string, string>,
   sinks: { file?: WriteStream; onLog?: LocalPlatformOptions['onLog'] },
   onUnexpectedExit?: LocalPlatformOptions['onUnexpectedExit'],
 ): Service {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, file)], {
-    cwd: REPO,
+  const [cmd, ...args] = how.argv;
+  if (!cmd) throw new Error(`${name}: empty command`);
+  const child = spawn(cmd, args, {
+    cwd: how.cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (child.pid === undefined) throw new Error(`could not start ${name} (${file})`);
+  if (child.pid === undefined) throw new Error(`could not start ${name} (${how.argv.join(' ')})`);
   const last: string[] = [];
   const onLine = (line: string) => {
     last.push(line);
@@ -452,7 +461,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<Service> => {
       const logFile = logDir ? createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' }) : undefined;
       if (logFile) files.push(logFile);
-      const s = spawnService(name, file, { ...common, ...env, ...o.env?.[name] }, { file: logFile, onLog: o.onLog }, o.onUnexpectedExit);
+      const s = spawnService(name, (o.command ?? sourceCommand)(name, file), { ...common, ...env, ...o.env?.[name] }, { file: logFile, onLog: o.onLog }, o.onUnexpectedExit);
       services.push(s);
       await notePid('TERM', s.pid);
       return s;

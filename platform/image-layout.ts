@@ -36,8 +36,8 @@ export interface FinalStage {
   labels: Record<string, string>;
   /** COPY lines in order: from a stage (or the build context when undefined), source, destination under workdir. */
   copies: { from?: string; src: string; dest: string }[];
-  /** The dependency install the stage a copy comes from runs (RUN npm ci ...). */
-  installs: Record<string, string>;
+  /** The RUN commands of each stage a COPY --from names (split at &&), in order. */
+  runs: Record<string, string[]>;
   /** target name -> CMD (exec form) */
   targets: Record<string, string[]>;
 }
@@ -72,7 +72,7 @@ export function readFinalStage(file = DOCKERFILE): FinalStage {
   const runtime = byName.get('runtime');
   if (!runtime) throw new Error('Dockerfile: no stage named runtime');
   const expand = (s: string) => s.replace(/\$\{(\w+)\}/g, (_, k: string) => args[k] ?? '');
-  const stage: FinalStage = { base: expand(runtime.from), workdir: '', user: '', env: {}, labels: {}, copies: [], installs: {}, targets: {} };
+  const stage: FinalStage = { base: expand(runtime.from), workdir: '', user: '', env: {}, labels: {}, copies: [], runs: {}, targets: {} };
   const keyValues = (s: string): Record<string, string> =>
     Object.fromEntries([...s.matchAll(/([\w.-]+)=("([^"]*)"|\S+)/g)].map((m) => [m[1]!, m[3] ?? m[2]!]));
   for (const line of runtime.lines) {
@@ -87,8 +87,8 @@ export function readFinalStage(file = DOCKERFILE): FinalStage {
       if (!src || !dest) throw new Error(`Dockerfile: cannot read "${line}"`);
       stage.copies.push({ from, src, dest: path.posix.relative(stage.workdir, path.posix.resolve(stage.workdir, dest)) || '.' });
       if (from) {
-        const install = byName.get(from)?.lines.find((l) => /^RUN npm (ci|run build)/.test(l));
-        if (install) stage.installs[from] = install.slice('RUN '.length).split('&&')[0]!.trim();
+        const runs = (byName.get(from)?.lines ?? []).filter((l) => l.startsWith('RUN '));
+        stage.runs[from] = runs.flatMap((l) => l.slice('RUN '.length).split('&&').map((c) => c.trim()));
       }
     }
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from './kube-client.js';
 import { LeaderElector } from './leader-election.js';
-import { leaseHolder, startKube, waitFor, type Kube } from './testing/harness.js';
+import { handOver, leaseHolder, recordLease, startKube, waitFor, type Kube } from './testing/harness.js';
 
 let kube: Kube;
 let client: KubeClient;
@@ -17,10 +17,10 @@ afterAll(async () => {
   await kube?.stop();
 });
 
-function elector(identity: string, transitions: string[]): LeaderElector {
+function elector(identity: string, transitions: string[], leaseDurationMs = 3_000): LeaderElector {
   const e = new LeaderElector({
     client, namespace: 'herald-system', name: 'herald-operator', identity,
-    leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 300,
+    leaseDurationMs, renewDeadlineMs: leaseDurationMs - 1_000, retryPeriodMs: 300,
     onStartedLeading: () => transitions.push(`${identity} leads`),
     onStoppedLeading: () => transitions.push(`${identity} stops`),
   });
@@ -31,8 +31,9 @@ function elector(identity: string, transitions: string[]): LeaderElector {
 describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }, () => {
   it('of two candidates exactly one leads; release hands over at once; a silent leader is replaced after the lease duration', async () => {
     const log: string[] = [];
-    const a = elector('replica-a', log);
-    const b = elector('replica-b', log);
+    // A lease long enough that "before it ran out" means the release did it, not expiry.
+    const a = elector('replica-a', log, 6_000);
+    const b = elector('replica-b', log, 6_000);
     a.start();
     b.start();
     const first = await waitFor('a leader', async () => (a.isLeader() ? a : b.isLeader() ? b : undefined));
@@ -44,9 +45,14 @@ describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }
       await new Promise((r) => setTimeout(r, 150));
     }
 
+    const history = await recordLease(kube);
     await first.stop({ release: true });
     await waitFor('the standby to lead', async () => second.isLeader());
     expect(await leaseHolder(kube)).toBe(second.identity);
+    // At once: the standby acquired before the old holder's last renewal would have run out.
+    const released = handOver(history.records, first.identity, second.identity);
+    expect(released.released).toBe(true);
+    expect(released.acquired.getTime()).toBeLessThan(released.deadline.getTime());
 
     // The new leader goes silent without releasing (a crash): a third candidate waits
     // out the lease duration as it observes it, then takes over.
@@ -57,6 +63,11 @@ describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }
     await second.stop(); // no release
     await waitFor('c to take over', async () => c.isLeader(), 20_000);
     expect(await leaseHolder(kube)).toBe('replica-c');
+    // Without a release, c waited out the lease (less the read it acquired on, hence the slack).
+    const crashed = handOver(history.records, second.identity, 'replica-c');
+    await history.stop();
+    expect(crashed.released).toBe(false);
+    expect(crashed.acquired.getTime()).toBeGreaterThan(crashed.deadline.getTime() - 1_000);
     expect(log.filter((l) => l.endsWith('leads'))).toEqual([`${first.identity} leads`, `${second.identity} leads`, 'replica-c leads']);
 
     const lease = await kube.admin.request<{ spec: { leaseTransitions: number } }>('GET', '/apis/coordination.k8s.io/v1/namespaces/herald-system/leases/herald-operator');

@@ -7,7 +7,7 @@ import { broadcastIdFor } from '../services/delivery/ids.js';
 import { seedContacts, seedTenant } from '../services/delivery/testing/fixtures.js';
 import type { Broadcast } from './api/v1alpha1/broadcast.js';
 import {
-  broadcast, duplicates, leaseHolder, OPERATOR_SA, operatorPort, phaseIs, spawnOperator, startDelivery, startKube, waitFor,
+  broadcast, duplicates, handOver, leaseHolder, OPERATOR_SA, operatorPort, phaseIs, recordLease, spawnOperator, startDelivery, startKube, waitFor,
   type Delivery, type Kube, type OperatorProcess,
 } from './testing/harness.js';
 import { usedBy } from './testing/rbac-audit.js';
@@ -31,7 +31,8 @@ function operator(): OperatorProcess {
     databaseUrl: delivery.db.url,
     identity: `operator-${++n}`,
     logDir: dir,
-    env: { HERALD_CLOCK_FILE: clockFile, HERALD_BATCH_SIZE: '10' },
+    // A lease long enough that a hand-over before it ran out is the release's doing, not expiry.
+    env: { HERALD_CLOCK_FILE: clockFile, HERALD_BATCH_SIZE: '10', HERALD_LEASE_DURATION_MS: '6000', HERALD_RENEW_DEADLINE_MS: '4000' },
   });
   procs.push(p);
   return p;
@@ -154,9 +155,15 @@ describe('the operator process', { timeout: 180_000 }, () => {
     const spare = operator();
     await operatorPort(spare);
     expect(await leaseHolder(kube)).toBe(leader.identity);
+    const history = await recordLease(kube);
     leader.kill('SIGTERM');
     expect(await leader.exited).toBe(0);
     await waitFor('the spare to lead', async () => (await leaseHolder(kube)) === spare.identity);
+    await history.stop();
+    // At once: the spare acquired before the leader's last renewal would have run out.
+    const h = handOver(history.records, leader.identity, spare.identity);
+    expect(h.released).toBe(true);
+    expect(h.acquired.getTime()).toBeLessThan(h.deadline.getTime());
     const { forbidden } = usedBy(kube.cp.auditLogPath, `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`);
     expect(forbidden).toEqual([]);
   });

@@ -270,6 +270,84 @@ export async function leaseHolder(kube: Kube, name = 'herald-operator', namespac
   }
 }
 
+/** One version of a Lease's spec, as the API server stored it. */
+export interface LeaseRecord {
+  resourceVersion: string;
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+}
+
+interface LeaseObject {
+  metadata: { resourceVersion: string };
+  spec?: Omit<LeaseRecord, 'resourceVersion'>;
+}
+
+/**
+ * Every version of the Lease from now on, through a watch (a poll could miss the old
+ * holder's last renewal or the release in between). `stop()` ends the watch.
+ */
+export async function recordLease(kube: Kube, name = 'herald-operator', namespace = 'herald-system'): Promise<{ records: LeaseRecord[]; stop(): Promise<void> }> {
+  const base = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
+  const records: LeaseRecord[] = [];
+  const add = (l: LeaseObject) => {
+    if (records.at(-1)?.resourceVersion !== l.metadata.resourceVersion) records.push({ ...l.spec, resourceVersion: l.metadata.resourceVersion });
+  };
+  add(await kube.admin.request<LeaseObject>('GET', `${base}/${name}`));
+  const abort = new AbortController();
+  const watching = (async () => {
+    while (!abort.signal.aborted) {
+      const from = records.at(-1)!.resourceVersion;
+      await kube.admin
+        .watch<LeaseObject>(`${base}?watch=true&fieldSelector=metadata.name%3D${name}&resourceVersion=${from}&allowWatchBookmarks=false`, (e) => {
+          if (e.type === 'ADDED' || e.type === 'MODIFIED') add(e.object);
+        }, abort.signal)
+        .catch(() => new Promise((r) => setTimeout(r, 100)));
+    }
+  })();
+  return {
+    records,
+    async stop() {
+      abort.abort();
+      await watching;
+    },
+  };
+}
+
+export interface HandOver {
+  /** The old holder's last renewal and when, by its leaseDurationSeconds, that record ran out. */
+  lastRenew: Date;
+  deadline: Date;
+  /** The new holder's acquireTime. */
+  acquired: Date;
+  /** A record with no holder came between: the old holder handed the Lease back. */
+  released: boolean;
+}
+
+/** How the Lease went from `from` to `to`, read from its recorded versions. */
+export function handOver(records: LeaseRecord[], from: string, to: string): HandOver {
+  const taken = records.findIndex((r) => r.holderIdentity === to);
+  if (taken < 0) throw new Error(`${to} never held the Lease: ${JSON.stringify(records)}`);
+  let old = -1;
+  for (let i = taken - 1; i >= 0; i--) {
+    if (records[i]!.holderIdentity === from) {
+      old = i;
+      break;
+    }
+  }
+  if (old < 0) throw new Error(`${from} did not hold the Lease before ${to}: ${JSON.stringify(records)}`);
+  const last = records[old]!;
+  const lastRenew = new Date(last.renewTime!);
+  return {
+    lastRenew,
+    deadline: new Date(lastRenew.getTime() + last.leaseDurationSeconds! * 1000),
+    acquired: new Date(records[taken]!.acquireTime!),
+    released: records.slice(old + 1, taken).some((r) => !r.holderIdentity),
+  };
+}
+
 /** No delivery twice, no job twice: rows per recipient and pg-boss jobs per (occurrence, batch). */
 export async function duplicates(db: TestDatabase, broadcastId: string): Promise<{ rows: number; jobs: number }> {
   const rows = await db.pool.query<{ n: number }>(

@@ -69,6 +69,9 @@ export function hashApiKey(key: string): string {
   return sha256(key).toString('hex');
 }
 
+/** $1 the key's prefix. */
+export const API_KEY_BY_PREFIX = 'SELECT id, tenant_id, key_hash, revoked_at FROM api_keys WHERE prefix = $1';
+
 /**
  * A tenant API key. A key whose revoked_at is in the future is still valid: that
  * is a rotation's grace period, during which old and new keys both work.
@@ -83,7 +86,7 @@ export function requireTenantKey(pool: Pool, clock: Clock) {
     const m = KEY_RE.exec(token);
     if (!m) throw unauthorized('invalid API key');
     const { rows } = await pool.query<{ id: number; tenant_id: string; key_hash: string; revoked_at: Date | null }>(
-      'SELECT id, tenant_id, key_hash, revoked_at FROM api_keys WHERE prefix = $1',
+      API_KEY_BY_PREFIX,
       [m[1]],
     );
     const row = rows[0];

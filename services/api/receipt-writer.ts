@@ -85,7 +85,7 @@ export class ReceiptWriter {
  * The UPDATE is recordDelivered's (services/delivery/outcomes.ts): only a row still
  * 'sent' changes, so a late receipt never resurrects a finished row.
  */
-const WRITE_RECEIPTS = `
+export const WRITE_RECEIPTS = `
   WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::boolean[])
                   WITH ORDINALITY AS i (event_id, event_type, provider_message_id, payload, occurred_at, received_at, delivered, ord)

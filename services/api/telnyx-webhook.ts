@@ -110,7 +110,7 @@ async function applyClassified(db: PoolClient, deliveryId: number, receipt: Teln
 }
 
 /** An event under its id, with the delivery a receipt is about (by the provider's message id) resolved in the same statement. */
-const INSERT_EVENT = `
+export const INSERT_EVENT = `
   INSERT INTO provider_events (provider, event_id, event_type, tenant_id, delivery_id, payload, occurred_at, received_at)
   SELECT 'telnyx', $1, $2, coalesce(d.tenant_id, $3), d.id, $5::jsonb, $6::timestamptz, $7::timestamptz
     FROM (VALUES (1)) AS one (x)

@@ -93,14 +93,15 @@ export interface DeliveryCounts {
   total: number;
 }
 
+/** $1 broadcast. */
+export const DELIVERY_COUNTS = `
+  SELECT status, count(*)::int AS n, count(*) FILTER (WHERE possible_duplicate)::int AS dup,
+         coalesce(sum(segments) FILTER (WHERE status IN ('sent', 'delivered')), 0)::int AS seg
+    FROM deliveries WHERE broadcast_id = $1 GROUP BY status`;
+
 /** Counts by status for a broadcast (what the operator folds into status). */
 export async function deliveryCounts(db: Queryable, broadcastId: string): Promise<DeliveryCounts> {
-  const { rows } = await db.query<{ status: string; n: number; dup: number; seg: number }>(
-    `SELECT status, count(*)::int AS n, count(*) FILTER (WHERE possible_duplicate)::int AS dup,
-            coalesce(sum(segments) FILTER (WHERE status IN ('sent', 'delivered')), 0)::int AS seg
-       FROM deliveries WHERE broadcast_id = $1 GROUP BY status`,
-    [broadcastId],
-  );
+  const { rows } = await db.query<{ status: string; n: number; dup: number; seg: number }>(DELIVERY_COUNTS, [broadcastId]);
   const c: DeliveryCounts = { queued: 0, sending: 0, sent: 0, delivered: 0, failed: 0, skipped: 0, expired: 0, cancelled: 0, possibleDuplicates: 0, segments: 0, total: 0 };
   for (const r of rows) {
     c.total += r.n;

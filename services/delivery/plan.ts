@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../../lib/db/postgres.js';
 import { inTransaction, planEachTime } from '../../lib/db/postgres.js';
@@ -66,13 +67,54 @@ export function audienceParams(tenantId: string, a: Audience): unknown[] {
   return [tenantId, tags, a.segment?.all === true, a.contacts ?? [], a.topic ?? null];
 }
 
-interface BroadcastRow {
+export interface BroadcastRow {
   tenant_id: string;
   channel: 'sms' | 'push';
   audience: Audience;
   priority: 'normal' | 'urgent';
   expire_after_seconds: number;
   cancelled_at: Date | null;
+}
+
+/**
+ * The statement that writes an occurrence's delivery rows (INSERT … SELECT over the
+ * audience), planned with its values every time: an audience's best plan depends on them.
+ */
+export function planRowsStatement(b: Pick<BroadcastRow, 'tenant_id' | 'channel' | 'audience' | 'expire_after_seconds'>, spec: OccurrenceSpec, occId: string, now: Date, batchSize = BATCH_SIZE): pg.QueryConfig {
+  const params = audienceParams(b.tenant_id, b.audience);
+  return planEachTime(
+    `WITH aud AS (${audienceSql(b.channel)}),
+     marked AS (
+       SELECT a.rkey, a.contact_id, a.device_token_id, a.address,
+              CASE WHEN p.local_date IS NULL THEN p.scheduled_at
+                   ELSE (p.local_date + p.local_time) AT TIME ZONE coalesce(a.tz, t.default_time_zone) END AS due,
+              (o.phone IS NOT NULL) AS opted_out
+         FROM aud a
+         CROSS JOIN (SELECT default_time_zone FROM tenants WHERE id = $1) t
+         -- every parameter is typed here, whichever the channel and schedule use
+         CROSS JOIN (SELECT $5::text AS topic, $8::timestamptz AS scheduled_at, $9::date AS local_date, $10::time AS local_time) p
+         LEFT JOIN opt_outs o ON $6 = 'sms' AND o.tenant_id = $1 AND o.phone = a.address
+     ),
+     classified AS (
+       SELECT m.*, CASE WHEN m.opted_out THEN 'skipped'
+                        WHEN m.due + make_interval(secs => $11) <= $12 THEN 'expired'
+                        WHEN m.due > $12 THEN 'deferred'
+                        ELSE 'queued' END AS status
+         FROM marked m
+     )
+     INSERT INTO deliveries (occurrence_id, broadcast_id, tenant_id, channel, recipient_key, contact_id, device_token_id,
+                             address, batch_no, status, due_at, expires_at, next_attempt_at, last_error, finalized_at)
+     SELECT $7, $13, $1, $6, c.rkey, c.contact_id, c.device_token_id, c.address,
+            CASE WHEN c.status = 'queued' THEN ((row_number() OVER (PARTITION BY c.status ORDER BY c.rkey)) - 1) / $14 ELSE -1 END,
+            c.status, c.due, c.due + make_interval(secs => $11),
+            CASE WHEN c.status = 'deferred' THEN c.due END,
+            CASE c.status WHEN 'skipped' THEN 'opted out' WHEN 'expired' THEN 'expired before it could be sent' END,
+            CASE WHEN c.status IN ('skipped', 'expired') THEN $12::timestamptz END
+       FROM classified c
+     ON CONFLICT (occurrence_id, recipient_key, channel) DO NOTHING`,
+    [...params, b.channel, occId, spec.scheduledAt, spec.local?.date ?? null, spec.local?.time ?? null,
+      b.expire_after_seconds, now, spec.broadcastId, batchSize],
+  );
 }
 
 /**
@@ -101,41 +143,7 @@ export async function planOccurrence(pool: Pool, boss: PgBoss, spec: OccurrenceS
       return { ...(await summarize(tx, occId)), occurrenceId: occId, created: false };
     }
 
-    const params = audienceParams(b.tenant_id, b.audience);
-    // Planned with its values every time: an audience's best plan depends on them.
-    await tx.query(planEachTime(
-      `WITH aud AS (${audienceSql(b.channel)}),
-       marked AS (
-         SELECT a.rkey, a.contact_id, a.device_token_id, a.address,
-                CASE WHEN p.local_date IS NULL THEN p.scheduled_at
-                     ELSE (p.local_date + p.local_time) AT TIME ZONE coalesce(a.tz, t.default_time_zone) END AS due,
-                (o.phone IS NOT NULL) AS opted_out
-           FROM aud a
-           CROSS JOIN (SELECT default_time_zone FROM tenants WHERE id = $1) t
-           -- every parameter is typed here, whichever the channel and schedule use
-           CROSS JOIN (SELECT $5::text AS topic, $8::timestamptz AS scheduled_at, $9::date AS local_date, $10::time AS local_time) p
-           LEFT JOIN opt_outs o ON $6 = 'sms' AND o.tenant_id = $1 AND o.phone = a.address
-       ),
-       classified AS (
-         SELECT m.*, CASE WHEN m.opted_out THEN 'skipped'
-                          WHEN m.due + make_interval(secs => $11) <= $12 THEN 'expired'
-                          WHEN m.due > $12 THEN 'deferred'
-                          ELSE 'queued' END AS status
-           FROM marked m
-       )
-       INSERT INTO deliveries (occurrence_id, broadcast_id, tenant_id, channel, recipient_key, contact_id, device_token_id,
-                               address, batch_no, status, due_at, expires_at, next_attempt_at, last_error, finalized_at)
-       SELECT $7, $13, $1, $6, c.rkey, c.contact_id, c.device_token_id, c.address,
-              CASE WHEN c.status = 'queued' THEN ((row_number() OVER (PARTITION BY c.status ORDER BY c.rkey)) - 1) / $14 ELSE -1 END,
-              c.status, c.due, c.due + make_interval(secs => $11),
-              CASE WHEN c.status = 'deferred' THEN c.due END,
-              CASE c.status WHEN 'skipped' THEN 'opted out' WHEN 'expired' THEN 'expired before it could be sent' END,
-              CASE WHEN c.status IN ('skipped', 'expired') THEN $12::timestamptz END
-         FROM classified c
-       ON CONFLICT (occurrence_id, recipient_key, channel) DO NOTHING`,
-      [...params, b.channel, occId, spec.scheduledAt, spec.local?.date ?? null, spec.local?.time ?? null,
-        b.expire_after_seconds, now, spec.broadcastId, batchSize],
-    ));
+    await tx.query(planRowsStatement(b, spec, occId, now, batchSize));
     const summary = await summarize(tx, occId);
     await tx.query('UPDATE occurrences SET planned_at = $2, audience_size = $3, batches = $4 WHERE id = $1', [occId, now, summary.audienceSize, summary.batches]);
     if (summary.batches > 0) {

@@ -5,6 +5,30 @@ import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue
 import { metrics } from '../../lib/metrics.js';
 import { BATCH_SIZE } from './plan.js';
 
+/** Rows in flight on a worker that stopped heart-beating: $1 now, $2 worker lease seconds. */
+export const SWEEP_ORPHANS = `
+  UPDATE deliveries d SET status = CASE WHEN d.attempts >= b.max_attempts THEN 'dead' ELSE 'retry' END,
+         possible_duplicate = true, next_attempt_at = $1, claimed_by = NULL,
+         last_error = 'worker ' || coalesce(d.claimed_by, '?') || ' died while this was in flight; the provider may have accepted it',
+         finalized_at = CASE WHEN d.attempts >= b.max_attempts THEN $1::timestamptz END, updated_at = now()
+    FROM broadcasts b
+   WHERE b.id = d.broadcast_id AND d.id IN (
+         SELECT x.id FROM deliveries x LEFT JOIN workers w ON w.id = x.claimed_by
+          WHERE x.status = 'sending'
+            AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $2))
+            AND x.claimed_at < now() - make_interval(secs => $2)
+          FOR UPDATE OF x SKIP LOCKED)
+   RETURNING d.channel`;
+
+/** Rows whose time has come, queued again: $1 now, $2 limit. */
+export const WAKE_DUE = `
+  UPDATE deliveries d SET status = 'queued', next_attempt_at = NULL, updated_at = now()
+    FROM broadcasts b
+   WHERE b.id = d.broadcast_id AND d.id IN (
+         SELECT id FROM deliveries WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1
+          ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+   RETURNING d.id, d.broadcast_id, b.priority`;
+
 export interface SweepResult {
   orphaned: number;
   woken: number;
@@ -25,18 +49,7 @@ export interface SweepResult {
 export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { workerLeaseSeconds?: number; limit?: number } = {}): Promise<SweepResult> {
   const lease = opts.workerLeaseSeconds ?? 30;
   const orphans = await pool.query<{ channel: string }>(
-    `UPDATE deliveries d SET status = CASE WHEN d.attempts >= b.max_attempts THEN 'dead' ELSE 'retry' END,
-            possible_duplicate = true, next_attempt_at = $1, claimed_by = NULL,
-            last_error = 'worker ' || coalesce(d.claimed_by, '?') || ' died while this was in flight; the provider may have accepted it',
-            finalized_at = CASE WHEN d.attempts >= b.max_attempts THEN $1::timestamptz END, updated_at = now()
-       FROM broadcasts b
-      WHERE b.id = d.broadcast_id AND d.id IN (
-            SELECT x.id FROM deliveries x LEFT JOIN workers w ON w.id = x.claimed_by
-             WHERE x.status = 'sending'
-               AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $2))
-               AND x.claimed_at < now() - make_interval(secs => $2)
-             FOR UPDATE OF x SKIP LOCKED)
-      RETURNING d.channel`,
+    SWEEP_ORPHANS,
     [now, lease],
   );
   for (const r of orphans.rows) metrics.possibleDuplicates.inc({ channel: r.channel });
@@ -46,12 +59,7 @@ export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { wor
   for (;;) {
     const n = await inTransaction(pool, async (tx) => {
       const { rows } = await tx.query<{ id: number; broadcast_id: string; priority: string }>(
-        `UPDATE deliveries d SET status = 'queued', next_attempt_at = NULL, updated_at = now()
-           FROM broadcasts b
-          WHERE b.id = d.broadcast_id AND d.id IN (
-                SELECT id FROM deliveries WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1
-                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-          RETURNING d.id, d.broadcast_id, b.priority`,
+        WAKE_DUE,
         [now, opts.limit ?? 5_000],
       );
       if (rows.length === 0) return 0;

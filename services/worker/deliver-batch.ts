@@ -122,6 +122,11 @@ const SELECT_ROWS = `
     LEFT JOIN opt_outs o ON d.channel = 'sms' AND o.tenant_id = d.tenant_id AND o.phone = d.address
     LEFT JOIN device_tokens dt ON dt.id = d.device_token_id`;
 
+/** A batch job's rows: $1 occurrence, $2 batch number. */
+export const SELECT_BATCH_ROWS = `${SELECT_ROWS} WHERE d.occurrence_id = $1 AND d.batch_no = $2 AND d.status = 'queued' ORDER BY d.id`;
+/** A sweeper job's rows: $1 delivery ids. */
+export const SELECT_ROWS_BY_ID = `${SELECT_ROWS} WHERE d.id = ANY($1::bigint[]) AND d.status = 'queued' ORDER BY d.id`;
+
 /**
  * The job handler: deliver the rows a job names. Everything about the message is
  * read now, not when the job was made, so edits, suspensions and cancellations
@@ -166,10 +171,10 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
 
 async function loadRows(pool: Pool, job: DeliverJob): Promise<Row[]> {
   if (job.deliveryIds?.length) {
-    return (await pool.query<Row>(`${SELECT_ROWS} WHERE d.id = ANY($1::bigint[]) AND d.status = 'queued' ORDER BY d.id`, [job.deliveryIds])).rows;
+    return (await pool.query<Row>(SELECT_ROWS_BY_ID, [job.deliveryIds])).rows;
   }
   if (job.occurrenceId !== undefined && job.batchNo !== undefined) {
-    return (await pool.query<Row>(`${SELECT_ROWS} WHERE d.occurrence_id = $1 AND d.batch_no = $2 AND d.status = 'queued' ORDER BY d.id`, [job.occurrenceId, job.batchNo])).rows;
+    return (await pool.query<Row>(SELECT_BATCH_ROWS, [job.occurrenceId, job.batchNo])).rows;
   }
   throw new Error('a deliver job names neither an occurrence batch nor delivery ids');
 }
@@ -219,6 +224,21 @@ interface Claim {
   halt?: 'held' | 'cancelled';
 }
 
+/** $1 ids, $2 worker, $3 segments, $4 encoding, $5 broadcast. */
+export const CLAIM_ROWS = `
+  WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
+       claimed AS (
+         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
+                segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
+                -- the last attempt's answer was lost: this send may be the recipient's second
+                possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
+          WHERE id = ANY($1::bigint[]) AND status = 'queued'
+            AND (SELECT NOT suspended AND NOT cancelled FROM b)
+         RETURNING id, possible_duplicate),
+       -- rows whose flag this claim set (the snapshot is the one before the update)
+       flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
+  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, b.* FROM b`;
+
 /**
  * queued → sending for these rows, in the same statement that reads the broadcast,
  * so the text sent is the text at claim time and a suspension or cancellation
@@ -226,18 +246,7 @@ interface Claim {
  */
 async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg: SegmentCount | null): Promise<Claim> {
   const { rows } = await deps.pool.query<{ ids: number[] | null; flagged: number; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
-    `WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
-          claimed AS (
-            UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
-                   segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
-                   -- the last attempt's answer was lost: this send may be the recipient's second
-                   possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
-             WHERE id = ANY($1::bigint[]) AND status = 'queued'
-               AND (SELECT NOT suspended AND NOT cancelled FROM b)
-            RETURNING id, possible_duplicate),
-          -- rows whose flag this claim set (the snapshot is the one before the update)
-          flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
-     SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, b.* FROM b`,
+    CLAIM_ROWS,
     [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, broadcastId],
   );
   const r = rows[0];

@@ -8,6 +8,9 @@ import { SMALL_BODY_BYTES } from '../deps.js';
 import { HttpError, badRequest, notFound, parseOr400, readJson } from '../http.js';
 import { countrySchema, normalizePhone, tagsSchema } from '../validation.js';
 
+/** $1 tenant, $2 external id; two rows mean the id is ambiguous. */
+export const CONTACT_BY_EXTERNAL_ID = 'SELECT id FROM contacts WHERE tenant_id = $1 AND external_id = $2 LIMIT 2';
+
 const token = z.string().trim().min(1, 'required').max(4096);
 
 export const registerBody = z
@@ -38,7 +41,7 @@ async function resolveContact(c: PoolClient, tenantId: string, b: RegisterBody):
     return b.contact_id;
   }
   if (b.contact_external_id !== undefined) {
-    const r = await c.query<{ id: number }>('SELECT id FROM contacts WHERE tenant_id = $1 AND external_id = $2 LIMIT 2', [
+    const r = await c.query<{ id: number }>(CONTACT_BY_EXTERNAL_ID, [
       tenantId,
       b.contact_external_id,
     ]);

@@ -44,6 +44,23 @@ interface BroadcastRow {
 const BROADCAST_COLUMNS = `b.id, b.namespace, b.name, b.channel, b.priority, b.generation, b.message_text, b.message_title,
   b.suspended, b.cancelled_at, b.max_attempts, b.expire_after_seconds, b.created_at, b.updated_at, b.created_at::text AS _ts`;
 
+/** A page of a broadcast's deliveries: $1 broadcast, $2 tenant, $3 status or null, $4 $5 cursor (status, id), $6 limit. */
+export const DELIVERIES_PAGE = `
+  SELECT id, occurrence_id, channel, recipient_key, address, contact_id, device_token_id, status, attempts, segments,
+         provider_message_id, error_code, last_error, possible_duplicate, due_at, next_attempt_at, sent_at,
+         finalized_at, updated_at
+    FROM deliveries
+   WHERE broadcast_id = $1 AND tenant_id = $2
+     AND ($3::text IS NULL OR status = $3)
+     AND ($4::text IS NULL OR (status, id) > ($4::text, $5::bigint))
+   ORDER BY status, id LIMIT $6`;
+
+/** A page of a tenant's opt-outs, newest first: $1 tenant, $2 $3 cursor (opted_out_at, phone), $4 limit. */
+export const OPT_OUTS_PAGE = `
+  SELECT phone, opted_out_at, source, keyword, opted_out_at::text AS _ts FROM opt_outs
+   WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (opted_out_at, phone) < ($2::timestamptz, $3::text))
+   ORDER BY opted_out_at DESC, phone DESC LIMIT $4`;
+
 /**
  * Read-only views of the key's tenant: its broadcasts with delivery counts, the
  * deliveries of one broadcast (recipients masked), and its opt-out list. Every
@@ -114,14 +131,7 @@ export function queryRoutes(deps: ApiDeps): Router {
       id: number; status: string; channel: string; recipient_key: string; address: string; last_error: string | null;
       [k: string]: unknown;
     }>(
-      `SELECT id, occurrence_id, channel, recipient_key, address, contact_id, device_token_id, status, attempts, segments,
-              provider_message_id, error_code, last_error, possible_duplicate, due_at, next_attempt_at, sent_at,
-              finalized_at, updated_at
-         FROM deliveries
-        WHERE broadcast_id = $1 AND tenant_id = $2
-          AND ($3::text IS NULL OR status = $3)
-          AND ($4::text IS NULL OR (status, id) > ($4::text, $5::bigint))
-        ORDER BY status, id LIMIT $6`,
+      DELIVERIES_PAGE,
       [id, tenantId, status ?? null, after?.[0] ?? null, after?.[1] ?? 0, n + 1],
     );
     const p = page(rows, n, (r) => [r.status, r.id]);
@@ -142,9 +152,7 @@ export function queryRoutes(deps: ApiDeps): Router {
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().max(20)]));
     const { rows } = await pool.query<{ phone: string; _ts: string }>(
-      `SELECT phone, opted_out_at, source, keyword, opted_out_at::text AS _ts FROM opt_outs
-        WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (opted_out_at, phone) < ($2::timestamptz, $3::text))
-        ORDER BY opted_out_at DESC, phone DESC LIMIT $4`,
+      OPT_OUTS_PAGE,
       [tenantId, after?.[0] ?? null, after?.[1] ?? null, n + 1],
     ).catch(rethrowBadCursor);
     const p = page(rows, n, (r) => [r._ts, r.phone]);

@@ -20,7 +20,7 @@ import { freePort, isPortFree } from './ports.js';
 
 const execFileP = promisify(execFile);
 
-export type Tool = 'etcd' | 'kube-apiserver' | 'k6' | 'kubectl';
+export type Tool = 'etcd' | 'kube-apiserver' | 'k6' | 'kubectl' | 'actionlint';
 
 export interface ControlPlaneOptions {
   /** Working directory: certs, etcd data, logs, kubeconfigs. Reused if it exists. */
@@ -73,6 +73,7 @@ const versionKey: Record<Tool, string> = {
   'kube-apiserver': 'KUBERNETES_VERSION',
   kubectl: 'KUBERNETES_VERSION',
   k6: 'K6_VERSION',
+  actionlint: 'ACTIONLINT_VERSION',
 };
 
 /** Absolute path of a tool binary in the cache; throws if it has not been built. */

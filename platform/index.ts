@@ -45,7 +45,7 @@ export default async function herald(): Promise<Record<string, unknown>> {
 
   const endpoints = regions.map((ctx) => {
     const cluster = clusters.get(ctx.region)!;
-    new Alerting(ctx.name('alerting'), {
+    const alerting = new Alerting(ctx.name('alerting'), {
       ctx,
       alerting: cfg.alerting,
       database: cfg.database,
@@ -79,7 +79,7 @@ export default async function herald(): Promise<Record<string, unknown>> {
       apiServiceUrl: workloads.apiServiceUrl,
       secretDelivery,
     });
-    return { ctx, loadBalancerHostname: workloads.apiLoadBalancerHostname };
+    return { ctx, loadBalancerHostname: workloads.apiLoadBalancerHostname, alertTopicArn: alerting.topicArn };
   });
   const dns = new ApiDns(primary.name('api-dns'), { home: primary, domain: cfg.domain, activeRegion: cfg.activeRegion, endpoints });
 
@@ -91,6 +91,8 @@ export default async function herald(): Promise<Record<string, unknown>> {
     // no static credentials inside (exec: aws eks get-token), but cluster access details stay secret
     kubeconfigs: pulumi.secret(Object.fromEntries([...clusters].map(([region, c]) => [region, c.kubeconfig]))),
     apiUrl: dns.url,
+    // where CI pages (loadtest.yml publishes a failed k6 run here)
+    alertTopicArns: Object.fromEntries(endpoints.map((e) => [e.ctx.region, e.alertTopicArn])),
     database: {
       writerRegion: database.writer.region,
       proxyEndpoint: database.writer.proxyEndpoint,

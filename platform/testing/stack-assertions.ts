@@ -556,6 +556,12 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           }
         }
       });
+
+      it("outputs each region's alert topic (where loadtest.yml pages a failed k6 run)", () => {
+        const topics = run.outputs['alertTopicArns'] as Record<string, string>;
+        expect(Object.keys(topics).sort()).toEqual(cfg.regions.map((r) => r.name).sort());
+        for (const r of cfg.regions) expect(topics[r.name]).toBe(one(run, 'aws:sns/topic:Topic', (t) => t.region === r.name).state['arn']);
+      });
     });
 
     describe('naming and tagging', () => {

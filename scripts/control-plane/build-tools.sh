@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the local control-plane tools (etcd, kube-apiserver, kubectl) and k6 from
+# Builds the local control-plane tools (etcd, kube-apiserver, kubectl), k6 and actionlint from
 # their Go modules into a cache OUTSIDE the repo:
 #   ${HERALD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herald/tools}/<tool>-<version>/bin/<binary>
 # Idempotent: a tool whose binary already exists is skipped.
-# Usage: scripts/control-plane/build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6]   (default: all)
+# Usage: scripts/control-plane/build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6] [actionlint]   (default: all)
 # Prints one line per tool: "<tool> <path>". Build logs / timings go to stderr.
 set -euo pipefail
 
@@ -146,14 +146,26 @@ build_k6() {
   echo "k6 $dst"
 }
 
+# actionlint: the workflow linter npm test runs over .github/workflows (pure Go, go install works).
+build_actionlint() {
+  local dst; dst="$(bin_path actionlint "$ACTIONLINT_VERSION" actionlint)"
+  if [[ -x "$dst" ]]; then cached=1; echo "actionlint $dst"; return; fi
+  local d="$scratch_root/actionlint"; mkdir -p "$d"
+  log "actionlint $ACTIONLINT_MODULE@$ACTIONLINT_VERSION: building"
+  GOBIN="$d" go install -trimpath -ldflags="-s -w" "$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" >&2
+  install_bin "$d/actionlint" "$dst"
+  echo "actionlint $dst"
+}
+
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kube-apiserver kubectl k6)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kube-apiserver kubectl k6 actionlint)
 for t in "${tools[@]}"; do
   case "$t" in
     etcd) timed etcd build_etcd ;;
     kube-apiserver) timed kube-apiserver build_k8s_cmd kube-apiserver ;;
     kubectl) timed kubectl build_k8s_cmd kubectl ;;
     k6) timed k6 build_k6 ;;
-    *) echo "build-tools.sh: unknown tool '$t' (etcd|kube-apiserver|kubectl|k6)" >&2; exit 2 ;;
+    actionlint) timed actionlint build_actionlint ;;
+    *) echo "build-tools.sh: unknown tool '$t' (etcd|kube-apiserver|kubectl|k6|actionlint)" >&2; exit 2 ;;
   esac
 done

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { load } from 'js-yaml';
 import { REPO } from './harness.js';
@@ -28,11 +28,14 @@ interface Rule {
   resourceNames?: string[];
 }
 
-/** Every (verb, resource, subresource) a user's requests used, as the audit log saw them. */
-export function usedBy(auditLogPath: string, username: string): { used: Access[]; forbidden: Access[] } {
+/** Where the audit log ends now: pass it to usedBy to see only the requests made after. */
+export const auditLogMark = (auditLogPath: string): number => statSync(auditLogPath).size;
+
+/** Every (verb, resource, subresource) a user's requests used, as the audit log saw them (from byte `from` on). */
+export function usedBy(auditLogPath: string, username: string, from = 0): { used: Access[]; forbidden: Access[] } {
   const used: Access[] = [];
   const forbidden: Access[] = [];
-  for (const line of readFileSync(auditLogPath, 'utf8').split('\n')) {
+  for (const line of readFileSync(auditLogPath).subarray(from).toString('utf8').split('\n')) {
     if (!line.trim()) continue;
     const e = JSON.parse(line) as AuditEvent;
     if (e.user?.username !== username || !e.objectRef?.resource) continue;

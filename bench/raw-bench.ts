@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { connectToSimulator } from '../services/simulator/simulator.js';
+import { startTs } from '../devenv/processes.js';
+import { connectToSimulator } from '../services/simulator/client.js';
 import { pushTokenOk, smsNumberOk } from '../services/simulator/behaviours.js';
 import { createTelnyxProvider } from '../services/providers/telnyx.js';
 import { createFcmProvider } from '../services/providers/fcm.js';
@@ -21,20 +20,22 @@ const concurrency = Number(process.argv[4] ?? 100);
 const batchSize = process.argv[5] ? Number(process.argv[5]) : undefined;
 const latencies = (process.argv[6] ?? '0,20').split(',').map(Number);
 
-const child = spawn(process.execPath, ['--import', 'tsx', 'services/simulator/main.ts'], {
+let announce: (url: string) => void = () => {};
+const child = startTs('services/simulator/main.ts', {
+  name: 'simulator',
   env: { ...process.env, HERALD_SIMULATOR_PORT: '0', HERALD_SIMULATOR_FCM_PORT: '0', HERALD_DATA_DIR: mkdtempSync(join(tmpdir(), 'herald-sim-')), LOG_LEVEL: 'info' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const url = await new Promise<string>((resolve, reject) => {
-  child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  onLine: (line) => {
     try {
       const rec = JSON.parse(line) as { url?: string };
-      if (rec.url) resolve(rec.url);
+      if (rec.url) announce(rec.url);
     } catch {
       /* not a log line */
     }
-  });
+  },
+});
+const url = await new Promise<string>((resolve, reject) => {
+  announce = resolve;
+  void child.exited.then((exit) => reject(new Error(`simulator exited with ${exit.code}:\n${child.tail()}`)));
 });
 const sim = await connectToSimulator(url);
 const admin = async (path: string, body?: unknown) => {
@@ -74,5 +75,5 @@ try {
 } finally {
   await fcm.close();
   telnyx.close();
-  child.kill('SIGTERM');
+  await child.stop();
 }

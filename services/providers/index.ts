@@ -10,7 +10,7 @@ export { classifyTelnyx, classifyTelnyxReceipt, type TelnyxReceipt } from './cla
 export { classifyFcm } from './classify-fcm.js';
 export { ProviderCircuit, withSmsCircuit, withPushCircuit, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type CircuitState } from './circuit-breaker.js';
 export { createTelnyxProvider, type TelnyxProviderOptions, type TelnyxSmsProvider } from './telnyx.js';
-export { connectToSimulator } from '../simulator/simulator.js';
+export { connectToSimulator } from '../simulator/client.js';
 export { createFcmProvider, FcmAgent, type FcmProviderOptions, type FcmPushProvider, type FcmSimulatorTarget } from './fcm.js';
 
 /** Where the simulator listens (a Simulator or the answer of GET /_sim/info fits). */

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import { generate } from 'selfsigned';
 import { afterAcceptBehaviour, FCM_ERRORS, pushBehaviour, smsBehaviour, telnyxCodeInfo, type AfterAccept, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
+import { FCM_HOST, type SimulatorInfo } from './client.js';
 import { createSigningKey, telnyxEvent, WebhookSender, type SigningKey, type WebhookRecord, type WebhookStats } from './webhooks.js';
 
 /**
@@ -15,9 +16,12 @@ import { createSigningKey, telnyxEvent, WebhookSender, type SigningKey, type Web
  *
  * It is built to take a benchmark's load: no per-request logging, O(1) bookkeeping
  * per message (a counter and a map entry per recipient).
+ *
+ * A test double: production code reaches a running simulator through ./client.ts only.
  */
 
-export const FCM_HOST = 'fcm.googleapis.com';
+export { FCM_HOST, connectToSimulator, type SimulatorInfo } from './client.js';
+
 
 export interface SimulatorConfig {
   /** Added to every provider request before it is answered. */
@@ -106,12 +110,6 @@ export interface ReceivedSummary {
   webhooks: WebhookStats;
 }
 
-export interface SimulatorInfo {
-  url: string;
-  telnyxBaseURL: string;
-  publicKey: string;
-  fcm: { host: string; port: number; ca: string; servername: string };
-}
 
 export interface Simulator extends SimulatorInfo {
   port: number;
@@ -680,25 +678,4 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/**
- * Fetch a running simulator's endpoints (for a process that did not start it), as seen
- * from the URL the caller reached it by: the Telnyx base URL and FCM host follow that
- * URL, not the simulator's own bind address. A URL without a port is taken to be the
- * Kubernetes Service (http 80, fcm 443); otherwise the FCM port is the one the
- * simulator reports, unless `fcmPort` says otherwise.
- */
-export async function connectToSimulator(url: string, opts: { fcmPort?: number } = {}): Promise<SimulatorInfo> {
-  const base = new URL(url);
-  const res = await fetch(new URL('/_sim/info', base));
-  if (!res.ok) throw new Error(`simulator at ${url} answered ${res.status}`);
-  const info = (await res.json()) as SimulatorInfo;
-  const origin = base.origin;
-  return {
-    ...info,
-    url: origin,
-    telnyxBaseURL: `${origin}/v2`,
-    fcm: { ...info.fcm, host: base.hostname, port: opts.fcmPort ?? (base.port ? info.fcm.port : 443) },
-  };
 }

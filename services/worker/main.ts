@@ -5,7 +5,7 @@ import { createPool, startDatabase } from '../../lib/db/postgres.js';
 import { migrate } from '../../lib/db/migrate.js';
 import { startBoss } from '../../lib/queue.js';
 import { createProviders } from '../providers/index.js';
-import { connectToSimulator } from '../simulator/simulator.js';
+import { connectToSimulator } from '../simulator/client.js';
 import { createWorkerApp } from './app.js';
 import { startWorker } from './worker.js';
 

@@ -1,0 +1,34 @@
+/**
+ * What a process that did not start the simulator needs of it: its endpoints. The worker
+ * and the provider adapters import this, never the simulator's server (./simulator.ts).
+ */
+
+export const FCM_HOST = 'fcm.googleapis.com';
+
+export interface SimulatorInfo {
+  url: string;
+  telnyxBaseURL: string;
+  publicKey: string;
+  fcm: { host: string; port: number; ca: string; servername: string };
+}
+
+/**
+ * Fetch a running simulator's endpoints (for a process that did not start it), as seen
+ * from the URL the caller reached it by: the Telnyx base URL and FCM host follow that
+ * URL, not the simulator's own bind address. A URL without a port is taken to be the
+ * Kubernetes Service (http 80, fcm 443); otherwise the FCM port is the one the
+ * simulator reports, unless `fcmPort` says otherwise.
+ */
+export async function connectToSimulator(url: string, opts: { fcmPort?: number } = {}): Promise<SimulatorInfo> {
+  const base = new URL(url);
+  const res = await fetch(new URL('/_sim/info', base));
+  if (!res.ok) throw new Error(`simulator at ${url} answered ${res.status}`);
+  const info = (await res.json()) as SimulatorInfo;
+  const origin = base.origin;
+  return {
+    ...info,
+    url: origin,
+    telnyxBaseURL: `${origin}/v2`,
+    fcm: { ...info.fcm, host: base.hostname, port: opts.fcmPort ?? (base.port ? info.fcm.port : 443) },
+  };
+}

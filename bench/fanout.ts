@@ -23,7 +23,10 @@ import type { ReceivedSummary } from '../services/simulator/simulator.js';
 import { planOccurrence } from '../services/delivery/plan.js';
 import { seedBroadcast, seedContacts, seedTenant, phoneOf } from '../services/delivery/testing/fixtures.js';
 import { execFileSync } from 'node:child_process';
-import { cpuSeconds, freePort, peakRssMb, postgresCpuSeconds, ROOT, spawnTs, stop, waitForHttp } from './processes.js';
+import { httpOk, waitFor } from '../devenv/poll.js';
+import { freePort } from '../devenv/ports.js';
+import { REPO as ROOT, startTs } from '../devenv/processes.js';
+import { cpuSeconds, peakRssMb, postgresCpuSeconds } from './processes.js';
 
 const env = process.env;
 const PUSH = Number(env.BENCH_PUSH ?? 100_000);
@@ -41,11 +44,11 @@ await migrate(pool);
 
 const simPort = await freePort();
 const simUrl = `http://127.0.0.1:${simPort}`;
-const simulator = spawnTs('services/simulator/main.ts', {
-  HERALD_SIMULATOR_PORT: String(simPort), HERALD_DATA_DIR: dataDir, HERALD_SIMULATOR_RECEIPTS: 'none',
+const simulator = startTs('services/simulator/main.ts', { name: 'simulator', output: 'inherit', env: {
+  ...process.env, LOG_LEVEL: 'warn', HERALD_SIMULATOR_PORT: String(simPort), HERALD_DATA_DIR: dataDir, HERALD_SIMULATOR_RECEIPTS: 'none',
   HERALD_SIMULATOR_LATENCY_MS: String(LATENCY),
-});
-await waitForHttp(`${simUrl}/_sim/health`);
+} });
+await waitFor('the simulator', () => httpOk(`${simUrl}/_sim/health`), { timeoutMs: 60_000, everyMs: 100, process: simulator });
 const simInfo = await connectToSimulator(simUrl);
 const providers = createProviders(loadConfig({}), { simulator: simInfo, log, maxSockets: CONCURRENCY });
 const simPost = (path: string, body?: unknown) => fetch(`${simUrl}${path}`, { method: 'POST', body: body ? JSON.stringify(body) : undefined, headers: { 'content-type': 'application/json' } });
@@ -100,14 +103,14 @@ async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
   await simPost('/_sim/reset');
   await seedTenant(pool, tenant, { smsPerSecond: 1e6, pushPerSecond: 1e6, numbers: [{ phone: channel === 'sms' ? '+18885550100' : '+18885550101', perSecond: 1e6 }] });
   await seedContacts(pool, tenant, n, { tokens: channel === 'push', tokenPrefix: `${tenant}-` });
-  const worker = spawnTs('services/worker/main.ts', {
-    DATABASE_URL: db.url, HERALD_SIMULATOR_URL: simUrl, HERALD_WORKER_PORT: '0',
+  const worker = startTs('services/worker/main.ts', { name: 'worker', output: 'inherit', ipc: true, env: {
+    ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: db.url, HERALD_SIMULATOR_URL: simUrl, HERALD_WORKER_PORT: '0',
     HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_ACCOUNT_SMS_PER_SECOND: '1000000',
-  }, { ipc: true });
-  await new Promise((r) => worker.once('message', r));
+  } });
+  await new Promise((r) => worker.child.once('message', r));
   const boss = await startBoss(db.url, { supervise: false, max: 2 });
   const b = await seedBroadcast(pool, { tenantId: tenant, channel, title: channel === 'push' ? 'Alert' : null, text: 'Service starts at 10am.', audience: { segment: { all: true } } });
-  const cpu0 = { worker: cpuSeconds(worker.pid!), simulator: cpuSeconds(simulator.pid!), postgres: postgresCpuSeconds(join(dataDir, 'postgres')), bench: process.cpuUsage() };
+  const cpu0 = { worker: cpuSeconds(worker.pid), simulator: cpuSeconds(simulator.pid), postgres: postgresCpuSeconds(join(dataDir, 'postgres')), bench: process.cpuUsage() };
   const started = performance.now();
   await planOccurrence(pool, boss, { broadcastId: b.id, key: 'once', scheduledAt: new Date() }, new Date());
   // Done when no row is left to send. EXISTS stops at the first such row: a count(*)
@@ -123,13 +126,13 @@ async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
   const benchCpu = process.cpuUsage(cpu0.bench);
   // Where the two cores went while Herald sent: the pipeline's own cost is worker + postgres.
   const cpu = {
-    worker: +(cpuSeconds(worker.pid!) - cpu0.worker).toFixed(1),
+    worker: +(cpuSeconds(worker.pid) - cpu0.worker).toFixed(1),
     postgres: +(postgresCpuSeconds(join(dataDir, 'postgres')) - cpu0.postgres).toFixed(1),
-    simulator: +(cpuSeconds(simulator.pid!) - cpu0.simulator).toFixed(1),
+    simulator: +(cpuSeconds(simulator.pid) - cpu0.simulator).toFixed(1),
     bench: +((benchCpu.user + benchCpu.system) / 1e6).toFixed(1),
   };
-  const rss = peakRssMb(worker.pid!);
-  await stop(worker);
+  const rss = peakRssMb(worker.pid);
+  await worker.stop();
   await boss.stop({ graceful: false });
   const { rows } = await pool.query<{ status: string; n: number }>('SELECT status, count(*)::int n FROM deliveries WHERE broadcast_id = $1 GROUP BY 1', [b.id]);
   return { seconds, per_second: n / seconds, worker_rss_mb: Math.round(rss), cpu_seconds: cpu, statuses: Object.fromEntries(rows.map((r) => [r.status, r.n])), ...(await audit(channel, n)) };
@@ -171,7 +174,7 @@ try {
   if (!only || only.includes('plan')) await planningScenario(PLAN);
 } finally {
   await providers.close();
-  await stop(simulator);
+  await simulator.stop();
   await pool.end();
   await db.stop();
 }

@@ -1,32 +1,14 @@
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, toolPath, type ControlPlane } from './control-plane.ts';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { runKubectl } from './kubectl.ts';
 
-const execFileP = promisify(execFile);
 
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function kubectl(kubeconfig: string, ...args: string[]): Promise<RunResult> {
-  try {
-    const { stdout, stderr } = await execFileP(toolPath('kubectl'), ['--kubeconfig', kubeconfig, ...args], {
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const kubectl = (kubeconfig: string, ...args: string[]) => runKubectl(kubeconfig, args);
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -7,8 +7,8 @@
  * admission plugin is disabled (nothing creates "default" service accounts), and
  * garbage collection / namespace deletion finalizers never complete.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, createWriteStream } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import https from 'node:https';
 import http from 'node:http';
@@ -16,7 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort, isPortFree } from './ports.js';
+import { writeKubeconfig } from './kubeconfig.js';
+import { waitFor } from './poll.js';
+import { choosePorts } from './ports.js';
+import { spawnWatchdog, startProcess, type Supervised } from './processes.js';
 
 const execFileP = promisify(execFile);
 
@@ -92,97 +95,6 @@ export function toolPath(tool: Tool): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child-process bookkeeping: children must never outlive this Node process.
-
-const livePids = new Set<number>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of livePids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-}
-
-/**
- * A detached shell that SIGKILLs the given pids once this Node process disappears (covers
- * SIGKILL of the parent, where 'exit' handlers never run). It exits by itself once the
- * children are gone.
- */
-function spawnWatchdog(pids: number[]): ChildProcess {
-  const script = [
-    'parent=$1; shift',
-    'while kill -0 "$parent" 2>/dev/null; do',
-    '  alive=0; for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done',
-    '  [ "$alive" = 1 ] || exit 0',
-    '  sleep 1',
-    'done',
-    'for p in "$@"; do kill -KILL "$p" 2>/dev/null; done',
-  ].join('\n');
-  const w = spawn('sh', ['-c', script, 'herald-cp-watchdog', String(process.pid), ...pids.map(String)], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  w.unref();
-  return w;
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  logPath: string;
-}
-
-function startProc(name: string, bin: string, args: string[], logPath: string): Proc {
-  const log = createWriteStream(logPath, { flags: 'a' });
-  log.write(`\n==== ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
-  if (child.pid === undefined) throw new Error(`failed to start ${name} (${bin})`);
-  const pid = child.pid;
-  livePids.add(pid);
-  installExitHook();
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code, signal) => {
-      livePids.delete(pid);
-      log.end(`\n==== ${name} exited code=${code} signal=${signal}\n`);
-      resolve(code);
-    });
-    child.once('error', (err) => {
-      livePids.delete(pid);
-      log.end(`\n==== ${name} error: ${err.message}\n`);
-      resolve(null);
-    });
-  });
-  return { name, child, exited, logPath };
-}
-
-async function stopProc(p: Proc, graceMs = 10_000): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
-  await p.exited;
-  clearTimeout(timer);
-}
-
-async function tail(file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Ports
 
 interface Ports {
@@ -191,36 +103,18 @@ interface Ports {
   etcdPeer: number;
 }
 
-async function choosePorts(dir: string, opts: ControlPlaneOptions): Promise<Ports> {
+async function portsFor(dir: string, opts: ControlPlaneOptions): Promise<Ports> {
   let saved: Partial<Ports> = {};
   try {
     saved = JSON.parse(await readFile(path.join(dir, 'ports.json'), 'utf8')) as Partial<Ports>;
   } catch {
     /* first start */
   }
-  const taken = new Set<number>();
-  const pick = async (explicit: number | undefined, previous: number | undefined): Promise<number> => {
-    if (explicit !== undefined) {
-      taken.add(explicit);
-      return explicit;
-    }
-    if (previous !== undefined && !taken.has(previous) && (await isPortFree(previous))) {
-      taken.add(previous);
-      return previous;
-    }
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-  };
-  const ports: Ports = {
-    apiserver: await pick(opts.port, saved.apiserver),
-    etcd: await pick(opts.etcdPort, saved.etcd),
-    etcdPeer: await pick(undefined, saved.etcdPeer),
-  };
+  const ports = await choosePorts({
+    apiserver: { exact: opts.port, preferred: saved.apiserver },
+    etcd: { exact: opts.etcdPort, preferred: saved.etcd },
+    etcdPeer: { preferred: saved.etcdPeer },
+  });
   await writeFile(path.join(dir, 'ports.json'), JSON.stringify(ports, null, 2) + '\n');
   return ports;
 }
@@ -314,37 +208,6 @@ async function ensurePki(pkiDir: string): Promise<Pki> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// kubeconfigs
-
-function b64file(p: string): string {
-  return readFileSync(p).toString('base64');
-}
-
-function kubeconfigYaml(server: string, caCrt: string, userName: string, user: Record<string, string>): string {
-  const userLines = Object.entries(user).map(([k, v]) => `    ${k}: ${v}`);
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- name: herald-local',
-    '  cluster:',
-    `    server: ${server}`,
-    `    certificate-authority-data: ${b64file(caCrt)}`,
-    'users:',
-    `- name: ${userName}`,
-    '  user:',
-    ...userLines,
-    'contexts:',
-    `- name: herald-local`,
-    '  context:',
-    '    cluster: herald-local',
-    `    user: ${userName}`,
-    'current-context: herald-local',
-    '',
-  ].join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------
 // HTTP helpers
 
 interface HttpResult {
@@ -386,28 +249,6 @@ function request(
   });
 }
 
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  died: Promise<unknown>,
-  onDeath: () => Promise<string>,
-): Promise<void> {
-  let dead = false;
-  void died.then(() => (dead = true));
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (dead) throw new Error(`${what}: process exited during startup\n${await onDeath()}`);
-    try {
-      if (await check()) return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${what}: not ready after ${timeoutMs} ms\n${await onDeath()}`);
-}
-
 // ---------------------------------------------------------------------------------------------
 
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -430,7 +271,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   await mkdir(path.join(dir, 'kubeconfigs'), { recursive: true, mode: 0o700 });
 
   const pki = await ensurePki(path.join(dir, 'pki'));
-  const ports = await choosePorts(dir, opts);
+  const ports = await portsFor(dir, opts);
   const server = `https://127.0.0.1:${ports.apiserver}`;
   const auditLogPath = path.join(dir, 'audit.log');
   const auditPolicyPath = path.join(dir, 'audit-policy.yaml');
@@ -440,26 +281,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const adminCert = await readFile(pki.adminCrt);
   const adminKey = await readFile(pki.adminKey);
 
-  const procs: Proc[] = [];
-  let watchdog: ChildProcess | undefined;
+  const procs: Supervised[] = [];
+  // The watchdog kills etcd and kube-apiserver if this process dies without stopping them.
+  const pidFile = path.join(dir, 'children.pids');
+  await writeFile(pidFile, '');
+  spawnWatchdog(pidFile);
+  const notePids = () => writeFile(pidFile, procs.map((p) => `KILL ${p.pid}\n`).join(''));
   const stopAll = async (): Promise<void> => {
     // apiserver first (it depends on etcd), then etcd.
-    for (const p of [...procs].reverse()) await stopProc(p);
-    if (watchdog?.pid !== undefined && watchdog.exitCode === null) {
-      try {
-        process.kill(watchdog.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    for (const p of [...procs].reverse()) await p.stop();
+    await rm(pidFile, { force: true });
   };
 
   try {
     // etcd ------------------------------------------------------------------
     const etcdUrl = `http://127.0.0.1:${ports.etcd}`;
     const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
-    const etcd = startProc(
-      'etcd',
+    const etcd = startProcess(
       etcdBin,
       [
         '--name=herald',
@@ -473,19 +311,17 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--unsafe-no-fsync=true',
         '--log-level=warn',
       ],
-      path.join(dir, 'logs', 'etcd.log'),
+      { name: 'etcd', logFile: path.join(dir, 'logs', 'etcd.log') },
     );
     procs.push(etcd);
-    watchdog = spawnWatchdog([etcd.child.pid ?? 0]);
+    await notePids();
     await waitFor(
       'etcd',
       async () => {
         const r = await request(`${etcdUrl}/health`, { timeoutMs: 2000 });
         return r.status === 200 && /"health":\s*"true"/.test(r.body);
       },
-      30_000,
-      etcd.exited,
-      () => tail(etcd.logPath),
+      { timeoutMs: 30_000, everyMs: 250, process: etcd },
     );
 
     // kube-apiserver ----------------------------------------------------------
@@ -520,34 +356,27 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         '--audit-log-maxbackup=1',
       );
     }
-    const apiserver = startProc('kube-apiserver', apiserverBin, args, path.join(dir, 'logs', 'kube-apiserver.log'));
+    const apiserver = startProcess(apiserverBin, args, { name: 'kube-apiserver', logFile: path.join(dir, 'logs', 'kube-apiserver.log') });
     procs.push(apiserver);
-    watchdog.kill('SIGKILL');
-    watchdog = spawnWatchdog(procs.map((p) => p.child.pid ?? 0));
+    await notePids();
     await waitFor(
       'kube-apiserver',
       async () => {
+        if (!etcd.running()) throw new Error(`etcd exited:\n${etcd.tail()}`);
         const r = await request(`${server}/readyz`, { ca, cert: adminCert, key: adminKey, timeoutMs: 5000 });
         return r.status === 200 && r.body.trim() === 'ok';
       },
-      90_000,
-      Promise.race([apiserver.exited, etcd.exited]),
-      async () => `--- kube-apiserver log:\n${await tail(apiserver.logPath)}\n--- etcd log:\n${await tail(etcd.logPath)}`,
+      { timeoutMs: 90_000, everyMs: 250, process: apiserver, explain: async () => `--- etcd:\n${etcd.tail()}` },
     );
   } catch (e) {
     await stopAll();
     throw e;
   }
 
-  const adminKubeconfig = path.join(dir, 'kubeconfigs', 'admin.kubeconfig');
-  await writeFile(
-    adminKubeconfig,
-    kubeconfigYaml(server, pki.caCrt, 'herald-admin', {
-      'client-certificate-data': b64file(pki.adminCrt),
-      'client-key-data': b64file(pki.adminKey),
-    }),
-    { mode: 0o600 },
-  );
+  const adminKubeconfig = await writeKubeconfig(path.join(dir, 'kubeconfigs', 'admin.kubeconfig'), server, { data: b64file(pki.caCrt) }, {
+    name: 'herald-admin',
+    credentials: { 'client-certificate-data': b64file(pki.adminCrt), 'client-key-data': b64file(pki.adminKey) },
+  });
 
   const admin = (method: string, p: string, body?: unknown): Promise<HttpResult> =>
     request(`${server}${p}`, { method, body, ca, cert: adminCert, key: adminKey });
@@ -591,13 +420,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       );
       const token = (JSON.parse(tr.body) as { status?: { token?: string } }).status?.token;
       if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token: ${tr.body}`);
-      const file = path.join(dir, 'kubeconfigs', `sa-${namespace}-${name}.kubeconfig`);
-      await writeFile(
-        file,
-        kubeconfigYaml(server, pki.caCrt, `system:serviceaccount:${namespace}:${name}`, { token }),
-        { mode: 0o600 },
-      );
-      return file;
+      return writeKubeconfig(path.join(dir, 'kubeconfigs', `sa-${namespace}-${name}.kubeconfig`), server, { data: b64file(pki.caCrt) }, {
+        name: `system:serviceaccount:${namespace}:${name}`,
+        credentials: { token },
+      });
     },
   };
+}
+
+function b64file(p: string): string {
+  return readFileSync(p).toString('base64');
 }

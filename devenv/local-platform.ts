@@ -14,21 +14,24 @@
  * the reverse order. Nothing is deleted on stop: the next start over the same data
  * directory finds the Broadcasts (etcd) and the deliveries (PostgreSQL) it left.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { createPool, startDatabase, type DatabaseServer } from '../lib/db/postgres.js';
 import { migrate } from '../lib/db/migrate.js';
 import { startBoss } from '../lib/queue.js';
-import { startControlPlane, toolPath, type ControlPlane } from './control-plane.js';
+import { installHeraldApi, OPERATOR_SA } from './cluster.js';
+import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { writeKubeconfig } from './kubeconfig.js';
+import { kubectlPath, runKubectl, type RunResult } from './kubectl.js';
+import { httpOk, waitFor } from './poll.js';
+import { choosePorts } from './ports.js';
+import { isAlive, spawnWatchdog, startProcess, startTs, type Exit, type ProcessOptions, type Supervised } from './processes.js';
 import { seedDemo, type SeedReport } from './seed-demo.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export { REPO } from './processes.js';
+export { kubectlPath, runKubectl, type RunResult } from './kubectl.js';
 
 export type ServiceName = 'simulator' | 'api' | 'worker' | 'operator';
 const SERVICES: readonly ServiceName[] = ['simulator', 'api', 'worker', 'operator'];
@@ -37,7 +40,7 @@ const SERVICES: readonly ServiceName[] = ['simulator', 'api', 'worker', 'operato
 export const DEFAULT_PORTS = { api: 8080, worker: 8081, operator: 8082, simulator: 8090, simulatorFcm: 8091, postgres: 54329 } as const;
 export type Ports = { -readonly [K in keyof typeof DEFAULT_PORTS]: number };
 
-export const OPERATOR_SA = { namespace: 'herald-system', name: 'herald-operator' } as const;
+export { OPERATOR_SA } from './cluster.js';
 
 export interface LocalPlatformOptions {
   /** Everything the platform keeps: postgres/, control-plane/, simulator/, logs/, admin-token. */
@@ -63,12 +66,6 @@ export interface LocalPlatformOptions {
   command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string };
   /** A service exited while the platform was running (not during stop). */
   onUnexpectedExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
-}
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 export interface LocalPlatform {
@@ -97,196 +94,9 @@ export interface LocalPlatform {
   stop(): Promise<void>;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Ports
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function choosePorts(mode: 'preferred' | 'free'): Promise<Ports> {
-  const taken = new Set<number>();
-  const pick = async (preferred: number): Promise<number> => {
-    if (mode === 'preferred' && !taken.has(preferred) && (await isPortFree(preferred))) {
-      taken.add(preferred);
-      return preferred;
-    }
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) {
-        taken.add(p);
-        return p;
-      }
-    }
-  };
-  const out = {} as Ports;
-  for (const k of Object.keys(DEFAULT_PORTS) as (keyof Ports)[]) out[k] = await pick(DEFAULT_PORTS[k]);
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface Service {
-  name: ServiceName;
-  child: ChildProcess;
-  pid: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The last lines it printed, for an error message. */
-  tail(): string;
-  stopping: boolean;
-}
-
-const sourceCommand = (_: ServiceName, file: string) => ({ argv: [process.execPath, '--import', 'tsx', path.join(REPO, file)], cwd: REPO });
-
-function spawnService(
-  name: ServiceName,
-  how: { argv: string[]; cwd: string },
-  env: Record<string, string>,
-  sinks: { file?: WriteStream; onLog?: LocalPlatformOptions['onLog'] },
-  onUnexpectedExit?: LocalPlatformOptions['onUnexpectedExit'],
-): Service {
-  const [cmd, ...args] = how.argv;
-  if (!cmd) throw new Error(`${name}: empty command`);
-  const child = spawn(cmd, args, {
-    cwd: how.cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) throw new Error(`could not start ${name} (${how.argv.join(' ')})`);
-  const last: string[] = [];
-  const onLine = (line: string) => {
-    last.push(line);
-    if (last.length > 40) last.shift();
-    sinks.file?.write(line + '\n');
-    sinks.onLog?.(name, line);
-  };
-  for (const stream of [child.stdout!, child.stderr!]) createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
-  const svc: Service = {
-    name,
-    child,
-    pid: child.pid,
-    tail: () => last.join('\n'),
-    stopping: false,
-    exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        if (!svc.stopping) onUnexpectedExit?.(name, code, signal);
-        resolve({ code, signal });
-      });
-    }),
-  };
-  return svc;
-}
-
-async function stopService(s: Service, graceMs: number): Promise<void> {
-  s.stopping = true;
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), graceMs);
-  await s.exited;
-  clearTimeout(timer);
-}
-
-/**
- * A detached shell that outlives this process only to clean up after it: if this
- * process disappears without stopping the platform (SIGKILL, a crashed test runner),
- * it sends each line's signal to each pid listed in `pidFile` ("SIGNAL PID"), then
- * SIGKILLs what is left. It exits by itself when the file is removed (a clean stop).
- */
-function spawnWatchdog(pidFile: string): ChildProcess {
-  const script = [
-    'parent=$1; file=$2',
-    'while kill -0 "$parent" 2>/dev/null; do [ -f "$file" ] || exit 0; sleep 1; done',
-    '[ -f "$file" ] || exit 0',
-    'while read sig pid; do kill -"$sig" "$pid" 2>/dev/null; done < "$file"',
-    'sleep 10',
-    'while read sig pid; do kill -KILL "$pid" 2>/dev/null; done < "$file"',
-    'rm -f "$file"',
-  ].join('\n');
-  const w = spawn('sh', ['-c', script, 'herald-local-watchdog', String(process.pid), pidFile], { detached: true, stdio: 'ignore' });
-  w.unref();
-  return w;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Health
-
-async function waitHealthy(
-  what: string,
-  check: () => Promise<boolean>,
-  opts: { timeoutMs: number; service?: Service },
-): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let lastError = '';
-  for (;;) {
-    const s = opts.service;
-    if (s && (s.child.exitCode !== null || s.child.signalCode !== null)) {
-      throw new Error(`${what} exited during startup (code ${s.child.exitCode}, signal ${s.child.signalCode}):\n${s.tail()}`);
-    }
-    try {
-      if (await check()) return;
-    } catch (e) {
-      lastError = (e as Error).message;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what} not healthy after ${opts.timeoutMs} ms${lastError ? ` (${lastError})` : ''}${s ? `:\n${s.tail()}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function httpOk(url: string, body?: (json: unknown) => boolean): Promise<boolean> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-  if (!res.ok) {
-    await res.body?.cancel();
-    return false;
-  }
-  if (!body) {
-    await res.body?.cancel();
-    return true;
-  }
-  return body(await res.json());
-}
-
-// ---------------------------------------------------------------------------------------------
-
-export function kubectlPath(): string {
-  return toolPath('kubectl');
-}
-
-export function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
+function portWishes(mode: 'preferred' | 'free'): Record<keyof Ports, { preferred?: number }> {
+  const keys = Object.keys(DEFAULT_PORTS) as (keyof Ports)[];
+  return Object.fromEntries(keys.map((k) => [k, mode === 'preferred' ? { preferred: DEFAULT_PORTS[k] } : {}])) as Record<keyof Ports, { preferred?: number }>;
 }
 
 const TOKEN_TTL = '24h';
@@ -305,36 +115,10 @@ async function operatorCredentials(cp: ControlPlane, kubectl: (args: string[]) =
   if (r.code !== 0) throw new Error(`kubectl create token ${OPERATOR_SA.name}: ${r.stderr}`);
   await writeFile(`${tokenFile}.tmp`, r.stdout.trim(), { mode: 0o600 });
   await rename(`${tokenFile}.tmp`, tokenFile);
-  const file = path.join(dir, `sa-${OPERATOR_SA.namespace}-${OPERATOR_SA.name}.kubeconfig`);
-  const user = `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`;
-  await writeFile(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: herald-local',
-      '  cluster:',
-      `    server: ${cp.server}`,
-      `    certificate-authority: ${path.join(cp.dir, 'pki', 'ca.crt')}`,
-      'users:',
-      `- name: ${user}`,
-      '  user:',
-      '    auth-provider:',
-      '      name: tokenFile',
-      '      config:',
-      `        tokenFile: ${tokenFile}`,
-      'contexts:',
-      '- name: herald-local',
-      '  context:',
-      '    cluster: herald-local',
-      `    user: ${user}`,
-      'current-context: herald-local',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  return file;
+  return writeKubeconfig(path.join(dir, `sa-${OPERATOR_SA.namespace}-${OPERATOR_SA.name}.kubeconfig`), cp.server, { file: path.join(cp.dir, 'pki', 'ca.crt') }, {
+    name: `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`,
+    credentials: { 'auth-provider': { name: 'tokenFile', config: { tokenFile } } },
+  });
 }
 
 async function loadOrCreateAdminToken(file: string): Promise<string> {
@@ -353,7 +137,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
   const logDir = o.logDir === false ? undefined : path.resolve(o.logDir ?? path.join(dataDir, 'logs'));
   if (logDir) await mkdir(logDir, { recursive: true });
   const say = (line: string) => o.onLog?.('platform', line);
-  const ports = await choosePorts(o.ports ?? 'free');
+  const ports = await choosePorts(portWishes(o.ports ?? 'free'));
 
   const runDir = path.join(dataDir, 'run');
   await mkdir(runDir, { recursive: true });
@@ -373,8 +157,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
   await writeFile(pidFile, '');
   spawnWatchdog(pidFile);
 
-  const services: Service[] = [];
-  const files: WriteStream[] = [];
+  const services: Supervised[] = [];
   let database: DatabaseServer | undefined;
   let cp: ControlPlane | undefined;
   let stopped: Promise<void> | undefined;
@@ -386,7 +169,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const grace: Record<ServiceName, number> = { operator: 15_000, worker: 20_000, api: 15_000, simulator: 5_000 };
     for (const s of [...services].reverse()) {
       say(`stopping ${s.name} (pid ${s.pid})`);
-      await stopService(s, grace[s.name]);
+      await s.stop(grace[s.name as ServiceName]);
     }
     if (cp) {
       say('stopping kube-apiserver and etcd');
@@ -396,7 +179,6 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       say('stopping PostgreSQL');
       await database.stop().catch((e: Error) => say(`PostgreSQL stop: ${e.message}`));
     }
-    for (const f of files) f.end();
     await rm(pidFile, { force: true });
     await rm(ownerFile, { force: true });
   };
@@ -427,17 +209,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     say('kube-apiserver and etcd: starting');
     cp = await startControlPlane({ dir: path.join(dataDir, 'control-plane') });
     const kubectl = (args: string[], input?: string) => runKubectl(cp!.adminKubeconfig, args, input);
-    const must = async (args: string[], input?: string) => {
-      const r = await kubectl(args, input);
-      if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr || r.stdout}`);
-      return r;
-    };
-    await must(['apply', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${OPERATOR_SA.namespace}\n`);
-    await must(['apply', '-f', path.join(REPO, 'operator/config/crd/broadcasts.herald.dev.yaml')]);
-    await must(['apply', '-f', path.join(REPO, 'operator/config/rbac')]);
-    await must(['wait', '--for=condition=Established', '--timeout=60s', 'crd/broadcasts.herald.dev']);
-    // Established is not served yet: the new resource's storage answers 429 for a moment.
-    await waitHealthy('Broadcast storage', async () => (await kubectl(['get', 'broadcasts', '-A', '--request-timeout=5s'])).code === 0, { timeoutMs: 60_000 });
+    await installHeraldApi(cp.adminKubeconfig);
     const operatorKubeconfig = await operatorCredentials(cp, kubectl);
     tokenRefresh = setInterval(() => {
       operatorCredentials(cp!, kubectl).catch((e: Error) => say(`refreshing the operator's token failed: ${e.message}`));
@@ -458,10 +230,17 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       DATABASE_URL: databaseUrl,
       HERALD_DATA_DIR: dataDir,
     };
-    const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<Service> => {
-      const logFile = logDir ? createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' }) : undefined;
-      if (logFile) files.push(logFile);
-      const s = spawnService(name, (o.command ?? sourceCommand)(name, file), { ...common, ...env, ...o.env?.[name] }, { file: logFile, onLog: o.onLog }, o.onUnexpectedExit);
+    const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<Supervised> => {
+      const [cmd, ...args] = o.command ? o.command(name, file).argv : [];
+      const options: ProcessOptions = {
+        name,
+        env: { ...common, ...env, ...o.env?.[name] },
+        logFile: logDir ? path.join(logDir, `${name}.log`) : undefined,
+        onLine: o.onLog && ((line: string) => o.onLog!(name, line)),
+        onUnexpectedExit: o.onUnexpectedExit && ((exit: Exit) => o.onUnexpectedExit!(name, exit.code, exit.signal)),
+      };
+      if (o.command && !cmd) throw new Error(`${name}: empty command`);
+      const s = o.command ? startProcess(cmd!, args, { ...options, cwd: o.command(name, file).cwd }) : startTs(file, options);
       services.push(s);
       await notePid('TERM', s.pid);
       return s;
@@ -474,7 +253,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       // Inbound messages (STOP, HELP) go to the api; receipts go where each send asks (the same URL).
       HERALD_SIMULATOR_WEBHOOK_URL: webhookUrl,
     });
-    await waitHealthy('simulator', () => httpOk(`${simulatorUrl}/_sim/health`), { timeoutMs: 60_000, service: sim });
+    await waitFor('simulator', () => httpOk(`${simulatorUrl}/_sim/health`), { timeoutMs: 60_000, process: sim });
     const simInfo = (await (await fetch(`${simulatorUrl}/_sim/info`)).json()) as { publicKey: string };
 
     const api = await start('api', 'services/api/main.ts', {
@@ -485,7 +264,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       TELNYX_BASE_URL: `${simulatorUrl}/v2`,
       HERALD_SHUTDOWN_GRACE_MS: '5000',
     });
-    await waitHealthy('api', () => httpOk(`${apiUrl}/readyz`), { timeoutMs: 60_000, service: api });
+    await waitFor('api', () => httpOk(`${apiUrl}/readyz`), { timeoutMs: 60_000, process: api });
 
     const worker = await start('worker', 'services/worker/main.ts', {
       HERALD_WORKER_PORT: String(ports.worker),
@@ -494,7 +273,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       HERALD_WEBHOOK_URL: webhookUrl,
       HERALD_SHUTDOWN_GRACE_MS: '10000',
     });
-    await waitHealthy('worker', () => httpOk(`http://127.0.0.1:${ports.worker}/readyz`), { timeoutMs: 60_000, service: worker });
+    await waitFor('worker', () => httpOk(`http://127.0.0.1:${ports.worker}/readyz`), { timeoutMs: 60_000, process: worker });
 
     const operator = await start('operator', 'operator/main.ts', {
       KUBECONFIG: operatorKubeconfig,
@@ -503,11 +282,11 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       // that arrive after a Broadcast completed show up at the next resync.
     });
     const operatorUrl = `http://127.0.0.1:${ports.operator}`;
-    await waitHealthy('operator', () => httpOk(`${operatorUrl}/readyz`), { timeoutMs: 60_000, service: operator });
+    await waitFor('operator', () => httpOk(`${operatorUrl}/readyz`), { timeoutMs: 60_000, process: operator });
     // A previous operator that did not release its Lease (killed) holds it until it expires (15 s).
-    await waitHealthy('operator leadership', () => httpOk(`${operatorUrl}/leader`, (j) => (j as { leader?: boolean }).leader === true), {
+    await waitFor('operator leadership', () => httpOk(`${operatorUrl}/leader`, (j) => (j as { leader?: boolean }).leader === true), {
       timeoutMs: 60_000,
-      service: operator,
+      process: operator,
     });
     say('all services healthy');
 
@@ -559,9 +338,4 @@ export function formatLogLine(line: string): string {
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
   return `${t} ${level.padEnd(5)} ${String(j.msg ?? '')}${rest ? `  ${rest.length > 400 ? rest.slice(0, 400) + '…' : rest}` : ''}`;
-}
-
-/** Read the admin token file (for scripts that talk to a running platform). */
-export async function readAdminToken(dataDir: string): Promise<string> {
-  return (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
 }

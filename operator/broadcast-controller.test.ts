@@ -399,7 +399,7 @@ describe('status', { timeout: 180_000 }, () => {
       const sending = await waitFor('progress in status while sending', async () => {
         const s = await statusOf('yielding');
         return s?.phase === 'Sending' && (s.counts?.sent ?? 0) > 0 ? s : undefined;
-      }, 60_000, 100);
+      }, { timeoutMs: 60_000, everyMs: 100 });
       expect(sending.counts?.sent).toBeLessThan(120);
       const events = await eventsInclude(kube, 'yielding', ['Accepted', 'Planned']);
       expect((await statusOf('yielding'))?.phase, 'milestone events arrive while still sending').toBe('Sending');

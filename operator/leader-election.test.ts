@@ -61,7 +61,7 @@ describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }
     await new Promise((r) => setTimeout(r, 500));
     expect(c.isLeader()).toBe(false);
     await second.stop(); // no release
-    await waitFor('c to take over', async () => c.isLeader(), 20_000);
+    await waitFor('c to take over', async () => c.isLeader(), { timeoutMs: 20_000 });
     expect(await leaseHolder(kube)).toBe('replica-c');
     // Without a release, c waited out the lease (less the read it acquired on, hence the slack).
     const crashed = handOver(history.records, second.identity, 'replica-c');
@@ -79,7 +79,7 @@ describe('LeaderElector on a coordination.k8s.io/v1 Lease', { timeout: 180_000 }
     const log: string[] = [];
     const d = elector('replica-d', log);
     d.start();
-    await waitFor('d to lead', async () => d.isLeader(), 20_000);
+    await waitFor('d to lead', async () => d.isLeader(), { timeoutMs: 20_000 });
     const path = '/apis/coordination.k8s.io/v1/namespaces/herald-system/leases/herald-operator';
     const lease = await kube.admin.request<{ metadata: object; spec: object }>('GET', path);
     const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');

@@ -108,7 +108,7 @@ describe('the operator process', { timeout: 180_000 }, () => {
     // Paused right after an apply it may be in the middle of planning.
     const fresh = await sendingBroadcast('fresh', 12_000);
     leader.kill('SIGSTOP');
-    await waitFor('the standby to take the Lease', async () => (await leaseHolder(kube)) === standby.identity, 30_000);
+    await waitFor('the standby to take the Lease', async () => (await leaseHolder(kube)) === standby.identity, { timeoutMs: 30_000 });
     await waitFor('the new leader to report progress', async () => (await sentSoFar('fresh')) >= 10);
     leader.kill('SIGCONT');
     await phaseIs(kube, 'midway', 'Completed');
@@ -126,7 +126,7 @@ describe('the operator process', { timeout: 180_000 }, () => {
     const bc = await sendingBroadcast('orphaned', 13_000);
     await waitFor('some sent', async () => (await sentSoFar('orphaned')) >= 10);
     leader.kill('SIGKILL');
-    await waitFor('the standby to take over', async () => (await leaseHolder(kube)) === standby.identity, 30_000);
+    await waitFor('the standby to take over', async () => (await leaseHolder(kube)) === standby.identity, { timeoutMs: 30_000 });
     const done = await phaseIs(kube, 'orphaned', 'Completed');
     expect(done.status?.counts?.sent).toBe(150);
     await eachRecipientOnce(bc);
@@ -157,7 +157,7 @@ describe('the operator process', { timeout: 180_000 }, () => {
     expect(await leaseHolder(kube)).toBe(leader.identity);
     const history = await recordLease(kube);
     leader.kill('SIGTERM');
-    expect(await leader.exited).toBe(0);
+    expect((await leader.exited).code).toBe(0);
     await waitFor('the spare to lead', async () => (await leaseHolder(kube)) === spare.identity);
     await history.stop();
     // At once: the spare acquired before the leader's last renewal would have run out.

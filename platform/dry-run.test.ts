@@ -6,29 +6,16 @@
  * objects need). ESO/KEDA CRDs come from stand-ins (fixtures/third-party-crds.yaml): their
  * objects are checked for kind, scope and metadata only. Helm releases are not rendered.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startControlPlane, toolPath, type ControlPlane } from '../devenv/control-plane.js';
+import { startControlPlane, type ControlPlane } from '../devenv/control-plane.js';
+import { runKubectl } from '../devenv/kubectl.js';
 import type { Manifest } from './operator-manifests.js';
 import { renderKubernetesManifests } from './testing/mocked-run.js';
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function kubectl(kubeconfig: string, args: string[], input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(toolPath('kubectl'), ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(input ?? '');
-  });
-}
+const kubectl = runKubectl;
 
 const list = (items: unknown[]): string => JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
 const dryRun = (cp: ControlPlane, items: Manifest[]) =>

@@ -1,56 +1,28 @@
 /**
- * End-to-end test support: a real kube-apiserver (scripts/control-plane) with the
+ * End-to-end test support: a real kube-apiserver (devenv/control-plane.ts) with the
  * Broadcast CRD and the operator's RBAC applied from operator/config, a database of
  * the test file's own, the provider simulator, and a real worker delivering through
  * the real provider adapters. Nothing here fakes the API server or the providers.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { PgBoss } from 'pg-boss';
 import type { Clock } from '../../lib/clock.js';
-import { loadConfig } from '../../lib/config.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
-import { startBoss } from '../../lib/queue.js';
+import { installHeraldApi, OPERATOR_SA } from '../../devenv/cluster.js';
+import { startControlPlane, type ControlPlane } from '../../devenv/control-plane.js';
+import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
+import { runKubectl, type RunResult } from '../../devenv/kubectl.js';
+import { waitFor } from '../../devenv/poll.js';
+import { startTs, type Supervised } from '../../devenv/processes.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
-import { startControlPlane, toolPath, type ControlPlane } from '../../devenv/control-plane.js';
-import { createProviders, type Providers } from '../../services/providers/index.js';
-import { startSimulator, type Simulator } from '../../services/simulator/index.js';
-import { startWorker, type RunningWorker } from '../../services/worker/worker.js';
+import type { RunningWorker } from '../../services/worker/worker.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type Broadcast, type BroadcastManifest } from '../api/v1alpha1/broadcast.js';
 import { KubeClient, isNotFound } from '../kube-client.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const OPERATOR_SA = { namespace: 'herald-system', name: 'herald-operator' };
+export { OPERATOR_SA };
+export { waitFor } from '../../devenv/poll.js';
 export const testLog = (name: string): Logger => createLogger(name, process.env.HERALD_TEST_LOG ?? 'warn');
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The machine's kubectl if usable, else the one built with the control plane. */
-export function kubectlPath(): string {
-  try {
-    return toolPath('kubectl');
-  } catch {
-    return '/usr/bin/kubectl';
-  }
-}
-
-export async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
 
 export interface Kube {
   cp: ControlPlane;
@@ -72,16 +44,8 @@ export interface Kube {
 export async function startKube(): Promise<Kube> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'herald-operator-e2e-'));
   const cp = await startControlPlane({ dir });
-  const run = (args: string[], input?: string) => kubectl(cp.adminKubeconfig, args, input);
-  const must = async (args: string[]) => {
-    const r = await run(args);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
-  await must(['create', 'namespace', OPERATOR_SA.namespace]);
-  await must(['apply', '-f', path.join(REPO, 'operator/config/crd/broadcasts.herald.dev.yaml')]);
-  await must(['apply', '-f', path.join(REPO, 'operator/config/rbac')]);
-  await must(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
+  const run = (args: string[], input?: string) => runKubectl(cp.adminKubeconfig, args, input);
+  await installHeraldApi(cp.adminKubeconfig);
   const operatorKubeconfig = await cp.kubeconfigForServiceAccount(OPERATOR_SA.namespace, OPERATOR_SA.name);
   const admin = KubeClient.fromFile(cp.adminKubeconfig);
   const objectPath = (ns: string, name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}${name ? `/${name}` : ''}`;
@@ -120,11 +84,8 @@ export async function startKube(): Promise<Kube> {
   };
 }
 
-export interface Delivery {
+export interface Delivery extends DeliveryStack {
   db: TestDatabase;
-  boss: PgBoss;
-  sim: Simulator;
-  providers: Providers;
   worker: RunningWorker;
   stop(): Promise<void>;
 }
@@ -132,42 +93,23 @@ export interface Delivery {
 /** A database of this file's own, the provider simulator, and one worker delivering through it. */
 export async function startDelivery(databaseUrl: string, clock: Clock, log = testLog('worker'), o: { jobs?: number } = {}): Promise<Delivery> {
   const db = await createTestDatabase(databaseUrl, 20);
-  const boss = await startBoss(db.url, { supervise: true, max: 6, log, superviseIntervalSeconds: 2 });
-  const sim = await startSimulator({ port: 0, fcmPort: 0, receiptDelayMs: 5, keepMessages: true });
-  const providers = createProviders(loadConfig({}), { simulator: sim, log });
-  const worker = await startWorker({
-    pool: db.pool, boss, clock, log, sms: providers.sms, push: providers.push,
-    sweepIntervalMs: 250, pollingIntervalSeconds: 0.5, heartbeatIntervalMs: 1_000, accountSmsPerSecond: 1_000,
+  const stack = await startDeliveryStack({
+    pool: db.pool, url: db.url, clock, log,
+    sim: { receipts: 'all', receiptDelayMs: 5 },
+    boss: { supervise: true, max: 6, superviseIntervalSeconds: 2 },
+  });
+  const worker = await stack.startWorker({
+    sweepIntervalMs: 250, heartbeatIntervalMs: 1_000, workerLeaseSeconds: 30, accountSmsPerSecond: 1_000,
     // One batch at a time by default, so a test can act between batches (suspend, edit, delete mid-send).
     jobs: o.jobs ?? 1,
   });
   return {
-    db, boss, sim, providers, worker,
+    ...stack, db, worker,
     async stop() {
-      await worker.stop(2_000).catch(() => {});
-      await boss.stop({ graceful: false }).catch(() => {});
-      await providers.close().catch(() => {});
-      await sim.close().catch(() => {});
+      await stack.close();
       await db.drop().catch(() => {});
     },
   };
-}
-
-/** Poll until `check` returns something truthy; fail with the last value after the deadline. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 120_000, everyMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** Events are recorded in the background: wait until these reasons have all been recorded. */
@@ -198,14 +140,9 @@ export function broadcast(name: string, spec: Partial<BroadcastManifest['spec']>
   };
 }
 
-export interface OperatorProcess {
-  child: ChildProcess;
-  pid: number;
+export interface OperatorProcess extends Supervised {
   identity: string;
   logPath: string;
-  exited: Promise<number | null>;
-  kill(signal: NodeJS.Signals): void;
-  stop(): Promise<void>;
 }
 
 /**
@@ -214,10 +151,9 @@ export interface OperatorProcess {
  */
 export function spawnOperator(o: { kubeconfig: string; databaseUrl: string; identity: string; logDir: string; env?: Record<string, string> }): OperatorProcess {
   const logPath = path.join(o.logDir, `${o.identity}.log`);
-  const log = createWriteStream(logPath, { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO, 'operator/main.ts')], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const p = startTs('operator/main.ts', {
+    name: o.identity,
+    logFile: logPath,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -234,29 +170,7 @@ export function spawnOperator(o: { kubeconfig: string; databaseUrl: string; iden
       ...o.env,
     },
   });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const kill = (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-  };
-  process.once('exit', () => kill('SIGKILL'));
-  return {
-    child,
-    pid: child.pid!,
-    identity: o.identity,
-    logPath,
-    exited,
-    kill,
-    async stop() {
-      kill('SIGCONT');
-      kill('SIGTERM');
-      const timer = setTimeout(() => kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-      log.end();
-    },
-  };
+  return Object.assign(p, { identity: o.identity, logPath });
 }
 
 /** The Lease holder, read with the admin client. */
@@ -367,7 +281,6 @@ export async function duplicates(db: TestDatabase, broadcastId: string): Promise
 
 /** The HTTP port a spawned operator printed in its "operator started" log line. */
 export async function operatorPort(p: OperatorProcess): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
   return waitFor(`${p.identity} to start`, async () => {
     const text = await readFile(p.logPath, 'utf8').catch(() => '');
     for (const line of text.split('\n')) {

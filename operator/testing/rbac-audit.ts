@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { load } from 'js-yaml';
-import { REPO } from './harness.js';
+import { REPO } from '../../devenv/processes.js';
 
 /** One request as the API server's audit log records it. */
 export interface AuditEvent {

@@ -5,18 +5,18 @@ import { planOccurrence } from '../delivery/plan.js';
 import { resumeBroadcast, suspendBroadcast, upsertBroadcast } from '../delivery/broadcasts.js';
 import { phoneOf, seedBroadcast, seedContacts, seedTenant } from '../delivery/testing/fixtures.js';
 import { pushTokenFailing, smsNumberFailing } from '../simulator/behaviours.js';
-import { startHarness, type Harness } from './testing/harness.js';
+import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
 import type { RunningWorker } from './worker.js';
 
 let db: TestDatabase;
-let h: Harness;
+let h: DeliveryStack;
 let worker: RunningWorker | undefined;
 // 15:00Z = 10:00 in Chicago, outside the tenants' quiet hours (21:00–08:00)
 const clock = new ManualClock('2026-06-01T15:00:00Z', { running: true });
 
 beforeAll(async () => {
   db = await createTestDatabase(inject('databaseUrl'));
-  h = await startHarness(db.pool, db.url, { clock, breaker: { volumeThreshold: 5, resetTimeoutMs: 500 } });
+  h = await startDeliveryStack({ pool: db.pool, url: db.url, clock, breaker: { volumeThreshold: 5, resetTimeoutMs: 500 } });
   await seedTenant(db.pool, 'grace', { quiet: ['21:00', '08:00'] });
   await seedContacts(db.pool, 'grace', 120, { tags: ['members'], tokens: true });
 });

@@ -5,17 +5,17 @@ import { planOccurrence } from '../delivery/plan.js';
 import { deliveryCounts } from '../delivery/broadcasts.js';
 import { phoneOf, seedBroadcast, seedTenant } from '../delivery/testing/fixtures.js';
 import { pushTokenAfterAccept, pushTokenOk, smsNumberAfterAccept } from '../simulator/behaviours.js';
-import { startHarness, type Harness } from './testing/harness.js';
+import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
 
 let db: TestDatabase;
-let h: Harness;
+let h: DeliveryStack;
 const clock = new ManualClock('2026-06-01T15:00:00Z', { running: true });
 
 beforeAll(async () => {
   db = await createTestDatabase(inject('databaseUrl'));
   // The client gives up after 2 s (ordinary sends answer in milliseconds, even on a busy
   // machine); the simulator holds a lost answer for 6 s.
-  h = await startHarness(db.pool, db.url, { clock, telnyxTimeoutMs: 2_000, sim: { holdMs: 6_000 }, breaker: { volumeThreshold: 1_000 } });
+  h = await startDeliveryStack({ pool: db.pool, url: db.url, clock, telnyxTimeoutMs: 2_000, sim: { holdMs: 6_000 }, breaker: { volumeThreshold: 1_000 } });
   await seedTenant(db.pool, 'lost');
 });
 afterAll(async () => {

@@ -74,7 +74,7 @@ describe('a worker process', () => {
     const w = await startWorkerProcess({ ...env(), HERALD_WORKER_JOBS: '1' });
     await expect.poll(async () => (await counts(b.id)).sending ?? 0, { timeout: 30_000, interval: 20 }).toBeGreaterThan(0);
     w.child.kill('SIGTERM');
-    expect(await w.exited).toBe(0);
+    expect((await w.exited).code).toBe(0);
     const after = await counts(b.id);
     expect(after.sending ?? 0).toBe(0); // everything it held was recorded
     expect(after.sent ?? 0).toBeGreaterThan(0);

@@ -1,31 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-
-const ROOT = join(import.meta.dirname, '..', '..', '..');
-
-export interface WorkerProcess {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  stderr(): string;
-}
+import { startTs, type Supervised } from '../../../devenv/processes.js';
 
 /**
- * A worker as a real process (services/worker/main.ts on this Node, tsx as a
- * loader, not a wrapper process), so a test can SIGKILL or SIGTERM the process
- * that holds the work.
+ * A worker as a real process (services/worker/main.ts), so a test can SIGKILL or SIGTERM
+ * the process that holds the work; resolves once the worker says it is ready.
  */
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'services/worker/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, HERALD_WORKER_PORT: '0', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  let err = '';
-  child.stderr?.on('data', (d) => (err += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+export async function startWorkerProcess(env: Record<string, string>): Promise<Supervised> {
+  const p = startTs('services/worker/main.ts', { name: 'worker', ipc: true, env: { ...process.env, HERALD_WORKER_PORT: '0', LOG_LEVEL: 'warn', ...env } });
   await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`worker exited (${code}) before it was ready: ${err}`)));
+    p.child.once('message', () => resolve());
+    void p.exited.then((exit) => reject(new Error(`worker exited (${exit.code}) before it was ready: ${p.tail()}`)));
   });
-  return { child, exited, stderr: () => err };
+  return p;
 }

@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import { toolPath } from './control-plane.js';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The kubectl `npm run tools` built (the control plane's version). */
+export function kubectlPath(): string {
+  return toolPath('kubectl');
+}
+
+/** kubectl with this kubeconfig; `input` goes to its stdin (for `-f -`). Never throws on a non-zero exit. */
+export function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    child.stdin?.end(input ?? '');
+  });
+}
+
+/** runKubectl that throws (with kubectl's message) on a non-zero exit. */
+export async function mustKubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
+  const r = await runKubectl(kubeconfig, args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr || r.stdout}`);
+  return r;
+}

@@ -29,7 +29,9 @@ const schema = z.object({
   HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),
   HERALD_SIMULATOR_PORT: z.coerce.number().int().min(0).default(8090),
   HERALD_SHUTDOWN_GRACE_MS: intFromEnv(25_000),
+  // The worker's color (its lane) and the version it runs, registered with its heartbeat.
   HERALD_LANE: z.string().default('blue'),
+  HERALD_VERSION: z.string().default('dev'),
   TELNYX_BASE_URL: z.string().url().optional(),
   FCM_PROJECT_ID: z.string().default('herald-local'),
   FCM_ENDPOINT: z.string().optional(),

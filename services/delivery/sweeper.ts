@@ -5,20 +5,32 @@ import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue
 import { metrics } from '../../lib/metrics.js';
 import { BATCH_SIZE } from './plan.js';
 
-/** Rows in flight on a worker that stopped heart-beating: $1 now, $2 worker lease seconds. */
+/**
+ * Rows in flight on a worker that stopped heart-beating: $1 now, $2 worker lease seconds.
+ * Each orphan is also an attempt of the lane that held it (the analysis counts a
+ * version's crashes), at the time it was claimed, on the database's clock.
+ */
 export const SWEEP_ORPHANS = `
-  UPDATE deliveries d SET status = CASE WHEN d.attempts >= b.max_attempts THEN 'dead' ELSE 'retry' END,
-         possible_duplicate = true, next_attempt_at = $1, claimed_by = NULL,
-         last_error = 'worker ' || coalesce(d.claimed_by, '?') || ' died while this was in flight; the provider may have accepted it',
-         finalized_at = CASE WHEN d.attempts >= b.max_attempts THEN $1::timestamptz END, updated_at = now()
-    FROM broadcasts b
-   WHERE b.id = d.broadcast_id AND d.id IN (
-         SELECT x.id FROM deliveries x LEFT JOIN workers w ON w.id = x.claimed_by
-          WHERE x.status = 'sending'
-            AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $2))
-            AND x.claimed_at < now() - make_interval(secs => $2)
-          FOR UPDATE OF x SKIP LOCKED)
-   RETURNING d.channel`;
+  WITH o AS (
+    SELECT x.id, x.claimed_by, x.claimed_at, coalesce(x.lane, w.lane, '') AS lane, coalesce(w.version, '') AS version
+      FROM deliveries x LEFT JOIN workers w ON w.id = x.claimed_by
+     WHERE x.status = 'sending'
+       AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $2))
+       AND x.claimed_at < now() - make_interval(secs => $2)
+       FOR UPDATE OF x SKIP LOCKED),
+  u AS (
+    UPDATE deliveries d SET status = CASE WHEN d.attempts >= b.max_attempts THEN 'dead' ELSE 'retry' END,
+           possible_duplicate = true, next_attempt_at = $1, claimed_by = NULL,
+           last_error = 'worker ' || coalesce(d.claimed_by, '?') || ' died while this was in flight; the provider may have accepted it',
+           finalized_at = CASE WHEN d.attempts >= b.max_attempts THEN $1::timestamptz END, updated_at = now()
+      FROM broadcasts b, o
+     WHERE b.id = d.broadcast_id AND d.id = o.id
+     RETURNING d.id, d.channel, d.tenant_id, d.broadcast_id),
+  a AS (
+    INSERT INTO attempts (delivery_id, tenant_id, broadcast_id, channel, lane, version, worker_id, outcome, called, started_at, finished_at)
+    SELECT u.id, u.tenant_id, u.broadcast_id, u.channel, o.lane, o.version, o.claimed_by, 'orphaned', false, o.claimed_at, now()
+      FROM u JOIN o ON o.id = u.id)
+  SELECT channel FROM u`;
 
 /** Rows whose time has come, queued again: $1 now, $2 limit. */
 export const WAKE_DUE = `

@@ -14,6 +14,8 @@ import type { WaitOutcome } from '../delivery/outcomes.js';
 import { retryDelayMs } from '../delivery/backoff.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
+import type { LaneGate } from './lane-gate.js';
+import { attemptClass, isProviderLevel, type Attempt } from '../delivery/attempts.js';
 
 export interface DeliverDeps {
   pool: Pool;
@@ -43,14 +45,13 @@ export interface DeliverDeps {
   chunkSize?: number;
   /** Set when the worker drains: claim nothing more, finish what is in flight. */
   draining?: AbortSignal;
-}
-
-/** Thrown when a drain left rows of the batch unclaimed: pg-boss retries the job elsewhere. */
-export class DrainedError extends Error {
-  constructor(readonly left: number) {
-    super(`worker draining: ${left} rows of this batch left for another worker`);
-    this.name = 'DrainedError';
-  }
+  /** This worker's lane (its color) and version: every claim is admitted by the lane's weight. */
+  lane: string;
+  version: string;
+  /** Waits until the lane may claim a tenant's rows, or says it takes none of them now. */
+  gate: LaneGate;
+  /** Puts unclaimed rows back on the queue as a new job: a hand-back spends no pg-boss retry. */
+  handBack: (ids: number[], o: { urgent: boolean; startAfterSeconds?: number; jobSize?: number }) => Promise<void>;
 }
 
 interface Row {
@@ -95,6 +96,8 @@ type Decision =
 export interface BatchSummary {
   /** The broadcast whose rows this batch moved (undefined when it found none to move). */
   broadcastId?: string;
+  /** Rows put back on the queue unclaimed (a drain, or the lane takes none of them now). */
+  handedBack?: number;
   sent: number;
   retry: number;
   failed: number;
@@ -160,7 +163,9 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
   const first = sendable[0]!;
   const sim = deps.simulated?.tenants.has(first.tenant_id) ? deps.simulated : undefined;
   const via = sim ? { ...deps, sms: sim.sms, push: sim.push } : deps;
-  const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, job) : await sendPush(via, sendable);
+  const back = { handedBack: 0 };
+  const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, job, back) : await sendPush(via, sendable, back);
+  if (back.handedBack > 0) summary.handedBack = back.handedBack;
   for (const o of outcomes) {
     if (o === 'accepted') summary.sent++;
     else if (o === 'retryable' || o === 'wait') summary.retry++;
@@ -222,43 +227,58 @@ interface Claim {
   title: string | null;
   /** Set when the broadcast was suspended or cancelled meanwhile: claim nothing more. */
   halt?: 'held' | 'cancelled';
+  /**
+   * The lane's verdict: 'share' (ahead of its weight: ask again), 'busy' (stayed ahead:
+   * offer the rest to the other lanes), 'closed' (takes none of it: hand the rest back).
+   */
+  lane: 'ok' | 'share' | 'busy' | 'closed';
 }
 
-/** $1 ids, $2 worker, $3 segments, $4 encoding, $5 broadcast. */
+/**
+ * $1 ids, $2 worker, $3 segments, $4 encoding, $5 broadcast, $6 lane, $7 tenant, $8 urgent,
+ * $9 worker lease seconds. The lane's admission (herald_lane_admit) and the claim are one
+ * statement, so a weight change reaches the very next chunk.
+ */
 export const CLAIM_ROWS = `
   WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
+       adm AS (SELECT herald_lane_admit($6, $7, cardinality($1::bigint[]), $8, true, $9) AS verdict),
        claimed AS (
-         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(),
+         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(), lane = $6,
                 segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
                 -- the last attempt's answer was lost: this send may be the recipient's second
                 possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
           WHERE id = ANY($1::bigint[]) AND status = 'queued'
             AND (SELECT NOT suspended AND NOT cancelled FROM b)
+            AND (SELECT verdict FROM adm) = 'ok'
          RETURNING id, possible_duplicate),
        -- rows whose flag this claim set (the snapshot is the one before the update)
        flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
-  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, b.* FROM b`;
+  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, (SELECT verdict FROM adm) AS verdict, b.* FROM b`;
 
 /**
  * queued → sending for these rows, in the same statement that reads the broadcast,
  * so the text sent is the text at claim time and a suspension or cancellation
  * stops the very next claim.
  */
-async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg: SegmentCount | null): Promise<Claim> {
-  const { rows } = await deps.pool.query<{ ids: number[] | null; flagged: number; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
+async function claim(deps: DeliverDeps, first: Row, ids: number[], seg: SegmentCount | null): Promise<Claim> {
+  const { rows } = await deps.pool.query<{ ids: number[] | null; flagged: number; verdict: Claim['lane']; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
     CLAIM_ROWS,
-    [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, broadcastId],
+    [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, first.broadcast_id, deps.lane, first.tenant_id, first.priority === 'urgent', deps.gate.leaseSeconds],
   );
   const r = rows[0];
-  if (!r) return { owned: new Set(), text: '', title: null, halt: 'cancelled' };
+  if (!r) return { owned: new Set(), text: '', title: null, halt: 'cancelled', lane: 'ok' };
   const owned = new Set((r.ids ?? []).map(Number));
   if (r.flagged > 0) metrics.possibleDuplicates.inc({ channel: seg ? 'sms' : 'push' }, r.flagged);
+  // The lane counted every row it asked for; give back the share of those it did not get.
+  if (r.verdict === 'ok' && owned.size < ids.length && first.priority !== 'urgent') {
+    await deps.pool.query('SELECT herald_lane_uncount($1, $2, $3)', [deps.lane, first.tenant_id, ids.length - owned.size]);
+  }
   if (seg && owned.size > 0 && r.message_text !== seg.text) {
     // Edited since the batch was loaded: bill what is actually sent.
     const now = countSegments(r.message_text);
     await deps.pool.query('UPDATE deliveries SET segments = $2, encoding = $3 WHERE id = ANY($1::bigint[])', [[...owned], now.segments, now.encoding]);
   }
-  return { owned, text: r.message_text, title: r.message_title, halt: r.cancelled ? 'cancelled' : r.suspended ? 'held' : undefined };
+  return { owned, text: r.message_text, title: r.message_title, halt: r.cancelled ? 'cancelled' : r.suspended ? 'held' : undefined, lane: r.verdict };
 }
 
 /**
@@ -271,22 +291,50 @@ async function claim(deps: DeliverDeps, broadcastId: string, ids: number[], seg:
  * caller releases the rest as each send finishes.
  */
 async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], seg: SegmentCount | null): Promise<Claim> {
-  await deps.inFlight.acquire(chunk.length);
-  let c: Claim;
-  try {
-    await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
-    c = await claim(deps, chunk[0]!.broadcast_id, chunk.map((r) => r.id), seg);
-  } catch (err) {
-    deps.inFlight.release(chunk.length);
-    throw err;
+  const first = chunk[0]!;
+  for (;;) {
+    // Asked before tokens are taken, so a lane ahead of its weight spends none.
+    const open = await deps.gate.admit(first.tenant_id, chunk.length, first.priority === 'urgent', deps.draining);
+    if (open !== 'ok') return { owned: new Set(), text: '', title: null, lane: open };
+    await deps.inFlight.acquire(chunk.length);
+    let c: Claim;
+    try {
+      await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
+      c = await claim(deps, first, chunk.map((r) => r.id), seg);
+    } catch (err) {
+      deps.inFlight.release(chunk.length);
+      throw err;
+    }
+    deps.inFlight.release(chunk.length - c.owned.size);
+    // Another worker of the lane claimed in between: ask again.
+    if (c.lane !== 'share') return c;
   }
-  deps.inFlight.release(chunk.length - c.owned.size);
-  return c;
+}
+
+/**
+ * Put the rows not claimed back on the queue: the job then completes, spending no retry.
+ * Rows a lane is too far ahead to claim ('busy') go back at once in chunk-sized jobs, so
+ * the lanes behind, which hold none of this tenant's rows, can take their share of them.
+ * Rows a lane refuses ('closed') wait a second before they are offered again, so a
+ * tenant no live lane serves (a preview lane not up yet) is not passed around in a loop.
+ */
+async function handBackRest(deps: DeliverDeps, rest: Row[], summary: { handedBack: number }, why: 'busy' | 'closed' | 'drain'): Promise<void> {
+  if (rest.length === 0) return;
+  await deps.handBack(rest.map((r) => r.id), {
+    urgent: rest[0]!.priority === 'urgent',
+    startAfterSeconds: why === 'closed' ? 1 : 0,
+    jobSize: why === 'busy' ? deps.chunkSize ?? 25 : undefined,
+  });
+  summary.handedBack += rest.length;
 }
 
 /** Claim every row and record one outcome for all (no provider call was possible). */
 async function settleAll(deps: DeliverDeps, rows: Row[], seg: SegmentCount | null, outcome: Outcome | WaitOutcome): Promise<string[]> {
-  const c = await claim(deps, rows[0]!.broadcast_id, rows.map((r) => r.id), seg);
+  const c = await claim(deps, rows[0]!, rows.map((r) => r.id), seg);
+  if (c.lane !== 'ok') {
+    await deps.handBack(rows.map((r) => r.id), { urgent: rows[0]!.priority === 'urgent', startAfterSeconds: 1 });
+    return [];
+  }
   if (c.halt) {
     await haltRest(deps, rows, c.halt);
     return [];
@@ -308,18 +356,6 @@ function chunks<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
-
-/**
- * Failures that are the provider's (or the network's), not this recipient's: its
- * servers erroring or overloaded, timeouts, connection errors, our own credentials
- * refused. They say nothing about the recipient, so they never spend an attempt.
- */
-const PROVIDER_LEVEL_CODES = new Set([
-  'timeout', 'connection', 'network', 'exception', 'circuit_open', // transport
-  '10007', '10008', '10009', '10010', '10011', // Telnyx: their side, auth, rate limit
-  'UNAVAILABLE', 'INTERNAL', 'QUOTA_EXCEEDED', // FCM
-]);
-const isProviderLevel = (code: string) => PROVIDER_LEVEL_CODES.has(code) || /^http_(5\d\d|429|408|401|403|0)$/.test(code);
 
 /**
  * A provider outage waits, it does not fail: a provider-level failure, or any
@@ -355,7 +391,7 @@ export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): R
   return keys;
 }
 
-async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise<string[]> {
+async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary: { handedBack: number }): Promise<string[]> {
   const first = rows[0]!;
   const numbers = (await deps.pool.query<SendingNumber>(
     'SELECT phone_number, kind, campaign_id, per_second FROM sending_numbers WHERE tenant_id = $1 ORDER BY id', [first.tenant_id])).rows;
@@ -382,7 +418,6 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
     else groups.set(k, [r]);
   }
   const results: Promise<string>[] = [];
-  let left = 0;
   const segText: SegmentCount = { ...seg, text: first.message_text };
   const queue = [...groups.values()];
   outer: for (let g = 0; g < queue.length; g++) {
@@ -394,11 +429,11 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
     const parts = chunks(group, perChunk);
     for (let i = 0; i < parts.length; i++) {
       const chunk = parts[i]!;
-      if (deps.draining?.aborted) {
-        left += chunk.length;
-        continue;
+      const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, keys, segText);
+      if (!c || c.lane !== 'ok') {
+        await handBackRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], summary, c?.lane === 'busy' ? 'busy' : c ? 'closed' : 'drain');
+        break outer;
       }
-      const c = await reserveAndClaim(deps, chunk, keys, segText);
       if (c.halt) {
         await haltRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], c.halt);
         break outer;
@@ -408,9 +443,7 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob): Promise
       }
     }
   }
-  const done = await Promise.all(results);
-  if (left > 0) throw new DrainedError(left);
-  return done;
+  return Promise.all(results);
 }
 
 async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber, text: string): Promise<string> {
@@ -429,13 +462,14 @@ async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber, text
   } finally {
     deps.inFlight.release(1);
   }
+  const attempt = attemptOf(deps, row, outcome, started, performance.now());
   outcome = duringOutage(deps, 'sms', outcome);
   observe(row, outcome, 'telnyx', started, deps.clock);
-  await deps.recorder.add({ deliveryId: row.id, outcome });
+  await deps.recorder.add({ deliveryId: row.id, outcome }, attempt);
   return outcome.kind;
 }
 
-async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
+async function sendPush(deps: DeliverDeps, rows: Row[], summary: { handedBack: number }): Promise<string[]> {
   const first = rows[0]!;
   const push = deps.push;
   if (!push) {
@@ -445,15 +479,14 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
   const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500, deps.inFlight.capacity));
   const results: Promise<string[]>[] = [];
-  let left = 0;
   const parts = chunks(rows, perChunk);
   for (let i = 0; i < parts.length; i++) {
     const chunk = parts[i]!;
-    if (deps.draining?.aborted) {
-      left += chunk.length;
-      continue;
+    const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, keys, null);
+    if (!c || c.lane !== 'ok') {
+      await handBackRest(deps, parts.slice(i).flat(), summary, c?.lane === 'busy' ? 'busy' : c ? 'closed' : 'drain');
+      break;
     }
-    const c = await reserveAndClaim(deps, chunk, keys, null);
     if (c.halt) {
       await haltRest(deps, parts.slice(i).flat(), c.halt);
       break;
@@ -478,20 +511,31 @@ async function sendPush(deps: DeliverDeps, rows: Row[]): Promise<string[]> {
         } finally {
           deps.inFlight.release(mine.length);
         }
+        const ended = performance.now();
         await Promise.all(
           mine.map((r, i) => {
-            const outcome = duringOutage(deps, 'push', outcomes[i] ?? errorOutcome(new Error('provider returned fewer results than messages')));
+            const raw = outcomes[i] ?? errorOutcome(new Error('provider returned fewer results than messages'));
+            const attempt = attemptOf(deps, r, raw, started, ended);
+            const outcome = duringOutage(deps, 'push', raw);
             observe(r, outcome, 'fcm', started, deps.clock);
-            return deps.recorder.add({ deliveryId: r.id, outcome });
+            return deps.recorder.add({ deliveryId: r.id, outcome }, attempt);
           }),
         );
         return outcomes.map((o) => o.kind);
       })(),
     );
   }
-  const done = (await Promise.all(results)).flat();
-  if (left > 0) throw new DrainedError(left);
-  return done;
+  return (await Promise.all(results)).flat();
+}
+
+/** What the rollout analysis needs of one provider attempt. A raw wait is our own open circuit's refusal: it never reached the wire. */
+function attemptOf(deps: DeliverDeps, row: Row, raw: Outcome | WaitOutcome, startedMs: number, endedMs: number): Attempt {
+  const called = raw.kind !== 'wait';
+  return {
+    deliveryId: row.id, tenantId: row.tenant_id, broadcastId: row.broadcast_id, channel: row.channel,
+    lane: deps.lane, version: deps.version, workerId: deps.workerId,
+    outcome: attemptClass(raw), code: 'code' in raw ? raw.code : null, called, startedMs, endedMs,
+  };
 }
 
 function observe(row: Row, outcome: Outcome | WaitOutcome, provider: string, startedMs: number, clock: Clock): void {

@@ -25,7 +25,8 @@ const db = await startDatabase({ databaseUrl: config.databaseUrl, dataDir: confi
 const pool = createPool(db.url, config.HERALD_DB_POOL_MAX, 'worker');
 await migrate(pool);
 // pg-boss fetches, completes and heartbeats every batch slot's job on its own pool.
-const boss = await startBoss(db.url, { log, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2) });
+// Its maintenance runs only while this worker's lane is stable (startWorker's `maintenance`).
+const boss = await startBoss(db.url, { log, max: Math.max(4, Math.ceil(config.HERALD_WORKER_JOBS / 4) + 2), supervise: false });
 const simulator = process.env.HERALD_SIMULATOR_URL ? await connectToSimulator(process.env.HERALD_SIMULATOR_URL) : undefined;
 const providers = createProviders(config, { simulator, log, maxSockets: config.HERALD_WORKER_CONCURRENCY });
 const simulatedTenants = (process.env.HERALD_SIMULATED_TENANTS ?? '').split(',').map((t) => t.trim()).filter(Boolean);
@@ -39,6 +40,8 @@ const worker = await startWorker({
   circuitState: { sms: () => providers.circuits.telnyx.state, push: () => providers.circuits.fcm.state },
   simulated: simulatedProviders && { tenants: new Set(simulatedTenants), sms: simulatedProviders.sms, push: simulatedProviders.push },
   lane: config.HERALD_LANE,
+  version: config.HERALD_VERSION,
+  maintenance: true,
   concurrency: config.HERALD_WORKER_CONCURRENCY,
   jobs: config.HERALD_WORKER_JOBS,
   chunkSize: config.HERALD_WORKER_CHUNK,

@@ -9,7 +9,10 @@ import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
 import { RateLimiter } from '../delivery/rate-limit.js';
 import { sweepOnce } from '../delivery/sweeper.js';
-import { deliverBatch, DrainedError, type DeliverDeps } from './deliver-batch.js';
+import { deliverBatch, type DeliverDeps } from './deliver-batch.js';
+import { LaneGate } from './lane-gate.js';
+import { handBack } from '../delivery/hand-back.js';
+import { readLane, type Lane } from '../delivery/lanes.js';
 import { notifyProgress } from '../delivery/progress.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
 import { Semaphore } from '../../lib/semaphore.js';
@@ -23,7 +26,14 @@ export interface WorkerOptions {
   push?: PushProvider;
   simulated?: DeliverDeps['simulated'];
   circuitState?: DeliverDeps['circuitState'];
+  /** This worker's color: its lane's weight decides which share of the work it claims. */
   lane?: string;
+  /** The version this worker runs (HERALD_VERSION), registered with its heartbeat. */
+  version?: string;
+  /** Run pg-boss's queue maintenance while this worker's lane is stable (its own boss does not supervise). */
+  maintenance?: boolean;
+  /** How often the lane's weight and role are read (the claim itself always checks the database). */
+  laneRefreshMs?: number;
   /** Sends in flight across all jobs of this process. */
   concurrency?: number;
   /** Jobs (batches) handled at once. */
@@ -41,6 +51,8 @@ export interface RunningWorker {
   id: string;
   /** True while the worker takes new work. */
   readonly accepting: boolean;
+  /** The lane as this worker last read it. */
+  readonly laneState: Lane | undefined;
   /** Stop taking work, finish what is held (up to graceMs), then stop. */
   stop(graceMs?: number): Promise<{ drained: boolean }>;
 }
@@ -58,7 +70,12 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const inFlight = new Semaphore((o.concurrency ?? 128) + 2 * (o.chunkSize ?? 25));
   const recorder = new OutcomeRecorder(o.pool, o.clock);
   const limiter = new RateLimiter(o.pool, { signal: abort.signal });
-  await o.pool.query('INSERT INTO workers (id, lane) VALUES ($1, $2)', [id, o.lane ?? 'blue']);
+  const lane = o.lane ?? 'blue';
+  const version = o.version ?? '';
+  const leaseSeconds = o.workerLeaseSeconds ?? 30;
+  await o.pool.query('INSERT INTO workers (id, lane, version) VALUES ($1, $2, $3)', [id, lane, version]);
+  let laneState = await readLane(o.pool, lane);
+  if (!laneState) o.log.warn({ lane }, 'no such lane: this worker claims nothing until it exists');
 
   const active = new Set<Promise<unknown>>();
   let accepting = true;
@@ -66,7 +83,10 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, circuitState: o.circuitState, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
     accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
     draining: draining.signal,
-  };
+    lane, version,
+    gate: new LaneGate(o.pool, lane, leaseSeconds),
+    handBack: (ids, h) => handBack(o.boss, ids, h),
+  } satisfies DeliverDeps;
 
   // One pg-boss worker per batch slot, each its own work() so it knows its id: after a
   // batch it asks for the next at once (notifyWorker). pg-boss otherwise waits out the
@@ -95,8 +115,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       return summary;
     } catch (err) {
       metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
-      if (err instanceof DrainedError) o.log.info({ job: job.id, left: err.left }, 'batch handed back while draining');
-      else o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
+      o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
       throw err;
     } finally {
       active.delete(run);
@@ -106,13 +125,29 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     workIds.push(await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 1 }, handle(i)));
   }
 
+  // Slots are taking work: the worker says it is ready with its heartbeat.
+  await o.pool.query('UPDATE workers SET ready = true, heartbeat_at = now() WHERE id = $1', [id]);
   const timers: NodeJS.Timeout[] = [];
   // Beat well inside the lease others judge us by, or a slow send would look like a dead worker.
-  const leaseSeconds = o.workerLeaseSeconds ?? 30;
   const heartbeatMs = Math.min(o.heartbeatIntervalMs ?? 5_000, (leaseSeconds * 1000) / 3);
+  // Only the stable lane's workers run the sweeper and queue maintenance: a version on
+  // trial (or at weight 0) never decides which retries and due rows go back to the queue.
+  const stable = () => laneState?.role === 'stable' && laneState.weight > 0;
+  timers.push(setInterval(() => {
+    readLane(o.pool, lane).then((l) => {
+      if (l?.weight !== laneState?.weight || l?.role !== laneState?.role) o.log.info({ lane, weight: l?.weight, role: l?.role }, 'lane changed');
+      laneState = l;
+    }).catch((err) => o.log.warn({ err }, 'lane read failed'));
+  }, o.laneRefreshMs ?? 500));
+  let maintaining = false;
+  if (o.maintenance) timers.push(setInterval(() => {
+    if (maintaining || !accepting || !stable()) return;
+    maintaining = true;
+    o.boss.supervise().catch((err) => o.log.warn({ err }, 'queue maintenance failed')).finally(() => { maintaining = false; });
+  }, 5_000));
   let sweeping = false;
   timers.push(setInterval(() => {
-    if (sweeping || !accepting) return;
+    if (sweeping || !accepting || !stable()) return;
     sweeping = true;
     sweepOnce(o.pool, o.boss, o.clock.now(), { workerLeaseSeconds: leaseSeconds })
       .then((r) => { if (r.woken || r.orphaned) o.log.debug(r, "sweep"); })
@@ -126,13 +161,15 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount ?? 0); }).catch(() => {});
   }, 5_000));
 
-  o.log.info({ worker: id, lane: o.lane ?? 'blue' }, 'worker started');
+  o.log.info({ worker: id, lane, version, role: laneState?.role, weight: laneState?.weight }, 'worker started');
   return {
     id,
     get accepting() { return accepting; },
+    get laneState() { return laneState; },
     async stop(graceMs = 25_000) {
       accepting = false;
       draining.abort();
+      await o.pool.query('UPDATE workers SET ready = false WHERE id = $1', [id]).catch(() => {});
       for (const t of timers) clearInterval(t);
       // Stop fetching; jobs already handed to us run on.
       await Promise.all(workIds.map((id) => o.boss.offWork(DELIVER_QUEUE, { id, wait: false })));

@@ -4,17 +4,17 @@ import { ManualClock } from '../../lib/clock.js';
 import { planOccurrence } from '../delivery/plan.js';
 import { updateLanes } from '../delivery/lanes.js';
 import { seedBroadcast, seedContacts, seedTenant } from '../delivery/testing/fixtures.js';
-import { startHarness, type Harness } from './testing/harness.js';
+import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
 import type { RunningWorker } from './worker.js';
 
 let db: TestDatabase;
-let h: Harness;
+let h: DeliveryStack;
 let workers: RunningWorker[] = [];
 const clock = new ManualClock('2026-06-01T15:00:00Z', { running: true });
 
 beforeAll(async () => {
   db = await createTestDatabase(inject('databaseUrl'));
-  h = await startHarness(db.pool, db.url, { clock });
+  h = await startDeliveryStack({ pool: db.pool, url: db.url, clock });
   for (const t of ['alpha', 'beta', 'loadtest']) await seedTenant(db.pool, t);
   await seedContacts(db.pool, 'alpha', 1000, { tags: ['all'] });
   await seedContacts(db.pool, 'beta', 1000, { tags: ['all'], offset: 10_000 });
@@ -32,7 +32,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const start = async (lane: string, version: string, o: Parameters<Harness['startWorker']>[0] = {}) => {
+const start = async (lane: string, version: string, o: Parameters<DeliveryStack['startWorker']>[0] = {}) => {
   const w = await h.startWorker({ lane, version, chunkSize: 10, accountSmsPerSecond: 100_000, ...o });
   workers.push(w);
   return w;

@@ -40,7 +40,7 @@ const text = (max: number) => z.string().max(max).nullable().optional();
  */
 export const contactRow = z
   .strictObject({
-    phone: z.string().max(40).meta({ description: 'Any common notation; read in default_country unless it starts with +' }),
+    phone: z.string().max(40).meta({ description: 'Any common notation; read in default_country unless it starts with +', example: '(202) 555-0143' }),
     name: text(200),
     time_zone: text(64).meta({ description: 'IANA zone, e.g. America/Chicago' }),
     tags: z.union([z.array(z.string().max(64)).max(100), z.string()]).nullable().optional().meta({ description: 'An array, or one string separated by semicolons' }),

@@ -48,6 +48,12 @@ export function errorHandler(log: Logger): Middleware {
         ctx.status = 404;
         ctx.body = { error: { field: null, reason: `no route for ${ctx.method} ${ctx.path}` } };
       }
+      // The routers answer a method no route has (TRACE) with 501: that is the client's
+      // request, not a server fault, so it is a 405 like any other method the path lacks.
+      if ((ctx.status === 405 || ctx.status === 501) && ctx.body === undefined) {
+        ctx.status = 405;
+        ctx.body = { error: { field: null, reason: `${ctx.method} is not allowed on ${ctx.path}` } };
+      }
     } catch (err) {
       if (err instanceof HttpError) {
         ctx.status = err.status;
@@ -165,9 +171,12 @@ export async function readJson(ctx: Context, limitBytes: number): Promise<unknow
   }
 }
 
-/** A query parameter given once, or undefined. */
+/**
+ * A query parameter given once, or undefined when absent. Given empty (`?limit=`) it is
+ * '' and validated like any other value, as the OpenAPI document says.
+ */
 export function queryParam(ctx: Context, name: string): string | undefined {
   const v = ctx.query[name];
   if (Array.isArray(v)) throw badRequest(name, 'given more than once');
-  return v === undefined || v === '' ? undefined : v;
+  return v;
 }

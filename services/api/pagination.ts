@@ -41,7 +41,11 @@ export const pageQuery = z.object({
     .optional()
     .meta({
       description: `Page size, 1 to ${MAX_LIMIT} (default ${DEFAULT_LIMIT})`,
-      override: { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT },
+      override: ({ jsonSchema }) => {
+        // Sent as digits; shown as the integer it is.
+        delete jsonSchema.pattern;
+        Object.assign(jsonSchema, { type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT });
+      },
     }),
   cursor: z
     .string()

@@ -51,11 +51,23 @@ function adminOp(op: ZodOpenApiOperationObject, ...statuses: ErrorStatus[]): Zod
 const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({ required, content: { 'application/json': { schema } } });
 const smallBodyNote = `JSON, at most ${SMALL_BODY_BYTES / 1024} KB.`;
 
-const contactId = z.object({ id: z.string().regex(/^\d{1,15}$/).meta({ override: { type: 'integer', minimum: 1 }, description: 'Contact id' }) });
+/** A numeric id in a path: the routes read digits (anything else is a 404); shown as the integer it is. */
+const integerId = (description: string) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .meta({
+      description,
+      override: ({ jsonSchema }) => {
+        delete jsonSchema.pattern;
+        Object.assign(jsonSchema, { type: 'integer', minimum: 1 });
+      },
+    });
+const contactId = z.object({ id: integerId('Contact id') });
 const broadcastId = z.object({ id: z.uuid().meta({ description: 'Broadcast id' }) });
 const tenantId = z.object({ tenantId: slug.meta({ description: 'Tenant id (a DNS label)' }) });
 const numericParam = (name: string, description: string) =>
-  z.object({ [name]: z.string().regex(/^\d{1,15}$/).meta({ override: { type: 'integer', minimum: 1 }, description }) });
+  z.object({ [name]: integerId(description) });
 
 const tenantPaths = {
   '/v1/contacts': {
@@ -74,7 +86,7 @@ const tenantPaths = {
           required: true,
           content: {
             'application/json': {
-              schema: z.union([z.array(contactRow), z.object({ contacts: z.array(contactRow) })]),
+              schema: z.union([z.array(contactRow), z.strictObject({ contacts: z.array(contactRow) })]),
             },
             'text/csv': { schema: z.string().meta({ example: 'phone,name,tags\n+12025550143,Ada,choir;youth\n' }) },
           },

@@ -190,7 +190,9 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.patch('/tenants/:tenantId', async (ctx) => {
     const id = tenantParam(ctx);
-    const p = parseOr400(tenantPatch, (await readJson(ctx, SMALL_BODY_BYTES)) ?? {});
+    // No body is an empty patch; a JSON null is not an object and is refused.
+    const body = await readJson(ctx, SMALL_BODY_BYTES);
+    const p = parseOr400(tenantPatch, body === undefined ? {} : body);
     const sets: string[] = [];
     const values: unknown[] = [id];
     for (const [col, value] of Object.entries(p)) {

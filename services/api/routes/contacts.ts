@@ -15,6 +15,9 @@ const CONTACT_COLUMNS = `c.id, c.external_id, c.phone, c.name, c.time_zone, c.ta
   c.consent_source, (o.phone IS NOT NULL) AS opted_out, c.created_at, c.updated_at`;
 const CONTACT_FROM = `contacts c LEFT JOIN opt_outs o ON o.tenant_id = c.tenant_id AND o.phone = c.phone`;
 
+/** The upload's other JSON form: `{"contacts": [...]}` and nothing else. Rows are checked one by one after. */
+export const contactsWrapper = z.strictObject({ contacts: z.array(z.unknown()) });
+
 /** Query parameters of the contact routes (the OpenAPI document shows these). */
 export const contactsQuery = z.object({
   default_country: countrySchema.optional().meta({ description: 'ISO 3166-1 alpha-2 country for numbers written without +country code (default US)' }),
@@ -69,6 +72,8 @@ export function contactRoutes(deps: ApiDeps): Router {
       }
       const list = Array.isArray(parsed) ? parsed : (parsed as { contacts?: unknown } | null)?.contacts;
       if (!Array.isArray(list)) throw badRequest('body', 'expected a JSON array of contacts (or {"contacts": [...]})');
+      // The wrapper carries nothing else: an unknown key beside contacts is named, not ignored.
+      if (!Array.isArray(parsed)) parseOr400(contactsWrapper, parsed);
       input = list.map((value, i) => ({ row: i + 1, value }));
     }
 

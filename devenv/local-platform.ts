@@ -60,10 +60,11 @@ export interface LocalPlatformOptions {
   /** Extra environment per service (e.g. HERALD_ACCOUNT_SMS_PER_SECOND for the worker). */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   /**
-   * How each service is run (default: `node --import tsx <file>` in the repository). The
-   * built-image tests run the image's entrypoints from a built tree (devenv/image-tree.ts).
+   * How each service is run (undefined, or no option: `node --import tsx <file>` in the
+   * repository). The built-image tests run the image's entrypoints from a built tree
+   * (devenv/image-tree.ts); the previous-release test runs the previous commit's api and worker.
    */
-  command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string };
+  command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string } | undefined;
   /** A service exited while the platform was running (not during stop). */
   onUnexpectedExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -231,7 +232,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       HERALD_DATA_DIR: dataDir,
     };
     const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<Supervised> => {
-      const [cmd, ...args] = o.command ? o.command(name, file).argv : [];
+      const how = o.command?.(name, file);
       const options: ProcessOptions = {
         name,
         env: { ...common, ...env, ...o.env?.[name] },
@@ -239,8 +240,9 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
         onLine: o.onLog && ((line: string) => o.onLog!(name, line)),
         onUnexpectedExit: o.onUnexpectedExit && ((exit: Exit) => o.onUnexpectedExit!(name, exit.code, exit.signal)),
       };
-      if (o.command && !cmd) throw new Error(`${name}: empty command`);
-      const s = o.command ? startProcess(cmd!, args, { ...options, cwd: o.command(name, file).cwd }) : startTs(file, options);
+      const [cmd, ...args] = how?.argv ?? [];
+      if (how && !cmd) throw new Error(`${name}: empty command`);
+      const s = how ? startProcess(cmd!, args, { ...options, cwd: how.cwd }) : startTs(file, options);
       services.push(s);
       await notePid('TERM', s.pid);
       return s;

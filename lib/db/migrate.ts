@@ -13,7 +13,8 @@ const MIGRATION_LOCK = 4_810_001;
  * transaction, recorded in herald_schema_migrations. An advisory lock lets many
  * replicas start at once. Migrations only add (columns, tables, indexes) so that
  * the previous worker version keeps running during a rollout; removals come in a
- * later release once no old worker remains.
+ * later release once no old worker remains, marked `-- herald:contract: <why>`
+ * (the rule and its check: devenv/migration-safety.ts, README "Migrations").
  */
 export async function migrate(pool: Pool): Promise<string[]> {
   const client = await pool.connect();

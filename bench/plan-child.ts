@@ -1,6 +1,6 @@
 import { createPool } from '../lib/db/postgres.js';
 import { startBoss } from '../lib/queue.js';
-import { planOccurrence } from '../services/delivery/plan.js';
+import { planOccurrence } from '../core/delivery/plan.js';
 
 // Plans one occurrence in a process of its own, so its peak RSS is the planner's alone.
 const [url, broadcastId] = process.argv.slice(2) as [string, string];

@@ -2,7 +2,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Broadcast, BroadcastPhase } from './api/v1alpha1/broadcast.js';
 import { FINALIZER } from './api/v1alpha1/broadcast.js';
 import type { BroadcastApi } from './broadcast-api.js';
-import { plannedOccurrences } from './delivery-state.js';
+import { plannedOccurrences } from '../core/delivery/reads.js';
 import type { EventRecorder } from './events.js';
 import { accept } from './phases/accept.js';
 import { cancel } from './phases/cancel.js';

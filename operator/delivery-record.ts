@@ -1,5 +1,5 @@
-import type { BroadcastRecord } from '../services/delivery/broadcasts.js';
-import { broadcastIdFor } from '../services/delivery/ids.js';
+import type { BroadcastRecord } from '../core/delivery/broadcasts.js';
+import { broadcastIdFor } from '../core/delivery/ids.js';
 import type { Broadcast } from './api/v1alpha1/broadcast.js';
 
 /** "6h", "90m", "1h30m", "45s" → seconds (the CRD admits only these forms). */

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FileClock } from '../lib/clock.js';
-import { broadcastIdFor } from '../services/delivery/ids.js';
-import { seedContacts, seedTenant } from '../services/delivery/testing/fixtures.js';
+import { broadcastIdFor } from '../core/delivery/ids.js';
+import { seedContacts, seedTenant } from '../core/delivery/testing/fixtures.js';
 import type { Broadcast } from './api/v1alpha1/broadcast.js';
 import {
   broadcast, duplicates, handOver, leaseHolder, OPERATOR_SA, operatorPort, phaseIs, recordLease, spawnOperator, startDelivery, startKube, waitFor,

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from '../lib/db/postgres.js';
 import type { Logger } from '../lib/logger.js';
-import { PROGRESS_CHANNEL } from '../services/delivery/progress.js';
+import { PROGRESS_CHANNEL } from '../core/delivery/progress.js';
 
 export interface ProgressListenerOptions {
   pool: Pool;
@@ -13,7 +13,7 @@ export interface ProgressListenerOptions {
 }
 
 /**
- * LISTENs on the delivery core's progress channel (services/delivery/progress.ts)
+ * LISTENs on the delivery core's progress channel (core/delivery/progress.ts)
  * on one connection held for the purpose, and comes back after a lost connection.
  * Notifications sent while it was away are lost, so every (re)connect is reported
  * and the operator looks at everything once.

@@ -1,6 +1,6 @@
-import { upsertBroadcast } from '../../services/delivery/broadcasts.js';
-import { countSegments, MAX_SEGMENTS } from '../../services/delivery/segments.js';
-import { deliveryCoreCopy, readTenant } from '../delivery-state.js';
+import { upsertBroadcast } from '../../core/delivery/broadcasts.js';
+import { countSegments, MAX_SEGMENTS } from '../../core/delivery/segments.js';
+import { deliveryCoreCopy, readTenant } from '../../core/delivery/reads.js';
 import { toBroadcastRecord } from '../delivery-record.js';
 import { scheduleProblem } from '../schedule.js';
 import type { Blocked, Reconciling } from './reconciling.js';

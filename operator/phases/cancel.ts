@@ -1,7 +1,7 @@
-import { cancelBroadcast } from '../../services/delivery/broadcasts.js';
+import { cancelBroadcast } from '../../core/delivery/broadcasts.js';
 import { FINALIZER } from '../api/v1alpha1/broadcast.js';
 import type { BroadcastApi } from '../broadcast-api.js';
-import { deliveryCoreCopy } from '../delivery-state.js';
+import { deliveryCoreCopy } from '../../core/delivery/reads.js';
 import type { Reconciling } from './reconciling.js';
 
 /**

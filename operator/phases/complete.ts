@@ -1,4 +1,4 @@
-import type { DeliveryCounts } from '../../services/delivery/broadcasts.js';
+import type { DeliveryCounts } from '../../core/delivery/broadcasts.js';
 import type { BroadcastPhase } from '../api/v1alpha1/broadcast.js';
 import { rfc3339 } from '../conditions.js';
 import type { ScheduleDecision } from '../schedule.js';

@@ -1,5 +1,5 @@
-import { countSegments } from '../../services/delivery/segments.js';
-import { previewAudience } from '../delivery-state.js';
+import { countSegments } from '../../core/delivery/segments.js';
+import { previewAudience } from '../../core/delivery/reads.js';
 import { rfc3339 } from '../conditions.js';
 import type { Reconciling } from './reconciling.js';
 

@@ -1,7 +1,7 @@
 import { metrics } from '../../lib/metrics.js';
-import { planOccurrence } from '../../services/delivery/plan.js';
+import { planOccurrence } from '../../core/delivery/plan.js';
 import { rfc3339 } from '../conditions.js';
-import { audienceSize } from '../delivery-state.js';
+import { audienceSize } from '../../core/delivery/reads.js';
 import type { Occurrence } from '../schedule.js';
 import { emptyAudience } from './schedule.js';
 import type { Blocked, Reconciling } from './reconciling.js';

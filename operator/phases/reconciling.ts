@@ -1,6 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../lib/db/postgres.js';
-import { BATCH_SIZE } from '../../services/delivery/plan.js';
+import { BATCH_SIZE } from '../../core/delivery/plan.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Broadcast, BroadcastPhase, BroadcastStatus, ConditionType } from '../api/v1alpha1/broadcast.js';
 import { setCondition, type ConditionStatus } from '../conditions.js';

@@ -1,8 +1,8 @@
-import { earliestLocalInstant, type PlannedOccurrence } from '../delivery-state.js';
+import { earliestLocalInstant, type PlannedOccurrence } from '../../core/delivery/reads.js';
 import { rfc3339 } from '../conditions.js';
 import { decideSchedule, ONCE, scheduleKind, type ScheduleDecision } from '../schedule.js';
 import type { Blocked, Reconciling } from './reconciling.js';
-import { rescheduleOccurrence } from '../../services/delivery/reschedule.js';
+import { rescheduleOccurrence } from '../../core/delivery/reschedule.js';
 
 /**
  * Schedule: which occurrences are due at the operator's clock and when the next

@@ -1,6 +1,6 @@
-import { deliveryCounts, type DeliveryCounts } from '../../services/delivery/broadcasts.js';
+import { deliveryCounts, type DeliveryCounts } from '../../core/delivery/broadcasts.js';
 import { rfc3339 } from '../conditions.js';
-import type { PlannedOccurrence } from '../delivery-state.js';
+import type { PlannedOccurrence } from '../../core/delivery/reads.js';
 import type { Reconciling } from './reconciling.js';
 
 export const outstanding = (c: DeliveryCounts): number => c.queued + c.sending;

@@ -1,5 +1,5 @@
-import { resumeBroadcast, suspendBroadcast } from '../../services/delivery/broadcasts.js';
-import { hasHeldDeliveries } from '../delivery-state.js';
+import { resumeBroadcast, suspendBroadcast } from '../../core/delivery/broadcasts.js';
+import { hasHeldDeliveries } from '../../core/delivery/reads.js';
 import type { Reconciling } from './reconciling.js';
 
 /** spec.suspend: true — workers hold every row not yet sent; nothing new is planned. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Pool } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
 import { canonicalTimeZone, normalizePhone } from './validation.js';
-import { rescheduleContacts } from '../delivery/reschedule.js';
+import { rescheduleContacts } from '../../core/delivery/reschedule.js';
 
 export interface RowError {
   /** 1-based: the index + 1 of a JSON upload, the data row (after the header) of a CSV. */

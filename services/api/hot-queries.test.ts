@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { explain } from '../../devenv/explain.js';
 import { API_KEY_BY_PREFIX } from './auth.js';
-import { WRITE_RECEIPTS } from './receipt-writer.js';
+import { WRITE_RECEIPTS } from '../../core/delivery/receipt-writer.js';
 import { CONTACT_BY_EXTERNAL_ID } from './routes/device-tokens.js';
 import { DELIVERIES_PAGE, OPT_OUTS_PAGE } from './routes/queries.js';
 import { INSERT_EVENT } from './telnyx-webhook.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { systemClock } from '../../lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
-import { recordOutcomes } from '../delivery/outcomes.js';
+import { recordOutcomes } from '../../core/delivery/outcomes.js';
 import { createTelnyxProvider } from '../providers/telnyx.js';
 import { smsNumberFailing, smsNumberOk, startSimulator, type Simulator } from '../simulator/index.js';
 import { matchPendingReceipts } from './telnyx-webhook.js';

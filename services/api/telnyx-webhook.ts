@@ -7,13 +7,13 @@ import { inTransaction, type Pool, type PoolClient } from '../../lib/db/postgres
 import type { Clock } from '../../lib/clock.js';
 import { maskPhone, type Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
-import { recordDelivered, recordOutcomes } from '../delivery/outcomes.js';
+import { recordDelivered, recordOutcomes } from '../../core/delivery/outcomes.js';
 import { classifyTelnyxReceipt, type TelnyxReceipt } from '../providers/classify-telnyx.js';
 import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
 import { HttpError, loggableError, readRawBody } from './http.js';
 import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
-import { ReceiptWriter, type Inserted } from './receipt-writer.js';
+import { ReceiptWriter, type Inserted } from '../../core/delivery/receipt-writer.js';
 
 /** Telnyx webhooks are small; anything larger is not one. */
 const WEBHOOK_BODY_LIMIT = 256 * 1024;

@@ -5,17 +5,17 @@ import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import type { DeliverJob } from '../../lib/queue.js';
 import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } from '../providers/types.js';
-import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../delivery/segments.js';
+import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../../core/delivery/segments.js';
 
 type SegmentCount = Segments & { text: string };
-import { quietUntil } from '../delivery/quiet-hours.js';
-import { RateLimiter, type RateKey } from '../delivery/rate-limit.js';
-import type { WaitOutcome } from '../delivery/outcomes.js';
-import { retryDelayMs } from '../delivery/backoff.js';
-import type { OutcomeRecorder } from './outcome-recorder.js';
+import { quietUntil } from '../../core/delivery/quiet-hours.js';
+import { RateLimiter, type RateKey } from '../../core/delivery/rate-limit.js';
+import type { WaitOutcome } from '../../core/delivery/outcomes.js';
+import { retryDelayMs } from '../../core/delivery/backoff.js';
+import type { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
 import type { LaneGate } from './lane-gate.js';
-import { attemptClass, isProviderLevel, type Attempt } from '../delivery/attempts.js';
+import { attemptClass, isProviderLevel, type Attempt } from '../../core/delivery/attempts.js';
 
 export interface DeliverDeps {
   pool: Pool;

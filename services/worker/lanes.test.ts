@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ManualClock } from '../../lib/clock.js';
-import { planOccurrence } from '../delivery/plan.js';
-import { updateLanes } from '../delivery/lanes.js';
-import { seedBroadcast, seedContacts, seedTenant } from '../delivery/testing/fixtures.js';
+import { planOccurrence } from '../../core/delivery/plan.js';
+import { updateLanes } from '../../core/delivery/lanes.js';
+import { seedBroadcast, seedContacts, seedTenant } from '../../core/delivery/testing/fixtures.js';
 import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
 import type { RunningWorker } from './worker.js';
 

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ManualClock } from '../../lib/clock.js';
-import { planOccurrence } from '../delivery/plan.js';
-import { deliveryCounts } from '../delivery/broadcasts.js';
-import { phoneOf, seedBroadcast, seedTenant } from '../delivery/testing/fixtures.js';
+import { planOccurrence } from '../../core/delivery/plan.js';
+import { deliveryCounts } from '../../core/delivery/broadcasts.js';
+import { phoneOf, seedBroadcast, seedTenant } from '../../core/delivery/testing/fixtures.js';
 import { pushTokenAfterAccept, pushTokenOk, smsNumberAfterAccept } from '../simulator/behaviours.js';
 import { startDeliveryStack, type DeliveryStack } from '../../devenv/delivery-stack.js';
 

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { startBoss } from '../../lib/queue.js';
-import { planOccurrence } from '../delivery/plan.js';
-import { seedBroadcast, seedContacts, seedTenant } from '../delivery/testing/fixtures.js';
+import { planOccurrence } from '../../core/delivery/plan.js';
+import { seedBroadcast, seedContacts, seedTenant } from '../../core/delivery/testing/fixtures.js';
 import { startSimulator, type Simulator } from '../simulator/simulator.js';
 import { startWorkerProcess } from './testing/worker-process.js';
 

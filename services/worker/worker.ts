@@ -7,14 +7,14 @@ import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
-import { RateLimiter } from '../delivery/rate-limit.js';
-import { sweepOnce } from '../delivery/sweeper.js';
+import { RateLimiter } from '../../core/delivery/rate-limit.js';
+import { sweepOnce } from '../../core/delivery/sweeper.js';
 import { deliverBatch, type DeliverDeps } from './deliver-batch.js';
 import { LaneGate } from './lane-gate.js';
-import { handBack } from '../delivery/hand-back.js';
-import { readLane, type Lane } from '../delivery/lanes.js';
-import { notifyProgress } from '../delivery/progress.js';
-import { OutcomeRecorder } from './outcome-recorder.js';
+import { handBack } from '../../core/delivery/hand-back.js';
+import { readLane, type Lane } from '../../core/delivery/lanes.js';
+import { notifyProgress } from '../../core/delivery/progress.js';
+import { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import { Semaphore } from '../../lib/semaphore.js';
 
 export interface WorkerOptions {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metrics } from '../../lib/metrics.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { ReceiptWriter, type CommonReceipt } from './receipt-writer.js';
-import { seedBroadcast } from './test-support.js';
+import { seedBroadcast } from '../../services/api/test-support.js';
 
 let db: TestDatabase;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../../../lib/db/postgres.js';
 import { upsertBroadcast, type BroadcastRecord } from '../broadcasts.js';
-import { smsNumberOk } from '../../simulator/behaviours.js';
+import { smsNumberOk } from '../../../services/simulator/behaviours.js';
 
 /** Test data written straight into PostgreSQL (the api is tested on its own). */
 export async function seedTenant(

@@ -1,4 +1,4 @@
-import type { Outcome } from '../providers/types.js';
+import type { Outcome } from '../../services/providers/types.js';
 import { metrics } from '../../lib/metrics.js';
 import { retryDelayMs } from './backoff.js';
 

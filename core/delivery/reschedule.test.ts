@@ -3,7 +3,7 @@ import { planOccurrence } from './plan.js';
 import { rescheduleContacts, rescheduleOccurrence } from './reschedule.js';
 import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 import { useDeliveryDatabase } from './testing/setup.js';
-import { upsertContacts } from '../api/contacts-upsert.js';
+import { upsertContacts } from '../../services/api/contacts-upsert.js';
 import { phoneOf } from './testing/fixtures.js';
 
 const fx = useDeliveryDatabase(async ({ db }) => {

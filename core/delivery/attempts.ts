@@ -1,4 +1,4 @@
-import type { Outcome } from '../providers/types.js';
+import type { Outcome } from '../../services/providers/types.js';
 import type { WaitOutcome } from './outcomes.js';
 
 interface Queryable {

@@ -1,7 +1,7 @@
 import { isValidPhoneNumber } from 'libphonenumber-js/max';
-import { planEachTime, type Pool } from '../lib/db/postgres.js';
-import { audienceParams, audienceSql } from '../services/delivery/plan.js';
-import type { Audience } from '../services/delivery/broadcasts.js';
+import { planEachTime, type Pool } from '../../lib/db/postgres.js';
+import { audienceParams, audienceSql } from './plan.js';
+import type { Audience } from './broadcasts.js';
 
 /**
  * What the operator reads from PostgreSQL to decide, beside the delivery core's own

@@ -1,8 +1,8 @@
 import type { Pool } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
 import type { Clock } from '../../lib/clock.js';
-import { recordOutcomes, type DeliveryResult } from '../delivery/outcomes.js';
-import { recordAttempts, type Attempt } from '../delivery/attempts.js';
+import { recordOutcomes, type DeliveryResult } from './outcomes.js';
+import { recordAttempts, type Attempt } from './attempts.js';
 
 /**
  * Coalesces outcomes from every send in the process into few UPDATEs: at 3,000

@@ -7,7 +7,7 @@
  * admission plugin is disabled (nothing creates "default" service accounts), and
  * garbage collection / namespace deletion finalizers never complete.
  */
-import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import https from 'node:https';
@@ -15,13 +15,11 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { generate as generateCertificate } from 'selfsigned';
 import { writeKubeconfig } from './kubeconfig.js';
 import { waitFor } from './poll.js';
 import { choosePorts } from './ports.js';
 import { spawnWatchdog, startProcess, type Supervised } from './processes.js';
-
-const execFileP = promisify(execFile);
 
 export type Tool = 'etcd' | 'kube-apiserver' | 'k6' | 'kubectl' | 'actionlint';
 
@@ -120,7 +118,7 @@ async function portsFor(dir: string, opts: ControlPlaneOptions): Promise<Ports> 
 }
 
 // ---------------------------------------------------------------------------------------------
-// PKI (openssl CLI; generated once per dir)
+// PKI (generated once per dir, in-process: selfsigned for the certificates, node:crypto for the signing key)
 
 interface Pki {
   caCrt: string;
@@ -132,14 +130,9 @@ interface Pki {
   saPub: string;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
-  try {
-    await execFileP('openssl', args, { cwd });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
-  }
-}
+const TEN_YEARS_MS = 3650 * 24 * 3600 * 1000;
+const SERVING_NAMES = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+const SERVING_IPS = ['127.0.0.1', '10.0.0.1'];
 
 async function ensurePki(pkiDir: string): Promise<Pki> {
   await mkdir(pkiDir, { recursive: true, mode: 0o700 });
@@ -157,53 +150,48 @@ async function ensurePki(pkiDir: string): Promise<Pki> {
 
   // Partial state (e.g. interrupted generation): start the PKI over; it is cheap.
   for (const p of Object.values(pki)) await rm(p, { force: true });
-  const days = '3650';
-  await writeFile(
-    f('openssl.cnf'),
-    [
-      '[req]',
-      'distinguished_name = dn',
-      'prompt = no',
-      '[dn]',
-      'CN = unused',
-      '[ca]',
-      'basicConstraints = critical, CA:TRUE',
-      'keyUsage = critical, keyCertSign, cRLSign, digitalSignature',
-      'subjectKeyIdentifier = hash',
-      '[serving]',
-      'basicConstraints = critical, CA:FALSE',
-      'keyUsage = critical, digitalSignature, keyEncipherment',
-      'extendedKeyUsage = serverAuth',
-      'subjectAltName = IP:127.0.0.1, DNS:localhost, IP:10.0.0.1, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local',
-      'authorityKeyIdentifier = keyid',
-      '[client]',
-      'basicConstraints = critical, CA:FALSE',
-      'keyUsage = critical, digitalSignature, keyEncipherment',
-      'extendedKeyUsage = clientAuth',
-      'authorityKeyIdentifier = keyid',
-      '',
-    ].join('\n'),
-  );
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await openssl(
-    ['req', '-x509', '-config', 'openssl.cnf', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', days,
-      '-subj', '/CN=herald-local-ca', '-extensions', 'ca'],
-    pkiDir,
-  );
-  const issue = async (base: string, subj: string, ext: string): Promise<void> => {
-    await openssl(['req', '-new', '-config', 'openssl.cnf', ...ec, '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', subj], pkiDir);
-    await openssl(
-      ['x509', '-req', '-in', `${base}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', days,
-        '-extfile', 'openssl.cnf', '-extensions', ext, '-out', `${base}.crt`],
-      pkiDir,
-    );
-    await rm(f(`${base}.csr`), { force: true });
-  };
-  await issue('apiserver', '/CN=kube-apiserver', 'serving');
-  await issue('admin', '/O=system:masters/CN=herald-admin', 'client');
+  const notBeforeDate = new Date();
+  const validity = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + TEN_YEARS_MS) } as const;
+  const ca = await generateCertificate([{ name: 'commonName', value: 'herald-local-ca' }], {
+    ...validity,
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  const leaf = (usage: 'serverAuth' | 'clientAuth') => [
+    { name: 'basicConstraints' as const, cA: false, critical: true },
+    { name: 'keyUsage' as const, digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage' as const, [usage]: true },
+  ];
+  const signedByCa = { ...validity, ca: { key: ca.private, cert: ca.cert } };
+  const serving = await generateCertificate([{ name: 'commonName', value: 'kube-apiserver' }], {
+    ...signedByCa,
+    extensions: [
+      ...leaf('serverAuth'),
+      { name: 'subjectAltName', altNames: [...SERVING_IPS.map((ip) => ({ type: 7 as const, ip })), ...SERVING_NAMES.map((value) => ({ type: 2 as const, value }))] },
+    ],
+  });
+  // O=system:masters is the group Kubernetes gives the admin.
+  const admin = await generateCertificate([{ name: 'organizationName', value: 'system:masters' }, { name: 'commonName', value: 'herald-admin' }], {
+    ...signedByCa,
+    extensions: leaf('clientAuth'),
+  });
   // Service-account token signing key (RS256, the most widely supported JWT algorithm).
-  await openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key'], pkiDir);
-  await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pkiDir);
+  const sa = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  const secret = { mode: 0o600 };
+  await writeFile(f('ca.key'), ca.private, secret);
+  await writeFile(pki.caCrt, ca.cert);
+  await writeFile(pki.servingKey, serving.private, secret);
+  await writeFile(pki.servingCrt, serving.cert);
+  await writeFile(pki.adminKey, admin.private, secret);
+  await writeFile(pki.adminCrt, admin.cert);
+  await writeFile(pki.saKey, sa.privateKey, secret);
+  await writeFile(pki.saPub, sa.publicKey);
   return pki;
 }
 

@@ -280,8 +280,9 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const operator = await start('operator', 'operator/main.ts', {
       KUBECONFIG: operatorKubeconfig,
       HERALD_OPERATOR_PORT: String(ports.operator),
-      // Resync (30 s) and status refresh (5 s) as deployed: delivered counts from receipts
-      // that arrive after a Broadcast completed show up at the next resync.
+      // Resync and status refresh at the operator's defaults (operator/main.ts), which the
+      // deployment keeps too: delivered counts from receipts that arrive after a Broadcast
+      // completed show up at the next resync.
     });
     const operatorUrl = `http://127.0.0.1:${ports.operator}`;
     await waitFor('operator', () => httpOk(`${operatorUrl}/readyz`), { timeoutMs: 60_000, process: operator });

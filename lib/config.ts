@@ -34,7 +34,6 @@ const schema = z.object({
   HERALD_VERSION: z.string().default('dev'),
   TELNYX_BASE_URL: z.string().url().optional(),
   FCM_PROJECT_ID: z.string().default('herald-local'),
-  FCM_ENDPOINT: z.string().optional(),
   HERALD_ACCOUNT_SMS_PER_SECOND: z.coerce.number().positive().default(50),
 });
 

@@ -2,7 +2,8 @@
 # Builds the local control-plane tools (etcd, kube-apiserver, kubectl), k6 and actionlint from
 # their Go modules into a cache OUTSIDE the repo:
 #   ${HERALD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herald/tools}/<tool>-<version>/bin/<binary>
-# Idempotent: a tool whose binary already exists is skipped.
+# Idempotent: a tool whose cached binary reports the pinned version is skipped; one that
+# reports another version (or nothing) is rebuilt.
 # Usage: scripts/control-plane/build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6] [actionlint]   (default: all)
 # Prints one line per tool: "<tool> <path>". Build logs / timings go to stderr.
 set -euo pipefail
@@ -26,6 +27,19 @@ command -v go >/dev/null || { echo "build-tools.sh: 'go' not found on PATH" >&2;
 log() { echo "[build-tools] $*" >&2; }
 
 bin_path() { echo "$cache/$1-$2/bin/$3"; }
+
+# is_current <binary> <version> <args that print its version...>: true when the cached
+# binary runs and prints exactly that version (the directory name alone proves nothing:
+# a binary copied or built there by hand, or a half-written one, would pass).
+is_current() {
+  local bin="$1" want="${2#v}"; shift 2
+  [[ -x "$bin" ]] || return 1
+  local out; out="$("$bin" "$@" 2>&1)" || true
+  local re="(^|[^0-9.])v?${want//./\\.}([^0-9.]|$)"
+  [[ "$out" =~ $re ]] && return 0
+  log "$bin: prints '$(head -n 1 <<<"$out")', not $want: rebuilding"
+  return 1
+}
 
 # timed <tool> <cmd...>: runs cmd (in this shell), reports wall-clock seconds on stderr.
 cached=0
@@ -51,7 +65,7 @@ trap 'rm -rf "$scratch_root"' EXIT
 
 build_etcd() {
   local dst; dst="$(bin_path etcd "$ETCD_VERSION" etcd)"
-  if [[ -x "$dst" ]]; then cached=1; echo "etcd $dst"; return; fi
+  if is_current "$dst" "$ETCD_VERSION" --version; then cached=1; echo "etcd $dst"; return; fi
   # go.etcd.io/etcd/server/v3's go.mod has relative replace directives (../api, ...), so
   # `go install ...@version` refuses it. Build its main package (the module root,
   # server/main.go) from a scratch module that pins all etcd modules to the same version.
@@ -128,7 +142,9 @@ k8s_ldflags() {
 build_k8s_cmd() { # <binary>
   local name="$1"
   local dst; dst="$(bin_path "$name" "$KUBERNETES_VERSION" "$name")"
-  if [[ -x "$dst" ]]; then cached=1; echo "$name $dst"; return; fi
+  local version_args=(--version)
+  [[ "$name" == kubectl ]] && version_args=(version --client)
+  if is_current "$dst" "$KUBERNETES_VERSION" "${version_args[@]}"; then cached=1; echo "$name $dst"; return; fi
   prepare_k8s
   log "$name $KUBERNETES_VERSION: building"
   ( cd "$k8s_module_dir" && go build -trimpath -ldflags="$(k8s_ldflags)" -o "$k8s_module_dir/$name" "k8s.io/kubernetes/cmd/$name" >&2 )
@@ -138,7 +154,7 @@ build_k8s_cmd() { # <binary>
 
 build_k6() {
   local dst; dst="$(bin_path k6 "$K6_VERSION" k6)"
-  if [[ -x "$dst" ]]; then cached=1; echo "k6 $dst"; return; fi
+  if is_current "$dst" "$K6_VERSION" version; then cached=1; echo "k6 $dst"; return; fi
   local d="$scratch_root/k6"; mkdir -p "$d"
   log "k6 $K6_MODULE@$K6_VERSION: building"
   GOBIN="$d" go install -trimpath -ldflags="-s -w" "$K6_MODULE@$K6_VERSION" >&2
@@ -149,7 +165,7 @@ build_k6() {
 # actionlint: the workflow linter npm test runs over .github/workflows (pure Go, go install works).
 build_actionlint() {
   local dst; dst="$(bin_path actionlint "$ACTIONLINT_VERSION" actionlint)"
-  if [[ -x "$dst" ]]; then cached=1; echo "actionlint $dst"; return; fi
+  if is_current "$dst" "$ACTIONLINT_VERSION" -version; then cached=1; echo "actionlint $dst"; return; fi
   local d="$scratch_root/actionlint"; mkdir -p "$d"
   log "actionlint $ACTIONLINT_MODULE@$ACTIONLINT_VERSION: building"
   GOBIN="$d" go install -trimpath -ldflags="-s -w" "$ACTIONLINT_MODULE@$ACTIONLINT_VERSION" >&2

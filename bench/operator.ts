@@ -42,7 +42,7 @@ const BROADCASTS = Number(process.env.BENCH_BROADCASTS ?? 1000);
 const RECIPIENTS = Number(process.env.BENCH_RECIPIENTS ?? 20);
 const CREATE_CONCURRENCY = Number(process.env.BENCH_CREATE_CONCURRENCY ?? 200);
 const TENANT = 'grace-church';
-const NS = 'default';
+const NS = TENANT; // npm start's namespace of the demo church, bound to it
 const RAISED = 100_000;
 const FIRST_NUMBER = 100_000; // recipients smsNumberOk(FIRST_NUMBER + i*RECIPIENTS + j): distinct per Broadcast
 

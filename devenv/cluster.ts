@@ -1,5 +1,5 @@
 /**
- * Herald's API in a control plane: the Broadcast CRD and the operator's RBAC, applied from
+ * Herald's API in a control plane: the Broadcast CRD, the operator's RBAC and the admission policies, applied from
  * operator/config as a cluster would get them, and the operator's ServiceAccount.
  */
 import path from 'node:path';
@@ -9,12 +9,14 @@ import { REPO } from './processes.js';
 
 export const OPERATOR_SA = { namespace: 'herald-system', name: 'herald-operator' } as const;
 
-/** Apply the operator's namespace, the Broadcast CRD and the RBAC; return once Broadcasts are served. */
+/** Apply the operator's namespace, the Broadcast CRD, the RBAC and the admission policies; return once Broadcasts are served. */
 export async function installHeraldApi(adminKubeconfig: string): Promise<void> {
   const must = (args: string[], input?: string) => mustKubectl(adminKubeconfig, args, input);
   await must(['apply', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${OPERATOR_SA.namespace}\n`);
   await must(['apply', '-f', path.join(REPO, 'operator/config/crd/broadcasts.herald.dev.yaml')]);
   await must(['apply', '-f', path.join(REPO, 'operator/config/rbac')]);
+  // A namespace sends only as its own tenant; only platform admins bind namespaces.
+  await must(['apply', '-f', path.join(REPO, 'operator/config/admission')]);
   await must(['wait', '--for=condition=Established', '--timeout=60s', 'crd/broadcasts.herald.dev']);
   // Established is not served yet: the new resource's storage answers 429 for a moment.
   await waitFor('Broadcast storage', async () => (await runKubectl(adminKubeconfig, ['get', 'broadcasts', '-A', '--request-timeout=5s'])).code === 0, {

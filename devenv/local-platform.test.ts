@@ -42,7 +42,7 @@ let target: { kubectl(args: string[], input?: string): Promise<RunResult>; simul
 let npmStart: ChildProcess | undefined;
 
 async function listBroadcasts(): Promise<Map<string, Bc>> {
-  const r = await target.kubectl(['get', 'broadcasts', '-n', 'default', '-o', 'json']);
+  const r = await target.kubectl(['get', 'broadcasts', '-A', '-o', 'json']);
   if (r.code !== 0) throw new Error(`kubectl get broadcasts: ${r.stderr}`);
   return new Map((JSON.parse(r.stdout) as { items: Bc[] }).items.map((b) => [b.metadata.name, b]));
 }
@@ -198,7 +198,7 @@ describe('the local platform (npm start)', () => {
     expect(byName.get('all-members-preview')?.rows ?? 0).toBe(0);
 
     // What kubectl shows a person.
-    const table = await target.kubectl(['get', 'bc']);
+    const table = await target.kubectl(['get', 'bc', '-n', church]);
     expect(table.stdout).toMatch(/NAME\s+TENANT\s+CHANNEL\s+PHASE\s+AUDIENCE\s+SENT\s+FAILED\s+AGE/);
     expect(table.stdout).toMatch(new RegExp(`sunday-reminder\\s+${church}\\s+sms\\s+Completed\\s+${members.length}\\s+${members.length - membersOptedOut}\\s+0`));
   }, 240_000);

@@ -24,11 +24,12 @@ import { startBoss } from '../lib/queue.js';
 import { installHeraldApi, OPERATOR_SA } from './cluster.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { writeKubeconfig } from './kubeconfig.js';
-import { kubectlPath, runKubectl, type RunResult } from './kubectl.js';
+import { kubectlPath, mustKubectl, runKubectl, type RunResult } from './kubectl.js';
 import { httpOk, waitFor } from './poll.js';
 import { choosePorts } from './ports.js';
 import { isAlive, spawnWatchdog, startProcess, startTs, type Exit, type ProcessOptions, type Supervised } from './processes.js';
-import { seedDemo, type SeedReport } from './seed-demo.js';
+import { DEMO_TENANTS, seedDemo, type SeedReport } from './seed-demo.js';
+import { tenantNamespaceManifest } from '../lib/tenancy/namespace.js';
 
 export { REPO } from './processes.js';
 export { kubectlPath, runKubectl, type RunResult } from './kubectl.js';
@@ -211,6 +212,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     cp = await startControlPlane({ dir: path.join(dataDir, 'control-plane') });
     const kubectl = (args: string[], input?: string) => runKubectl(cp!.adminKubeconfig, args, input);
     await installHeraldApi(cp.adminKubeconfig);
+    // Each demo tenant's namespace, bound to it (examples/ name them); the university may send urgent alerts.
+    await mustKubectl(cp.adminKubeconfig, ['apply', '-f', '-'], DEMO_TENANTS.map((t) => tenantNamespaceManifest(t.id, { urgent: t.id === 'northfield-university' })).join('---\n'));
     const operatorKubeconfig = await operatorCredentials(cp, kubectl);
     tokenRefresh = setInterval(() => {
       operatorCredentials(cp!, kubectl).catch((e: Error) => say(`refreshing the operator's token failed: ${e.message}`));

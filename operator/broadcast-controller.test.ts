@@ -352,7 +352,7 @@ describe('level-triggered', { timeout: 180_000 }, () => {
     const crashed: string[] = [];
     await restartOperator({
       crashAt: (step, key) => {
-        if (key !== 'default/crashy' || !pending.delete(step)) return;
+        if (key !== 'grace/crashy' || !pending.delete(step)) return;
         crashed.push(step);
         throw new Error(`injected crash at ${step}`);
       },

@@ -10,6 +10,7 @@ import { complete } from './phases/complete.js';
 import { clearPreview, dryRun } from './phases/dry-run.js';
 import { plan } from './phases/plan.js';
 import { Reconciling, type Blocked, type PhaseDeps } from './phases/reconciling.js';
+import { tenantBinding, type NamespaceLabels } from './phases/tenant-binding.js';
 import { isBlocked, schedule } from './phases/schedule.js';
 import { outstanding, send } from './phases/send.js';
 import { resume, suspend } from './phases/suspend.js';
@@ -25,6 +26,8 @@ export interface ReconcileResult {
 
 export interface BroadcastControllerDeps extends PhaseDeps {
   api: BroadcastApi;
+  /** Labels of a namespace (the namespace informer): only a namespace bound to the Broadcast's tenant plans. */
+  namespaceLabels: NamespaceLabels;
   clock: Clock;
   events: EventRecorder;
   /** A paused ex-leader stops writing status as soon as it knows it no longer leads. */
@@ -42,6 +45,7 @@ export interface BroadcastControllerDeps extends PhaseDeps {
  * yielded: a hint of when to report), so it can be killed at any line and the next run converges.
  *
  *   deleted?          → cancel what is not yet sent, drop the finalizer
+ *   tenant binding    → its namespace is bound to its tenant (else nothing is planned)
  *   accept            → validate, give the delivery core this generation
  *   dryRun?           → preview audience, skips, parts and cost; done
  *   suspend / resume  → hold or release rows not yet sent
@@ -76,7 +80,7 @@ export class BroadcastController {
     r.bc = await this.ensureFinalizer(r.bc);
     this.d.crashAt?.('finalizer', key);
 
-    const rejected = await accept(r);
+    const rejected = tenantBinding(r, this.d.namespaceLabels) ?? (await accept(r));
     if (rejected) return this.finish(r, rejected.phase, this.afterBlocked(rejected));
     this.d.crashAt?.('accept', key);
 

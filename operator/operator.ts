@@ -20,6 +20,11 @@ import { defaultSettings, type OperatorSettings } from './phases/reconciling.js'
 import { deliveryIdOf } from './delivery-record.js';
 import { ProgressListener } from './progress-listener.js';
 import { Informer, InformerEvent, objectKey } from './watch.js';
+import { allowsUrgent, boundTenant } from '../lib/tenancy/namespace.js';
+
+interface NamespaceObject {
+  metadata: { name: string; resourceVersion: string; uid?: string; labels?: Record<string, string> };
+}
 import { WorkQueue } from './workqueue.js';
 
 export interface OperatorOptions {
@@ -99,6 +104,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const events = new EventRecorder(kube, identity, log, undefined, othersWaiting, settings.maxYieldMs);
   const informer = new Informer<Broadcast>({ client: kube, path: api.collectionPath(), resyncMs: o.resyncMs ?? 60_000, log });
   api.readFrom(informer);
+  // Which tenant each namespace is bound to (its labels): a reconcile reads them from this cache.
+  const namespaces = new Informer<NamespaceObject>({ client: kube, path: '/api/v1/namespaces', log });
 
   const enqueueAll = () => {
     for (const bc of informer.list()) queue.add(objectKey(bc));
@@ -120,6 +127,10 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   });
   const controller = new BroadcastController({
     api, pool, boss, clock, log, events, settings,
+    namespaceLabels: (name) => {
+      const ns = namespaces.get(name);
+      return ns ? (ns.metadata.labels ?? {}) : undefined;
+    },
     stillLeading: () => elector.isLeader(),
     othersWaiting,
     crashAt: o.crashAt,
@@ -156,6 +167,19 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     if (changed && elector.isLeader()) queue.add(objectKey(bc), 'high');
   });
 
+  // A namespace bound, unbound or relabelled: its Broadcasts are looked at again at once.
+  const tenantLabelsChanged = (ns: NamespaceObject, old?: NamespaceObject) =>
+    boundTenant(ns.metadata.labels) !== boundTenant(old?.metadata.labels) || allowsUrgent(ns.metadata.labels) !== allowsUrgent(old?.metadata.labels);
+  const enqueueNamespace = (ns: NamespaceObject) => {
+    if (!elector.isLeader()) return;
+    for (const bc of informer.list()) if (bc.metadata.namespace === ns.metadata.name) queue.add(objectKey(bc), 'high');
+  };
+  namespaces.on(InformerEvent.Updated, (ns, old) => {
+    if (tenantLabelsChanged(ns, old)) enqueueNamespace(ns);
+  });
+  namespaces.on(InformerEvent.Added, (ns) => enqueueNamespace(ns));
+  namespaces.on(InformerEvent.Failed, (err, retryInMs) => log.warn({ err, retryInMs }, 'namespace watch failed; retrying'));
+
   // A worker moved rows of a Broadcast: fold them into its status, but no more often than statusRefreshMs.
   const progress = new ProgressListener({
     pool,
@@ -182,6 +206,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
           database: () => pool.query('SELECT 1'),
           informer: async () => {
             if (!informer.hasSynced) throw new Error('broadcast informer has not listed yet');
+            if (!namespaces.hasSynced) throw new Error('namespace informer has not listed yet');
           },
         },
       }),
@@ -193,6 +218,8 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       const s = app.listen(o.port ?? 0, '0.0.0.0', () => resolve(s));
     });
   }
+  // Namespaces first: a Broadcast reconciled before its namespace is known would wait for nothing.
+  await namespaces.start();
   await informer.start();
   progress.start();
   elector.start();
@@ -255,6 +282,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       metrics.leader.set(0);
       await progress.stop();
       await informer.stop();
+      await namespaces.stop();
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       if (ownsBoss) await boss.stop({ graceful: false }).catch(() => {});
       if (ownsPool) await pool.end().catch(() => {});

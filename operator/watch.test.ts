@@ -38,7 +38,7 @@ describe('Informer (list-watch against a real kube-apiserver)', { timeout: 180_0
     await kube.remove('before-start');
     await waitFor('deletions', async () => seen.includes('deleted before-start'));
     expect(seen).toEqual(['added before-start', 'added a', 'updated a 1->2', 'deleted a', 'deleted before-start']);
-    expect(informer.get('default/a')).toBeUndefined();
+    expect(informer.get('grace/a')).toBeUndefined();
   });
 
   it('re-lists on a real 410 Gone (expired resourceVersion) and reports what changed meanwhile', async () => {
@@ -57,10 +57,9 @@ describe('Informer (list-watch against a real kube-apiserver)', { timeout: 180_0
   });
 
   it('watches one namespace when scoped (HERALD_NAMESPACE)', async () => {
-    expect((await kube.kubectl(['create', 'namespace', 'campus'])).code).toBe(0);
     const client = KubeClient.fromFile(kube.operatorKubeconfig);
     const scoped = new Informer<Broadcast>({ client, path: new BroadcastApi(client, 'campus').collectionPath() });
-    await kube.create({ ...broadcast('elsewhere', { tenant: 'grace' }), metadata: { name: 'elsewhere', namespace: 'campus' } });
+    await kube.create(broadcast('elsewhere', { tenant: 'campus' }));
     await scoped.start();
     await waitFor('the campus broadcast', async () => scoped.list().length === 1);
     expect(scoped.list().map((b) => `${b.metadata.namespace}/${b.metadata.name}`)).toEqual(['campus/elsewhere']);

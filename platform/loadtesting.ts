@@ -18,6 +18,7 @@ import type { Cluster } from './cluster.js';
 import { command } from './image-layout.js';
 import { createManifests, loadManifestFiles, REPO_ROOT, type Manifest } from './operator-manifests.js';
 import type { RegionContext } from './region.js';
+import { TENANT_LABEL } from '../lib/tenancy/namespace.js';
 import { LOADTEST_API_KEY_SECRET, LOADTEST_API_KEY_SECRET_KEY, loadTestApiKeySecret, type SecretDelivery } from './secrets.js';
 import { image, NAMESPACE, podSpec, PORTS, RESOURCES, SIMULATOR_SERVICE } from './workloads.js';
 
@@ -35,6 +36,8 @@ export interface LoadTestRbac {
   manifests: Manifest[];
   /** The load-test namespace (the file's Namespace); everything else in the file lives in it. */
   namespace: string;
+  /** The tenant the namespace is bound to (label herald.dev/tenant): the only one k6 may send as. */
+  tenant: string;
   serviceAccountName: string;
 }
 
@@ -56,9 +59,11 @@ export function loadLoadTestRbac(root: string = REPO_ROOT): LoadTestRbac {
       throw new Error(`${LOADTEST_RBAC_FILE}: ${m.kind} ${m.metadata.name} must be in namespace ${namespace}`);
     }
   }
+  const tenant = (namespaces[0]!.metadata.labels as Record<string, string> | undefined)?.[TENANT_LABEL];
+  if (!tenant) throw new Error(`${LOADTEST_RBAC_FILE}: the Namespace needs the label ${TENANT_LABEL} (the synthetic tenant it may send as)`);
   const accounts = manifests.filter((m) => m.kind === 'ServiceAccount');
   if (accounts.length !== 1) throw new Error(`${LOADTEST_RBAC_FILE}: needs exactly one ServiceAccount, found ${accounts.length}`);
-  return { manifests, namespace, serviceAccountName: accounts[0]!.metadata.name };
+  return { manifests, namespace, tenant, serviceAccountName: accounts[0]!.metadata.name };
 }
 
 /**
@@ -107,6 +112,9 @@ export class LoadTesting extends pulumi.ComponentResource {
     const { ctx, cluster, images, loadTest } = args;
     const scriptFiles = readLoadTestScripts(loadTest.scriptPath);
     const rbac = loadLoadTestRbac();
+    if (rbac.tenant !== loadTest.tenant) {
+      throw new Error(`herald:loadTest.tenant is ${loadTest.tenant} but ${LOADTEST_RBAC_FILE} binds namespace ${rbac.namespace} to tenant ${rbac.tenant}: k6's Broadcasts would be refused`);
+    }
     const k = (extra?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
       parent: this,
       provider: cluster.k8s,

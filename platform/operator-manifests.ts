@@ -1,5 +1,5 @@
 /**
- * The operator's own CRD and RBAC files (operator/config/...), deployed as they are:
+ * The operator's own CRD, RBAC and admission-policy files (operator/config/...), deployed as they are:
  * read, parsed, and created as typed Kubernetes resources. Never copied into platform/.
  */
 import { readFileSync, existsSync } from 'node:fs';
@@ -18,6 +18,9 @@ export const OPERATOR_MANIFEST_FILES = [
   'operator/config/rbac/cluster-role-binding.yaml',
   'operator/config/rbac/role.yaml',
   'operator/config/rbac/role-binding.yaml',
+  // A namespace sends only as its own tenant; only platform admins bind namespaces.
+  'operator/config/admission/broadcast-tenant.yaml',
+  'operator/config/admission/namespace-labels.yaml',
 ] as const;
 
 export interface Manifest {
@@ -68,6 +71,8 @@ const TYPED: Record<string, Ctor> = {
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': k8s.rbac.v1.ClusterRoleBinding,
   'rbac.authorization.k8s.io/v1/Role': k8s.rbac.v1.Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': k8s.rbac.v1.RoleBinding,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': k8s.admissionregistration.v1.ValidatingAdmissionPolicy,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding,
 };
 
 /** Creates each manifest as its typed resource; logical name = prefix + kind + name. */

@@ -123,8 +123,11 @@ In another terminal, from ${REPO}:
   export PATH=${kubectlDir}:$PATH        # kubectl ${path.basename(path.dirname(kubectlDir)).replace(/^kubectl-/, '')} (built by npm run tools): ${p.kubectlPath}
 
   kubectl apply -f examples/sms-send-now.yaml     # or any manifest in examples/
-  kubectl get broadcasts -w                       # short name: bc
-  kubectl describe broadcast sunday-reminder
+  kubectl get broadcasts -A -w                    # short name: bc
+  kubectl describe broadcast sunday-reminder -n grace-church
+
+  Each tenant's Broadcasts live in its own namespace (grace-church, northfield-university),
+  bound to it by the label herald.dev/tenant: the API server refuses any other tenant there.
 
   api          ${p.apiUrl}   admin token: ${rel(p.adminTokenFile)}
                curl -H "Authorization: Bearer $(cat ${rel(p.adminTokenFile)})" ${p.apiUrl}/admin/tenants

@@ -19,6 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../../devenv/test-databas
 import type { RunningWorker } from '../../services/worker/worker.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type Broadcast, type BroadcastManifest } from '../api/v1alpha1/broadcast.js';
 import { KubeClient, isNotFound } from '../kube-client.js';
+import { tenantNamespaceObjects } from '../../lib/tenancy/namespace.js';
 
 export { OPERATOR_SA };
 export { waitFor } from '../../devenv/poll.js';
@@ -31,6 +32,12 @@ export interface Kube {
   /** The operator's ServiceAccount token kubeconfig. */
   operatorKubeconfig: string;
   kubectl(args: string[], input?: string): Promise<RunResult>;
+  /** As a platform admin: create (or relabel) `namespace` bound to `tenant`, as the admin api's manifest does. */
+  bindNamespace(namespace: string, tenant: string, o?: { urgent?: boolean }): Promise<void>;
+  /**
+   * Create a Broadcast. A namespace that does not exist yet is first created bound to the
+   * Broadcast's tenant (urgent allowed), as a platform admin would; an existing one is left as it is.
+   */
   create(manifest: BroadcastManifest): Promise<Broadcast>;
   get(name: string, namespace?: string): Promise<Broadcast | undefined>;
   /** JSON merge patch of the spec. */
@@ -40,23 +47,53 @@ export interface Kube {
   stop(): Promise<void>;
 }
 
-/** One control plane per test file, with the CRD and RBAC from operator/config applied. */
+/** One control plane per test file, with the CRD, RBAC and admission policies from operator/config applied. */
 export async function startKube(): Promise<Kube> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'herald-operator-e2e-'));
   const cp = await startControlPlane({ dir });
   const run = (args: string[], input?: string) => runKubectl(cp.adminKubeconfig, args, input);
   await installHeraldApi(cp.adminKubeconfig);
+  const must = async (args: string[], input?: string) => {
+    const r = await run(args, input);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
   const operatorKubeconfig = await cp.kubeconfigForServiceAccount(OPERATOR_SA.namespace, OPERATOR_SA.name);
   const admin = KubeClient.fromFile(cp.adminKubeconfig);
   const objectPath = (ns: string, name?: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}${name ? `/${name}` : ''}`;
+  // Where each Broadcast this harness created lives: get/patch/remove default to it.
+  const namespaceOf = new Map<string, string>();
+  const nsOf = (name: string) => namespaceOf.get(name) ?? 'default';
+  const bindNamespace = async (namespace: string, tenant: string, o: { urgent?: boolean } = {}) => {
+    const objects = tenantNamespaceObjects(tenant, { name: namespace, urgent: o.urgent });
+    await must(['apply', '-f', '-'], objects.map((x) => JSON.stringify(x)).join('\n---\n'));
+  };
+  const knownNamespaces = new Set<string>();
+  const ensureNamespace = async (namespace: string, tenant: string) => {
+    if (knownNamespaces.has(namespace)) return;
+    try {
+      await admin.request('GET', `/api/v1/namespaces/${namespace}`);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      await bindNamespace(namespace, tenant, { urgent: true });
+    }
+    knownNamespaces.add(namespace);
+  };
 
   return {
     cp,
     admin,
     operatorKubeconfig,
     kubectl: run,
-    create: (m) => admin.request<Broadcast>('POST', objectPath(m.metadata.namespace ?? 'default'), { body: { ...m, apiVersion: API_VERSION, kind: KIND } }),
-    async get(name, ns = 'default') {
+    bindNamespace,
+    async create(m) {
+      const ns = m.metadata.namespace ?? 'default';
+      await ensureNamespace(ns, m.spec.tenant);
+      const created = await admin.request<Broadcast>('POST', objectPath(ns), { body: { ...m, apiVersion: API_VERSION, kind: KIND } });
+      namespaceOf.set(m.metadata.name, ns);
+      return created;
+    },
+    async get(name, ns = nsOf(name)) {
       try {
         return await admin.request<Broadcast>('GET', objectPath(ns, name));
       } catch (e) {
@@ -64,12 +101,12 @@ export async function startKube(): Promise<Kube> {
         throw e;
       }
     },
-    patchSpec: (name, spec, ns = 'default') =>
+    patchSpec: (name, spec, ns = nsOf(name)) =>
       admin.request<Broadcast>('PATCH', objectPath(ns, name), { contentType: 'application/merge-patch+json', body: { spec } }),
-    async remove(name, ns = 'default') {
+    async remove(name, ns = nsOf(name)) {
       await admin.request('DELETE', objectPath(ns, name));
     },
-    async events(name, ns = 'default') {
+    async events(name, ns = nsOf(name)) {
       const list = await admin.request<{ items: { reason: string; note: string; type: string; regarding: { name: string } }[] }>(
         'GET',
         `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
@@ -113,24 +150,24 @@ export async function startDelivery(databaseUrl: string, clock: Clock, log = tes
 }
 
 /** Events are recorded in the background: wait until these reasons have all been recorded. */
-export const eventsInclude = (kube: Kube, name: string, reasons: string[], ns = 'default') =>
+export const eventsInclude = (kube: Kube, name: string, reasons: string[], ns?: string) =>
   waitFor(`${name} events ${reasons.join(', ')}`, async () => {
     const events = await kube.events(name, ns);
     return reasons.every((r) => events.some((e) => e.reason === r)) ? events : undefined;
   });
 
-export const phaseIs = (kube: Kube, name: string, phase: string, ns = 'default') =>
+export const phaseIs = (kube: Kube, name: string, phase: string, ns?: string) =>
   waitFor(`${name} phase ${phase}`, async () => {
     const bc = await kube.get(name, ns);
     return bc?.status?.phase === phase ? bc : undefined;
   });
 
-/** A Broadcast manifest with the test's defaults. */
+/** A Broadcast manifest with the test's defaults, in its tenant's namespace (named as the tenant). */
 export function broadcast(name: string, spec: Partial<BroadcastManifest['spec']> & Pick<BroadcastManifest['spec'], 'tenant'>): BroadcastManifest {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
-    metadata: { name, namespace: 'default' },
+    metadata: { name, namespace: spec.tenant },
     spec: {
       channel: 'sms',
       message: { text: `Hello from ${name}` },

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
@@ -108,6 +109,31 @@ describe('tenants', () => {
     const r = await api.admin('PATCH', '/admin/tenants/patch-me', { default_time_zone: 'Europe/Berlin', quiet_hours_start: null, quiet_hours_end: null });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ name: 'P', default_time_zone: 'Europe/Berlin', quiet_hours_start: null, quiet_hours_end: null });
+  });
+});
+
+describe('tenant plans and namespaces', () => {
+  it('a tenant has a plan (free unless given), changed by an admin; an unknown plan is refused naming the choices', async () => {
+    expect((await api.admin('POST', '/admin/tenants', { id: 'planned', name: 'P' })).body.plan).toBe('free');
+    expect((await api.admin('PATCH', '/admin/tenants/planned', { plan: 'pro' })).body.plan).toBe('pro');
+    const bad = await api.admin('POST', '/admin/tenants', { id: 'gold', name: 'G', plan: 'platinum' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toEqual({ field: 'plan', reason: 'unknown plan platinum; plans: free, standard, pro' });
+    expect((await api.admin('GET', '/admin/tenants/gold')).status).toBe(404);
+  });
+
+  it("prints the tenant's namespace manifest: bound by label, restricted, with a Broadcast quota", async () => {
+    await api.admin('POST', '/admin/tenants', { id: 'chapel', name: 'Chapel' });
+    const r = await api.request('GET', '/admin/tenants/chapel/namespace?urgent=true', { token: ADMIN_TOKEN });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/yaml/);
+    const [ns, quota] = loadAll(r.body as string) as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: unknown }[];
+    expect(ns).toMatchObject({ kind: 'Namespace', metadata: { name: 'chapel', labels: { 'herald.dev/tenant': 'chapel', 'herald.dev/urgent': 'true', 'pod-security.kubernetes.io/enforce': 'restricted' } } });
+    expect(quota).toMatchObject({ kind: 'ResourceQuota', metadata: { name: 'herald-broadcasts' }, spec: { hard: { 'count/broadcasts.herald.dev': '500' } } });
+    const plain = await api.request('GET', '/admin/tenants/chapel/namespace', { token: ADMIN_TOKEN });
+    expect((loadAll(plain.body as string)[0] as { metadata: { labels: Record<string, string> } }).metadata.labels['herald.dev/urgent']).toBeUndefined();
+    expect((await api.request('GET', '/admin/tenants/nope/namespace', { token: ADMIN_TOKEN })).status).toBe(404);
+    expect((await api.request('GET', '/admin/tenants/chapel/namespace', { token: 'tenant-key' })).status).toBe(401);
   });
 });
 

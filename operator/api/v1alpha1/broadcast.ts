@@ -18,6 +18,23 @@ export const SMS_MAX_CHARACTERS = 1530;
 export const MAX_INLINE_CONTACTS = 1000;
 export const E164_PATTERN = '^\\+[1-9][0-9]{6,14}$';
 
+/**
+ * Every Broadcast occurrence costs the operator a plan and the tenant's audience a
+ * message: a cron fires at most every 5 minutes. CEL reads the minute field: one
+ * minute, minutes at least 5 apart around the hour (0,30), or a step that lands at
+ * least 5 minutes apart across the hour too (*\/15). Anything else (*, ranges) is
+ * refused, even where the hour field would space it out: the message says what passes.
+ */
+const CRON_MINUTE = String.raw`self.find('\\S+')`;
+// Minutes from b forward to a, around the hour; checked for every ordered pair, so both ways.
+const minuteGap = String.raw`(int(a) - int(b) + 60) % 60`;
+export const CRON_AT_MOST_EVERY_5_MINUTES =
+  `${CRON_MINUTE}.matches('^[0-9]{1,2}(,[0-9]{1,2})*$') ` +
+  `? ${CRON_MINUTE}.split(',').all(a, ${CRON_MINUTE}.split(',').all(b, a == b || ${minuteGap} >= 5)) ` +
+  String.raw`: ${CRON_MINUTE}.matches('^\\*/(5|6|10|12|15|20|3[0-9]|4[0-9]|5[0-5])$')`;
+export const CRON_TOO_OFTEN =
+  'schedule.cron runs more often than every 5 minutes: its minute field must be one minute (0), minutes at least 5 apart (0,30) or a step of 5 or more that keeps them 5 apart across the hour (*/15)';
+
 const validations = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 const immutable = (field: string) =>
   validations({ rule: 'self == oldSelf', message: `${field} cannot be changed; create a new Broadcast instead` });
@@ -121,10 +138,13 @@ export const broadcastSpecSchema = {
           type: 'string',
           description: 'A recurring schedule: minute hour day-of-month month day-of-week, such as "0 9 * * 0".',
           maxLength: 100,
-          ...validations({
-            rule: "self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$')",
-            message: 'schedule.cron needs five fields (minute hour day-of-month month day-of-week), such as "0 9 * * 0"',
-          }),
+          ...validations(
+            {
+              rule: "self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4}\\\\s*$')",
+              message: 'schedule.cron needs five fields (minute hour day-of-month month day-of-week), such as "0 9 * * 0"',
+            },
+            { rule: CRON_AT_MOST_EVERY_5_MINUTES, message: CRON_TOO_OFTEN },
+          ),
         },
         timeZone: { type: 'string', description: 'The IANA time zone cron is read in, such as America/Chicago.', minLength: 1, maxLength: 64 },
       },

@@ -10,6 +10,7 @@ import { startKube, type Kube } from '../../testing/harness.js';
 let kube: Kube;
 beforeAll(async () => {
   kube = await startKube();
+  await kube.bindNamespace('grace', 'grace');
 }, 120_000);
 afterAll(async () => {
   await kube?.stop();
@@ -19,7 +20,7 @@ const manifest = (name: string, spec: Record<string, unknown>) =>
   dump({
     apiVersion: 'herald.dev/v1alpha1',
     kind: 'Broadcast',
-    metadata: { name, namespace: 'default' },
+    metadata: { name, namespace: 'grace' },
     spec: { tenant: 'grace', channel: 'sms', message: { text: 'Service starts at 10am.' }, audience: { segment: { tags: ['youth'] } }, ...spec },
   });
 const apply = (yaml: string) => kube.kubectl(['apply', '-f', '-'], yaml);
@@ -32,6 +33,12 @@ const refusals: [string, Record<string, unknown>, RegExp][] = [
   ['localTime without a date', { schedule: { localTime: '09:00' } }, /schedule.localTime and schedule.date go together/],
   ['cron without a time zone', { schedule: { cron: '0 9 * * 0' } }, /schedule.cron and schedule.timeZone go together/],
   ['a cron expression without five fields', { schedule: { cron: 'every sunday', timeZone: 'UTC' } }, /schedule.cron needs five fields/],
+  ['a cron every minute', { schedule: { cron: '* * * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
+  ['a cron every 2 minutes', { schedule: { cron: '*/2 9 * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
+  ['a cron whose minutes are 3 apart', { schedule: { cron: '0,3 9 * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
+  ['a cron 2 minutes apart across the hour', { schedule: { cron: '1,59 * * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
+  ['a cron step that ends 4 minutes before the next hour', { schedule: { cron: '*/7 * * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
+  ['a cron over a range of minutes', { schedule: { cron: '0-30 9 * * *', timeZone: 'UTC' } }, /schedule.cron runs more often than every 5 minutes/],
   ['a sendAt that is not a date-time', { schedule: { sendAt: 'tomorrow' } }, /spec.schedule.sendAt .*must be of type date-time/],
   ['a localTime that is not HH:MM', { schedule: { localTime: '9am', date: '2026-12-01' } }, /spec.schedule.localTime .*should match/],
   ['no audience source', { audience: {} }, /audience needs at least one source: segment, contacts or topic/],
@@ -61,13 +68,13 @@ describe('kubectl apply of a bad Broadcast is refused by the API server', { time
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/The Broadcast "bad" is invalid/);
     expect(r.stderr).toMatch(message);
-    expect(await kube.get('bad')).toBeUndefined();
+    expect(await kube.get('bad', 'grace')).toBeUndefined();
   });
 
   it('accepts a good one and fills in the defaults', async () => {
     const r = await apply(manifest('good', { audience: { segment: { tags: ['youth'] }, contacts: phones(1000) } }));
     expect(r.stderr).toBe('');
-    const bc = await kube.get('good');
+    const bc = await kube.get('good', 'grace');
     expect(bc?.spec).toMatchObject({ suspend: false, dryRun: false, priority: 'normal', delivery: { maxAttempts: 5, expireAfter: '6h' } });
   });
 
@@ -76,6 +83,9 @@ describe('kubectl apply of a bad Broadcast is refused by the API server', { time
       ['at', { schedule: { sendAt: '2026-11-29T15:00:00Z' } }],
       ['local', { schedule: { localTime: '09:00', date: '2026-12-06' } }],
       ['weekly', { schedule: { cron: '0 9 * * 0', timeZone: 'America/Chicago' } }],
+      ['quarter-hourly', { schedule: { cron: '*/15 * * * *', timeZone: 'UTC' } }],
+      ['twice-an-hour', { schedule: { cron: '0,30 9-17 * * 1-5', timeZone: 'UTC' } }],
+      ['every-5', { schedule: { cron: '*/5 * * * *', timeZone: 'UTC' } }],
       ['topic', { channel: 'push', message: { text: 'Class moved', title: 'CS101' }, audience: { topic: 'students-cs101' } }],
     ] as const) {
       const r = await apply(manifest(name, spec));
@@ -95,7 +105,7 @@ describe('kubectl apply of a bad Broadcast is refused by the API server', { time
   });
 
   it('kubectl get bc shows tenant, channel, phase, audience, sent, failed and age', async () => {
-    const r = await kube.kubectl(['get', 'bc', 'good']);
+    const r = await kube.kubectl(['get', 'bc', 'good', '-n', 'grace']);
     expect(r.stdout.split('\n')[0]!.split(/\s+/).filter(Boolean)).toEqual(['NAME', 'TENANT', 'CHANNEL', 'PHASE', 'AUDIENCE', 'SENT', 'FAILED', 'AGE']);
   });
 });

@@ -5,7 +5,7 @@ import { CSV_COLUMNS } from '../contacts-csv.js';
 import { DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES } from '../deps.js';
 import { MB } from '../http.js';
 import { pageQuery } from '../pagination.js';
-import { rotateBody, sendingNumberCreate, slug, tenantCreate, tenantPatch } from '../routes/admin.js';
+import { namespaceQuery, rotateBody, sendingNumberCreate, slug, tenantCreate, tenantPatch } from '../routes/admin.js';
 import { contactsQuery } from '../routes/contacts.js';
 import { registerBody, unregisterBody } from '../routes/device-tokens.js';
 import { deliveriesQuery, optOutBody } from '../routes/queries.js';
@@ -240,6 +240,17 @@ const adminPaths = {
         responses: { 200: json(s.tenant, 'The tenant') },
       },
       400, 404, 413, 415,
+    ),
+  },
+  '/admin/tenants/{tenantId}/namespace': {
+    get: adminOp(
+      {
+        operationId: 'getTenantNamespace',
+        summary: "The tenant's namespace manifest (Namespace bound by herald.dev/tenant, ResourceQuota), for a platform admin to apply",
+        requestParams: { path: tenantId, query: namespaceQuery },
+        responses: { 200: { description: 'YAML for kubectl apply -f -', content: { 'application/yaml': { schema: z.string() } } } },
+      },
+      400, 404,
     ),
   },
   '/admin/tenants/{tenantId}/sending-numbers': {

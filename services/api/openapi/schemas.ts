@@ -149,6 +149,7 @@ export const tenant = z
     push_per_second: z.number(),
     messaging_profile_id: z.string().nullable(),
     help_text: z.string().nullable(),
+    plan: z.string().meta({ description: 'A row of tenant_plans (free 100, standard 300, pro 1000 API requests a minute)' }),
     created_at: timestamp,
     updated_at: timestamp,
   })

@@ -2,6 +2,7 @@ import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { inTransaction } from '../../../lib/db/postgres.js';
+import { tenantNamespaceManifest } from '../../../lib/tenancy/namespace.js';
 import { generateApiKey, requireAdmin } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { SMALL_BODY_BYTES } from '../deps.js';
@@ -43,6 +44,8 @@ const tenantFields = {
   push_per_second: rateSchema,
   messaging_profile_id: z.string().trim().min(1).max(200).nullable(),
   help_text: z.string().trim().min(1).max(320).nullable(),
+  /** A row of tenant_plans (free, standard, pro): API requests a minute and fair-share weight. */
+  plan: slug,
 };
 
 const quietHoursPaired = (t: { quiet_hours_start?: string | null; quiet_hours_end?: string | null }) =>
@@ -61,6 +64,7 @@ export const tenantCreate = z
     push_per_second: tenantFields.push_per_second.default(500),
     messaging_profile_id: tenantFields.messaging_profile_id.optional(),
     help_text: tenantFields.help_text.optional(),
+    plan: tenantFields.plan.default('free'),
   })
   .refine(quietHoursPaired, quietHoursIssue);
 
@@ -74,8 +78,11 @@ export const tenantPatch = z
     push_per_second: tenantFields.push_per_second.optional(),
     messaging_profile_id: tenantFields.messaging_profile_id.optional(),
     help_text: tenantFields.help_text.optional(),
+    plan: tenantFields.plan.optional(),
   })
   .refine(quietHoursPaired, quietHoursIssue);
+
+export const namespaceQuery = z.strictObject({ urgent: z.enum(['true', 'false']).default('false') });
 
 export const sendingNumberCreate = z
   .strictObject({
@@ -122,13 +129,14 @@ interface TenantRow {
   push_per_second: number;
   messaging_profile_id: string | null;
   help_text: string | null;
+  plan: string;
   created_at: Date;
   updated_at: Date;
 }
 
 const TENANT_COLUMNS = `id, name, default_time_zone, to_char(quiet_hours_start, 'HH24:MI') AS quiet_hours_start,
   to_char(quiet_hours_end, 'HH24:MI') AS quiet_hours_end, sms_per_second, push_per_second, messaging_profile_id,
-  help_text, created_at, updated_at`;
+  help_text, plan, created_at, updated_at`;
 
 const idParam = (ctx: Context, name: string): number => {
   const raw = (ctx as Context & { params: Record<string, string> }).params[name] ?? '';
@@ -147,6 +155,13 @@ async function loadTenant(deps: ApiDeps, id: string): Promise<TenantRow> {
   return rows[0];
 }
 
+/** A plan is a row of tenant_plans: an unknown one is the caller's mistake, named with the choices. */
+async function checkPlan(deps: ApiDeps, plan: string | undefined): Promise<void> {
+  if (plan === undefined) return;
+  const { rows } = await deps.pool.query<{ plan: string }>('SELECT plan FROM tenant_plans ORDER BY api_requests_per_minute');
+  if (!rows.some((r) => r.plan === plan)) throw new HttpError(400, 'plan', `unknown plan ${plan}; plans: ${rows.map((r) => r.plan).join(', ')}`);
+}
+
 function keyView(r: { id: number; tenant_id: string; prefix: string; created_at: Date; revoked_at: Date | null }) {
   return { id: r.id, tenant_id: r.tenant_id, prefix: r.prefix, created_at: r.created_at, revoked_at: r.revoked_at };
 }
@@ -159,15 +174,16 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.post('/tenants', async (ctx) => {
     const t = parseOr400(tenantCreate, await readJson(ctx, SMALL_BODY_BYTES));
+    await checkPlan(deps, t.plan);
     const now = clock.now();
     const { rows } = await pool.query<TenantRow>(
       `INSERT INTO tenants (id, name, default_time_zone, quiet_hours_start, quiet_hours_end, sms_per_second,
-                            push_per_second, messaging_profile_id, help_text, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                            push_per_second, messaging_profile_id, help_text, plan, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
        ON CONFLICT (id) DO NOTHING
        RETURNING ${TENANT_COLUMNS}`,
       [t.id, t.name, t.default_time_zone, t.quiet_hours_start ?? null, t.quiet_hours_end ?? null, t.sms_per_second,
-        t.push_per_second, t.messaging_profile_id ?? null, t.help_text ?? null, now],
+        t.push_per_second, t.messaging_profile_id ?? null, t.help_text ?? null, t.plan, now],
     );
     if (!rows[0]) throw new HttpError(409, 'id', `tenant ${t.id} already exists`);
     ctx.status = 201;
@@ -193,6 +209,7 @@ export function adminRoutes(deps: ApiDeps): Router {
     // No body is an empty patch; a JSON null is not an object and is refused.
     const body = await readJson(ctx, SMALL_BODY_BYTES);
     const p = parseOr400(tenantPatch, body === undefined ? {} : body);
+    await checkPlan(deps, p.plan);
     const sets: string[] = [];
     const values: unknown[] = [id];
     for (const [col, value] of Object.entries(p)) {
@@ -208,6 +225,15 @@ export function adminRoutes(deps: ApiDeps): Router {
     );
     if (!rows[0]) throw notFound('tenant');
     ctx.body = rows[0];
+  });
+
+  // The namespace a platform admin applies to give the tenant its Broadcasts: bound to it by
+  // label, with its Broadcast quota. Printed, not applied: the api has no namespace RBAC.
+  router.get('/tenants/:tenantId/namespace', async (ctx) => {
+    const tenant = await loadTenant(deps, tenantParam(ctx));
+    const q = parseOr400(namespaceQuery, ctx.query);
+    ctx.type = 'application/yaml';
+    ctx.body = tenantNamespaceManifest(tenant.id, { urgent: q.urgent === 'true' });
   });
 
   // --- sending numbers -------------------------------------------------------------

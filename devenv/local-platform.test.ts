@@ -260,7 +260,7 @@ describe('the local platform (npm start)', () => {
     expect(kubeconfig).toBe(path.join(dataDir, 'control-plane', 'kubeconfigs', 'admin.kubeconfig'));
     expect(out).toContain(`kubectl v1.34`);
     expect(out).toContain('kubectl apply -f examples/');
-    expect(out).toContain('kubectl get broadcasts -w');
+    expect(out).toContain('kubectl get broadcasts -A -w');
     expect(out).toContain(`admin token: ${path.join(dataDir, 'admin-token')}`);
     const simulatorUrl = /simulator\s+(http:\/\/\S+)\/_sim\/received/.exec(out)![1]!;
     const databaseUrl = /PostgreSQL (postgres:\/\/\S+)/.exec(out)![1]!.replace('***@', 'herald:herald@');

@@ -213,7 +213,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     const kubectl = (args: string[], input?: string) => runKubectl(cp!.adminKubeconfig, args, input);
     await installHeraldApi(cp.adminKubeconfig);
     // Each demo tenant's namespace, bound to it (examples/ name them); the university may send urgent alerts.
-    await mustKubectl(cp.adminKubeconfig, ['apply', '-f', '-'], DEMO_TENANTS.map((t) => tenantNamespaceManifest(t.id, { urgent: t.id === 'northfield-university' })).join('---\n'));
+    await mustKubectl(cp.adminKubeconfig, ['apply', '-f', '-'], DEMO_TENANTS.map((t) => tenantNamespaceManifest(t.id, { urgent: t.id === 'northfield-university' })).join('\n---\n'));
     const operatorKubeconfig = await operatorCredentials(cp, kubectl);
     tokenRefresh = setInterval(() => {
       operatorCredentials(cp!, kubectl).catch((e: Error) => say(`refreshing the operator's token failed: ${e.message}`));

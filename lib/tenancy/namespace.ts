@@ -51,5 +51,6 @@ export function tenantNamespaceObjects(tenantId: string, o: TenantNamespaceOptio
 /** The manifest a platform admin applies (`kubectl apply -f -`) to give a tenant its namespace. */
 export function tenantNamespaceManifest(tenantId: string, o: TenantNamespaceOptions = {}): string {
   const header = `# Namespace of tenant ${tenantId}: apply as a platform admin (group ${PLATFORM_ADMIN_GROUP});\n# Broadcasts created here send as ${tenantId} only.\n`;
-  return header + tenantNamespaceObjects(tenantId, o).map((obj) => dump(obj, { lineWidth: -1, noRefs: true })).join('---\n');
+  // One document (a List, as kubectl get -o yaml prints): YAML readers that expect one document read it too.
+  return header + dump({ apiVersion: 'v1', kind: 'List', items: tenantNamespaceObjects(tenantId, o) }, { lineWidth: -1, noRefs: true });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { loadAll } from 'js-yaml';
+import { load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ManualClock } from '../../lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
@@ -127,11 +127,13 @@ describe('tenant plans and namespaces', () => {
     const r = await api.request('GET', '/admin/tenants/chapel/namespace?urgent=true', { token: ADMIN_TOKEN });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/yaml/);
-    const [ns, quota] = loadAll(r.body as string) as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: unknown }[];
+    const list = load(r.body as string) as { kind: string; items: { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec?: unknown }[] };
+    expect(list.kind).toBe('List');
+    const [ns, quota] = list.items;
     expect(ns).toMatchObject({ kind: 'Namespace', metadata: { name: 'chapel', labels: { 'herald.dev/tenant': 'chapel', 'herald.dev/urgent': 'true', 'pod-security.kubernetes.io/enforce': 'restricted' } } });
     expect(quota).toMatchObject({ kind: 'ResourceQuota', metadata: { name: 'herald-broadcasts' }, spec: { hard: { 'count/broadcasts.herald.dev': '500' } } });
     const plain = await api.request('GET', '/admin/tenants/chapel/namespace', { token: ADMIN_TOKEN });
-    expect((loadAll(plain.body as string)[0] as { metadata: { labels: Record<string, string> } }).metadata.labels['herald.dev/urgent']).toBeUndefined();
+    expect((load(plain.body as string) as { items: { metadata: { labels: Record<string, string> } }[] }).items[0]!.metadata.labels['herald.dev/urgent']).toBeUndefined();
     expect((await api.request('GET', '/admin/tenants/nope/namespace', { token: ADMIN_TOKEN })).status).toBe(404);
     expect((await api.request('GET', '/admin/tenants/chapel/namespace', { token: 'tenant-key' })).status).toBe(401);
   });

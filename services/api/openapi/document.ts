@@ -248,7 +248,7 @@ const adminPaths = {
         operationId: 'getTenantNamespace',
         summary: "The tenant's namespace manifest (Namespace bound by herald.dev/tenant, ResourceQuota), for a platform admin to apply",
         requestParams: { path: tenantId, query: namespaceQuery },
-        responses: { 200: { description: 'YAML for kubectl apply -f -', content: { 'application/yaml': { schema: z.string() } } } },
+        responses: { 200: { description: 'YAML for kubectl apply -f -', content: { 'application/yaml': { schema: s.tenantNamespace } } } },
       },
       400, 404,
     ),

@@ -155,6 +155,16 @@ export const tenant = z
   })
   .meta({ id: 'Tenant' });
 
+export const tenantNamespace = z
+  .object({
+    apiVersion: z.literal('v1'),
+    kind: z.literal('List'),
+    items: z.array(
+      z.looseObject({ apiVersion: z.string(), kind: z.enum(['Namespace', 'ResourceQuota']), metadata: z.looseObject({ name: z.string() }) }),
+    ),
+  })
+  .meta({ id: 'TenantNamespace', description: 'A v1 List: the Namespace (labels herald.dev/tenant, pod security) and its ResourceQuota' });
+
 export const sendingNumber = z
   .object({
     id,

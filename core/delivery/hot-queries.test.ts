@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../devenv/explain.js';
-import { CLAIM_ROWS, SELECT_BATCH_ROWS, SELECT_ROWS_BY_ID } from '../../services/worker/deliver-batch.js';
+import { CLAIM_ROWS, SELECT_BATCH_ROWS, SELECT_ROWS_BY_ID } from './claims.js';
 import { DELIVERY_COUNTS } from './broadcasts.js';
 import { occurrenceId as occurrenceIdFor } from './ids.js';
 import { planOccurrence, planRowsStatement } from './plan.js';

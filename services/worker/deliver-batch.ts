@@ -15,6 +15,7 @@ import { retryDelayMs } from '../../core/delivery/backoff.js';
 import type { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
 import type { LaneGate } from './lane-gate.js';
+import { claim as claimRows, loadBatch, sendingNumbers, settleUnsent, type Claim, type DeliveryRow as Row, type SendingNumber } from '../../core/delivery/claims.js';
 import { attemptClass, isProviderLevel, type Attempt } from '../../core/delivery/attempts.js';
 
 export interface DeliverDeps {
@@ -54,40 +55,6 @@ export interface DeliverDeps {
   handBack: (ids: number[], o: { urgent: boolean; startAfterSeconds?: number; jobSize?: number }) => Promise<void>;
 }
 
-interface Row {
-  id: number;
-  channel: 'sms' | 'push';
-  address: string;
-  recipient_key: string;
-  due_at: Date;
-  expires_at: Date;
-  broadcast_id: string;
-  message_text: string;
-  message_title: string | null;
-  suspended: boolean;
-  cancelled_at: Date | null;
-  priority: 'normal' | 'urgent';
-  rate_per_second: number | null;
-  tenant_id: string;
-  sms_per_second: number;
-  push_per_second: number;
-  quiet_start: string | null;
-  quiet_end: string | null;
-  tz: string;
-  messaging_profile_id: string | null;
-  opted_out: boolean;
-  contact_gone: boolean;
-  no_consent: boolean;
-  token_active: boolean;
-}
-
-interface SendingNumber {
-  phone_number: string;
-  kind: 'toll_free' | '10dlc' | 'long_code' | 'short_code';
-  campaign_id: string | null;
-  per_second: number;
-}
-
 type Decision =
   | { status: 'send' }
   | { status: 'cancelled' | 'held' | 'expired' | 'skipped'; reason: string }
@@ -108,28 +75,6 @@ export interface BatchSummary {
   cancelled: number;
 }
 
-const SELECT_ROWS = `
-  SELECT d.id, d.channel, d.address, d.recipient_key, d.due_at, d.expires_at,
-         b.id AS broadcast_id, b.message_text, b.message_title, b.suspended, b.cancelled_at, b.priority, b.rate_per_second,
-         t.id AS tenant_id, t.sms_per_second, t.push_per_second,
-         t.quiet_hours_start::text AS quiet_start, t.quiet_hours_end::text AS quiet_end,
-         coalesce(c.time_zone, t.default_time_zone) AS tz, t.messaging_profile_id,
-         (o.phone IS NOT NULL) AS opted_out,
-         (d.contact_id IS NOT NULL AND c.id IS NULL) AS contact_gone,
-         (d.channel = 'sms' AND c.id IS NOT NULL AND NOT c.sms_consent) AS no_consent,
-         (d.device_token_id IS NULL OR coalesce(dt.active, false)) AS token_active
-    FROM deliveries d
-    JOIN broadcasts b ON b.id = d.broadcast_id
-    JOIN tenants t ON t.id = d.tenant_id
-    LEFT JOIN contacts c ON c.id = d.contact_id
-    LEFT JOIN opt_outs o ON d.channel = 'sms' AND o.tenant_id = d.tenant_id AND o.phone = d.address
-    LEFT JOIN device_tokens dt ON dt.id = d.device_token_id`;
-
-/** A batch job's rows: $1 occurrence, $2 batch number. */
-export const SELECT_BATCH_ROWS = `${SELECT_ROWS} WHERE d.occurrence_id = $1 AND d.batch_no = $2 AND d.status = 'queued' ORDER BY d.id`;
-/** A sweeper job's rows: $1 delivery ids. */
-export const SELECT_ROWS_BY_ID = `${SELECT_ROWS} WHERE d.id = ANY($1::bigint[]) AND d.status = 'queued' ORDER BY d.id`;
-
 /**
  * The job handler: deliver the rows a job names. Everything about the message is
  * read now, not when the job was made, so edits, suspensions and cancellations
@@ -138,7 +83,7 @@ export const SELECT_ROWS_BY_ID = `${SELECT_ROWS} WHERE d.id = ANY($1::bigint[]) 
  * sends a row already recorded as sent.
  */
 export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<BatchSummary> {
-  const rows = await loadRows(deps.pool, job);
+  const rows = await loadBatch(deps.pool, job);
   const summary: BatchSummary = { sent: 0, retry: 0, failed: 0, skipped: 0, deferred: 0, expired: 0, held: 0, cancelled: 0 };
   if (rows.length === 0) return summary;
   summary.broadcastId = rows[0]!.broadcast_id;
@@ -151,7 +96,7 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
     if (d.status === 'send') sendable.push(row);
     else settled.push({ row, d });
   }
-  await settleWithoutSending(deps.pool, settled, now);
+  await settleUnsent(deps.pool, settled.map(({ row, d }) => ({ id: row.id, ...d })), now);
   for (const { row, d } of settled) {
     summary[d.status === 'deferred' ? 'deferred' : d.status]++;
     if (d.status === 'skipped') metrics.skipped.inc({ channel: row.channel, reason: d.reason });
@@ -172,16 +117,6 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
     else summary.failed++;
   }
   return summary;
-}
-
-async function loadRows(pool: Pool, job: DeliverJob): Promise<Row[]> {
-  if (job.deliveryIds?.length) {
-    return (await pool.query<Row>(SELECT_ROWS_BY_ID, [job.deliveryIds])).rows;
-  }
-  if (job.occurrenceId !== undefined && job.batchNo !== undefined) {
-    return (await pool.query<Row>(SELECT_BATCH_ROWS, [job.occurrenceId, job.batchNo])).rows;
-  }
-  throw new Error('a deliver job names neither an occurrence batch nor delivery ids');
 }
 
 export function decide(row: Row, now: Date): Decision {
@@ -207,78 +142,14 @@ export function decide(row: Row, now: Date): Decision {
   return { status: 'send' };
 }
 
-async function settleWithoutSending(pool: Pool, settled: { row: Row; d: Exclude<Decision, { status: 'send' }> }[], now: Date): Promise<void> {
-  if (settled.length === 0) return;
-  await pool.query(
-    `UPDATE deliveries d SET status = u.status, last_error = u.reason, next_attempt_at = u.next_at,
-            finalized_at = CASE WHEN u.status IN ('skipped', 'expired', 'cancelled') THEN $5::timestamptz END, updated_at = now()
-       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, status, reason, next_at)
-      WHERE d.id = u.id AND d.status = 'queued'`,
-    [settled.map((s) => s.row.id), settled.map((s) => s.d.status), settled.map((s) => s.d.reason),
-      settled.map((s) => (s.d.status === 'deferred' ? s.d.until : null)), now],
-  );
-}
-
-interface Claim {
-  /** Rows this worker now owns (queued → sending). */
-  owned: Set<number>;
-  /** The message as it is at the instant of the claim: an edit reaches every row not yet claimed. */
-  text: string;
-  title: string | null;
-  /** Set when the broadcast was suspended or cancelled meanwhile: claim nothing more. */
-  halt?: 'held' | 'cancelled';
-  /**
-   * The lane's verdict: 'share' (ahead of its weight: ask again), 'busy' (stayed ahead:
-   * offer the rest to the other lanes), 'closed' (takes none of it: hand the rest back).
-   */
-  lane: 'ok' | 'share' | 'busy' | 'closed';
-}
-
-/**
- * $1 ids, $2 worker, $3 segments, $4 encoding, $5 broadcast, $6 lane, $7 tenant, $8 urgent,
- * $9 worker lease seconds. The lane's admission (herald_lane_admit) and the claim are one
- * statement, so a weight change reaches the very next chunk.
- */
-export const CLAIM_ROWS = `
-  WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
-       adm AS (SELECT herald_lane_admit($6, $7, cardinality($1::bigint[]), $8, true, $9) AS verdict),
-       claimed AS (
-         UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(), lane = $6,
-                segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
-                -- the last attempt's answer was lost: this send may be the recipient's second
-                possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
-          WHERE id = ANY($1::bigint[]) AND status = 'queued'
-            AND (SELECT NOT suspended AND NOT cancelled FROM b)
-            AND (SELECT verdict FROM adm) = 'ok'
-         RETURNING id, possible_duplicate),
-       -- rows whose flag this claim set (the snapshot is the one before the update)
-       flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
-  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, (SELECT verdict FROM adm) AS verdict, b.* FROM b`;
-
-/**
- * queued → sending for these rows, in the same statement that reads the broadcast,
- * so the text sent is the text at claim time and a suspension or cancellation
- * stops the very next claim.
- */
+/** Claim these rows of the batch for this worker and lane; count the possible duplicates it flagged. */
 async function claim(deps: DeliverDeps, first: Row, ids: number[], seg: SegmentCount | null): Promise<Claim> {
-  const { rows } = await deps.pool.query<{ ids: number[] | null; flagged: number; verdict: Claim['lane']; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
-    CLAIM_ROWS,
-    [ids, deps.workerId, seg?.segments ?? null, seg?.encoding ?? null, first.broadcast_id, deps.lane, first.tenant_id, first.priority === 'urgent', deps.gate.leaseSeconds],
-  );
-  const r = rows[0];
-  if (!r) return { owned: new Set(), text: '', title: null, halt: 'cancelled', lane: 'ok' };
-  const owned = new Set((r.ids ?? []).map(Number));
-  if (r.flagged > 0) metrics.possibleDuplicates.inc({ channel: seg ? 'sms' : 'push' }, r.flagged);
-  // The lane counted every row it asked for; give back the share of those it did not get.
-  if (r.verdict === 'ok' && owned.size < ids.length && first.priority !== 'urgent') {
-    await deps.pool.query('SELECT herald_lane_uncount($1, $2, $3)', [deps.lane, first.tenant_id, ids.length - owned.size]);
-  }
-  if (seg && owned.size > 0 && r.message_text !== seg.text) {
-    // Edited since the batch was loaded: bill what is actually sent.
-    const now = countSegments(r.message_text);
-    await deps.pool.query('UPDATE deliveries SET segments = $2, encoding = $3 WHERE id = ANY($1::bigint[])', [[...owned], now.segments, now.encoding]);
-  }
-  return { owned, text: r.message_text, title: r.message_title, halt: r.cancelled ? 'cancelled' : r.suspended ? 'held' : undefined, lane: r.verdict };
+  const c = await claimRows(deps.pool, {
+    ids, workerId: deps.workerId, broadcastId: first.broadcast_id, tenantId: first.tenant_id, urgent: first.priority === 'urgent',
+    lane: deps.lane, leaseSeconds: deps.gate.leaseSeconds, ...(seg ? { sms: { segments: seg.segments, encoding: seg.encoding, text: seg.text } } : {}),
+  });
+  if (c.flagged > 0) metrics.possibleDuplicates.inc({ channel: seg ? 'sms' : 'push' }, c.flagged);
+  return c;
 }
 
 /**
@@ -295,7 +166,7 @@ async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[],
   for (;;) {
     // Asked before tokens are taken, so a lane ahead of its weight spends none.
     const open = await deps.gate.admit(first.tenant_id, chunk.length, first.priority === 'urgent', deps.draining);
-    if (open !== 'ok') return { owned: new Set(), text: '', title: null, lane: open };
+    if (open !== 'ok') return { owned: new Set(), flagged: 0, text: '', title: null, lane: open };
     await deps.inFlight.acquire(chunk.length);
     let c: Claim;
     try {
@@ -348,7 +219,7 @@ const waitAll = (deps: DeliverDeps, rows: Row[], reason: string) => settleAll(de
 /** The broadcast was paused or cancelled mid-batch: record the rows not yet claimed accordingly. */
 async function haltRest(deps: DeliverDeps, rest: Row[], halt: 'held' | 'cancelled'): Promise<void> {
   const reason = halt === 'held' ? 'broadcast suspended' : 'broadcast cancelled';
-  await settleWithoutSending(deps.pool, rest.map((row) => ({ row, d: { status: halt, reason } })), deps.clock.now());
+  await settleUnsent(deps.pool, rest.map((row) => ({ id: row.id, status: halt, reason })), deps.clock.now());
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -393,8 +264,7 @@ export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): R
 
 async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary: { handedBack: number }): Promise<string[]> {
   const first = rows[0]!;
-  const numbers = (await deps.pool.query<SendingNumber>(
-    'SELECT phone_number, kind, campaign_id, per_second FROM sending_numbers WHERE tenant_id = $1 ORDER BY id', [first.tenant_id])).rows;
+  const numbers = await sendingNumbers(deps.pool, first.tenant_id);
   if (!deps.sms || numbers.length === 0) {
     // Not this row's fault and fixable by configuration: wait, do not fail.
     const reason = deps.sms ? `tenant ${first.tenant_id} has no sending number` : 'no SMS provider configured';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useDeliveryDatabase } from './testing/setup.js';
 import { planOccurrence } from './plan.js';
-import { recordDelivered, recordOutcomes } from './outcomes.js';
+import { markDelivered, recordOutcomes } from './outcomes.js';
 import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 
 const now = new Date('2026-06-01T15:00:00Z');
@@ -26,8 +26,8 @@ describe('recordOutcomes', () => {
     const [id] = await inFlightRows('sms');
     await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'msg-1' } }], now);
     expect(await row(id!)).toMatchObject({ status: 'sent', provider_message_id: 'msg-1', sent_at: now });
-    expect(await recordDelivered(fx.db.pool, id!, now)).toBe(true);
-    expect(await recordDelivered(fx.db.pool, id!, now)).toBe(false);
+    expect(await markDelivered(fx.db.pool, id!, now)).toBe(true);
+    expect(await markDelivered(fx.db.pool, id!, now)).toBe(false);
     expect((await row(id!)).status).toBe('delivered');
   });
 

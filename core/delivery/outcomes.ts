@@ -130,7 +130,7 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
 }
 
 /** A receipt said the message reached the handset. */
-export async function recordDelivered(db: Queryable, deliveryId: number, at: Date): Promise<boolean> {
+export async function markDelivered(db: Queryable, deliveryId: number, at: Date): Promise<boolean> {
   const r = await db.query(
     `UPDATE deliveries SET status = 'delivered', finalized_at = $2, updated_at = now()
       WHERE id = $1 AND status = 'sent'`,

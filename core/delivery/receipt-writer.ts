@@ -82,7 +82,7 @@ export class ReceiptWriter {
 /**
  * Each event under its id, its delivery (by the provider's message id) resolved in the
  * same statement; the delivered ones make their delivery delivered if the event is new.
- * The UPDATE is recordDelivered's (./outcomes.ts): only a row still
+ * The UPDATE is markDelivered's (./outcomes.ts): only a row still
  * 'sent' changes, so a late receipt never resurrects a finished row.
  */
 export const WRITE_RECEIPTS = `

@@ -4,8 +4,9 @@ import { explain } from '../../devenv/explain.js';
 import { API_KEY_BY_PREFIX } from './auth.js';
 import { WRITE_RECEIPTS } from '../../core/delivery/receipt-writer.js';
 import { CONTACT_BY_EXTERNAL_ID } from './routes/device-tokens.js';
-import { DELIVERIES_PAGE, OPT_OUTS_PAGE } from './routes/queries.js';
-import { INSERT_EVENT } from './telnyx-webhook.js';
+import { OPT_OUTS_PAGE } from './routes/queries.js';
+import { DELIVERIES_PAGE } from '../../core/delivery/tenant-reads.js';
+import { INSERT_EVENT } from '../../core/delivery/receipts.js';
 
 /**
  * The api's own hot queries use their indexes (migration 003_api), shown with EXPLAIN

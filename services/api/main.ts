@@ -6,7 +6,7 @@ import { migrate } from '../../lib/db/migrate.js';
 import { createTelnyxProvider } from '../providers/telnyx.js';
 import { createApiApp } from './app.js';
 import { startHttpServer } from './server.js';
-import { matchPendingReceipts } from './telnyx-webhook.js';
+import { matchPendingReceipts } from '../../core/delivery/receipts.js';
 import { loggableError } from './http.js';
 
 /**

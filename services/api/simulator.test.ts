@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../../devenv/test-databas
 import { recordOutcomes } from '../../core/delivery/outcomes.js';
 import { createTelnyxProvider } from '../providers/telnyx.js';
 import { smsNumberFailing, smsNumberOk, startSimulator, type Simulator } from '../simulator/index.js';
-import { matchPendingReceipts } from './telnyx-webhook.js';
+import { matchPendingReceipts } from '../../core/delivery/receipts.js';
 import { makeTenant, seedBroadcast, startTestApi, type TestApi } from './test-support.js';
 
 /**

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { ManualClock } from '../../lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { classifyInbound } from './opt-out-keywords.js';
-import { matchPendingReceipts } from './telnyx-webhook.js';
+import { matchPendingReceipts } from '../../core/delivery/receipts.js';
 import { makeTenant, RecordingSender, seedBroadcast, startTestApi, telnyxSigner, type TestApi } from './test-support.js';
 
 const NUMBER = '+18885550100';

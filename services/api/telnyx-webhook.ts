@@ -3,17 +3,17 @@ import type { Context } from 'koa';
 import { Telnyx } from 'telnyx';
 import { TelnyxWebhook, TelnyxWebhookVerificationError } from 'telnyx/lib/webhooks';
 import { z } from 'zod';
-import { inTransaction, type Pool, type PoolClient } from '../../lib/db/postgres.js';
+import { inTransaction, type Pool } from '../../lib/db/postgres.js';
 import type { Clock } from '../../lib/clock.js';
 import { maskPhone, type Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
-import { recordDelivered, recordOutcomes } from '../../core/delivery/outcomes.js';
-import { classifyTelnyxReceipt, type TelnyxReceipt } from '../providers/classify-telnyx.js';
+import { classifyTelnyxReceipt } from '../providers/classify-telnyx.js';
 import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
 import { HttpError, loggableError, readRawBody } from './http.js';
 import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
 import { ReceiptWriter, type Inserted } from '../../core/delivery/receipt-writer.js';
+import { applyReceipt, changesNothing, insertEvent, receiptEffect, type ClassifyReceipt } from '../../core/delivery/receipts.js';
 
 /** Telnyx webhooks are small; anything larger is not one. */
 const WEBHOOK_BODY_LIMIT = 256 * 1024;
@@ -38,8 +38,7 @@ const inboundPayload = z.object({
 });
 
 const RECEIPT_TYPES = new Set(['message.sent', 'message.finalized']);
-/** Reads a receipt with the same code table as send errors (services/providers/classify-telnyx.ts). */
-export type ClassifyReceipt = (event: unknown) => TelnyxReceipt | null;
+export type { ClassifyReceipt } from '../../core/delivery/receipts.js';
 
 /** A HELP to answer once the event is committed. */
 interface HelpReply {
@@ -68,55 +67,6 @@ function headerRecord(ctx: Context): Record<string, string> {
 
 // --- what an event does -------------------------------------------------------------
 
-/**
- * What a receipt does to its delivery, named as the webhook reports it: delivered;
- * a failure's outcome kind (the same classifier as send errors); 'unconfirmed' (final,
- * the carrier will never say); 'progress' and 'ignored' change nothing.
- */
-function receiptEffect(receipt: TelnyxReceipt | null): string {
-  if (!receipt) return 'ignored';
-  if (receipt.delivered) return 'delivered';
-  if (receipt.outcome && receipt.outcome.kind !== 'accepted') return receipt.outcome.kind;
-  if (receipt.final && receipt.status === 'delivery_unconfirmed') return 'unconfirmed';
-  return 'progress';
-}
-
-const changesNothing = (effect: string) => effect === 'progress' || effect === 'ignored';
-
-/**
- * Apply a receipt to its delivery: delivered → delivered; a failure → the outcome of
- * the same classifier as send errors, recorded by the same recordOutcomes (retry with
- * backoff, dead-letter at maxAttempts, permanent failure, 40300 opt-out). Only rows
- * still sending or sent change, so a late receipt cannot resurrect a finished row.
- */
-export async function applyReceipt(db: PoolClient, deliveryId: number, data: EventData, now: Date, classify: ClassifyReceipt): Promise<string> {
-  return applyClassified(db, deliveryId, classify(data), now);
-}
-
-async function applyClassified(db: PoolClient, deliveryId: number, receipt: TelnyxReceipt | null, now: Date): Promise<string> {
-  const effect = receiptEffect(receipt);
-  if (effect === 'delivered') {
-    await recordDelivered(db, deliveryId, now);
-  } else if (effect === 'unconfirmed') {
-    // The carrier will never say; the message left us and stays "sent", but it is final.
-    await db.query(`UPDATE deliveries SET finalized_at = $2, updated_at = now() WHERE id = $1 AND status = 'sent' AND finalized_at IS NULL`, [
-      deliveryId,
-      now,
-    ]);
-  } else if (!changesNothing(effect)) {
-    await recordOutcomes(db, [{ deliveryId, outcome: receipt!.outcome! }], now);
-  }
-  return effect;
-}
-
-/** An event under its id, with the delivery a receipt is about (by the provider's message id) resolved in the same statement. */
-export const INSERT_EVENT = `
-  INSERT INTO provider_events (provider, event_id, event_type, tenant_id, delivery_id, payload, occurred_at, received_at)
-  SELECT 'telnyx', $1, $2, coalesce(d.tenant_id, $3), d.id, $5::jsonb, $6::timestamptz, $7::timestamptz
-    FROM (VALUES (1)) AS one (x)
-    LEFT JOIN (SELECT id, tenant_id FROM deliveries WHERE provider_message_id = $4 LIMIT 1) d ON true
-  ON CONFLICT (provider, event_id) DO NOTHING RETURNING delivery_id`;
-
 interface EventTimes {
   occurredAt: Date | null;
   now: Date;
@@ -129,22 +79,9 @@ interface EventTimes {
  */
 const unapplied = (ins: Inserted) => (ins ? 'unmatched' : 'duplicate');
 
-async function insertEvent(
-  db: PoolClient | Pool,
-  data: EventData,
-  at: EventTimes,
-  about: { tenantId?: string | null; providerMessageId?: string | null },
-): Promise<Inserted> {
-  const r = await db.query<{ delivery_id: number | null }>(INSERT_EVENT, [
-    data.id,
-    data.event_type,
-    about.tenantId ?? null,
-    about.providerMessageId ?? null,
-    data,
-    at.occurredAt,
-    at.now,
-  ]);
-  return r.rowCount === 0 ? null : { deliveryId: r.rows[0]!.delivery_id };
+/** The provider event of this webhook, recorded once by its id. */
+function eventOf(data: EventData, at: EventTimes, about: { tenantId?: string | null; providerMessageId?: string | null }) {
+  return { eventId: data.id, eventType: data.event_type, ...about, payload: data, occurredAt: at.occurredAt, receivedAt: at.now };
 }
 
 async function resolveInbound(db: Pool, data: EventData) {
@@ -264,7 +201,7 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
   // Resolve who the event is about before taking the transaction (a plain indexed read).
   const inbound = data.event_type === 'message.received' ? await resolveInbound(o.pool, data) : null;
   return inTransaction(o.pool, async (c) => {
-    if (!(await insertEvent(c, data, at, { tenantId: inbound?.tenant?.tenant_id }))) return { result: 'duplicate' };
+    if (!(await insertEvent(c, eventOf(data, at, { tenantId: inbound?.tenant?.tenant_id })))) return { result: 'duplicate' };
 
     if (data.event_type === 'message.received') {
       if (!inbound) return { result: 'ignored' };
@@ -329,43 +266,9 @@ async function recordReceipt(o: WebhookOptions, data: EventData, at: EventTimes)
     return { result: ins?.deliveryId == null ? unapplied(ins) : effect };
   }
   return inTransaction(o.pool, async (c) => {
-    const ins = await insertEvent(c, data, at, { providerMessageId });
+    const ins = await insertEvent(c, eventOf(data, at, { providerMessageId }));
     if (ins?.deliveryId == null) return { result: unapplied(ins) };
-    return { result: await applyClassified(c, ins.deliveryId, receipt, at.now) };
+    return { result: await applyReceipt(c, ins.deliveryId, receipt, at.now) };
   });
 }
 
-/**
- * Receipts recorded before their delivery carried the provider message id (the
- * provider fired the webhook before the worker committed the send) are matched
- * again here: the api process runs this every few seconds. SKIP LOCKED lets several
- * replicas share it; a receipt older than the window is no longer expected to match
- * (it was for a message Herald did not send).
- */
-export async function matchPendingReceipts(
-  pool: Pool,
-  clock: Clock,
-  opts: { classify?: ClassifyReceipt; windowSeconds?: number; limit?: number } = {},
-): Promise<number> {
-  const now = clock.now();
-  const since = new Date(now.getTime() - (opts.windowSeconds ?? 3600) * 1000);
-  const classify = opts.classify ?? classifyTelnyxReceipt;
-  return inTransaction(pool, async (c) => {
-    const { rows } = await c.query<{ id: number; payload: EventData; delivery_id: number; tenant_id: string }>(
-      `SELECT e.id, e.payload, d.id AS delivery_id, d.tenant_id
-         FROM provider_events e
-         JOIN deliveries d ON d.provider_message_id = e.payload->'payload'->>'id'
-        WHERE e.provider = 'telnyx' AND e.delivery_id IS NULL
-          AND e.event_type IN ('message.sent', 'message.finalized') AND e.received_at > $1
-        ORDER BY e.occurred_at NULLS LAST, e.id
-        LIMIT $2
-        FOR UPDATE OF e SKIP LOCKED`,
-      [since, opts.limit ?? 500],
-    );
-    for (const r of rows) {
-      await applyReceipt(c, r.delivery_id, r.payload, now, classify);
-      await c.query('UPDATE provider_events SET delivery_id = $2, tenant_id = $3 WHERE id = $1', [r.id, r.delivery_id, r.tenant_id]);
-    }
-    return rows.length;
-  });
-}

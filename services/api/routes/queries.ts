@@ -9,10 +9,9 @@ import { SMALL_BODY_BYTES } from '../deps.js';
 import { badRequest, notFound, parseOr400, queryParam, readJson } from '../http.js';
 import { decodeCursor, page, pageLimit } from '../pagination.js';
 import { countrySchema, normalizePhone } from '../validation.js';
+import { broadcastExists, broadcastsPage, countsByBroadcast, deliveriesPage, DELIVERY_STATUSES, tenantBroadcast, type BroadcastRow } from '../../../core/delivery/tenant-reads.js';
 
-export const DELIVERY_STATUSES = [
-  'queued', 'sending', 'retry', 'deferred', 'held', 'sent', 'delivered', 'failed', 'dead', 'skipped', 'expired', 'cancelled',
-] as const;
+export { DELIVERY_STATUSES } from '../../../core/delivery/tenant-reads.js';
 
 export const deliveriesQuery = z.object({ status: z.enum(DELIVERY_STATUSES).optional() });
 export const optOutBody = z.strictObject({ phone: z.string(), default_country: countrySchema.optional() });
@@ -35,26 +34,6 @@ export function maskRecipient(channel: string, recipientKey: string, address: st
 /** Provider error texts sometimes quote the number; mask anything that looks like one. */
 const maskNumbersIn = (text: string | null): string | null => (text ? text.replace(/\+\d{7,15}/g, (m) => maskPhone(m)) : text);
 
-interface BroadcastRow {
-  id: string;
-  _ts: string;
-  [k: string]: unknown;
-}
-
-const BROADCAST_COLUMNS = `b.id, b.namespace, b.name, b.channel, b.priority, b.generation, b.message_text, b.message_title,
-  b.suspended, b.cancelled_at, b.max_attempts, b.expire_after_seconds, b.created_at, b.updated_at, b.created_at::text AS _ts`;
-
-/** A page of a broadcast's deliveries: $1 broadcast, $2 tenant, $3 status or null, $4 $5 cursor (status, id), $6 limit. */
-export const DELIVERIES_PAGE = `
-  SELECT id, occurrence_id, channel, recipient_key, address, contact_id, device_token_id, status, attempts, segments,
-         provider_message_id, error_code, last_error, possible_duplicate, due_at, next_attempt_at, sent_at,
-         finalized_at, updated_at
-    FROM deliveries
-   WHERE broadcast_id = $1 AND tenant_id = $2
-     AND ($3::text IS NULL OR status = $3)
-     AND ($4::text IS NULL OR (status, id) > ($4::text, $5::bigint))
-   ORDER BY status, id LIMIT $6`;
-
 /** A page of a tenant's opt-outs, newest first: $1 tenant, $2 $3 cursor (opted_out_at, phone), $4 limit. */
 export const OPT_OUTS_PAGE = `
   SELECT phone, opted_out_at, source, keyword, opted_out_at::text AS _ts FROM opt_outs
@@ -71,19 +50,7 @@ export function queryRoutes(deps: ApiDeps): Router {
   const router = new Router();
 
   async function withCounts(tenantId: string, rows: BroadcastRow[]) {
-    const counts = new Map<string, Record<string, number>>();
-    if (rows.length > 0) {
-      const r = await pool.query<{ broadcast_id: string; status: string; n: number }>(
-        `SELECT broadcast_id, status, count(*)::int AS n FROM deliveries
-          WHERE broadcast_id = ANY($1::uuid[]) AND tenant_id = $2 GROUP BY broadcast_id, status`,
-        [rows.map((b) => b.id), tenantId],
-      );
-      for (const c of r.rows) {
-        const m = counts.get(c.broadcast_id) ?? {};
-        m[c.status] = c.n;
-        counts.set(c.broadcast_id, m);
-      }
-    }
+    const counts = await countsByBroadcast(pool, tenantId, rows.map((b) => b.id));
     return rows.map(({ _ts, ...b }) => {
       const byStatus = counts.get(b.id) ?? {};
       const total = Object.values(byStatus).reduce((a, n) => a + n, 0);
@@ -97,24 +64,16 @@ export function queryRoutes(deps: ApiDeps): Router {
     const tenantId = tenantOf(ctx);
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().regex(UUID_RE)]));
-    const { rows } = await pool.query<BroadcastRow>(
-      `SELECT ${BROADCAST_COLUMNS} FROM broadcasts b
-        WHERE b.tenant_id = $1 AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2::timestamptz, $3::uuid))
-        ORDER BY b.created_at DESC, b.id DESC LIMIT $4`,
-      [tenantId, after?.[0] ?? null, after?.[1] ?? null, n + 1],
-    ).catch(rethrowBadCursor);
+    const rows = await broadcastsPage(pool, tenantId, after, n + 1).catch(rethrowBadCursor);
     const p = page(rows, n, (r) => [r._ts, r.id]);
     ctx.body = { items: await withCounts(tenantId, p.items), next_cursor: p.next_cursor };
   });
 
   router.get('/broadcasts/:id', async (ctx) => {
     const tenantId = tenantOf(ctx);
-    const { rows } = await pool.query<BroadcastRow>(`SELECT ${BROADCAST_COLUMNS} FROM broadcasts b WHERE b.tenant_id = $1 AND b.id = $2`, [
-      tenantId,
-      broadcastIdParam(ctx),
-    ]);
-    if (!rows[0]) throw notFound('broadcast');
-    ctx.body = (await withCounts(tenantId, rows))[0];
+    const b = await tenantBroadcast(pool, tenantId, broadcastIdParam(ctx));
+    if (!b) throw notFound('broadcast');
+    ctx.body = (await withCounts(tenantId, [b]))[0];
   });
 
   // Ordered by (status, id) so that one index (broadcast_id, status, id) serves both the
@@ -125,15 +84,8 @@ export function queryRoutes(deps: ApiDeps): Router {
     const status = parseOr400(deliveriesQuery.shape.status, queryParam(ctx, 'status'), 'status');
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.enum(DELIVERY_STATUSES), z.number().int()]));
-    const b = await pool.query('SELECT 1 FROM broadcasts WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
-    if (b.rowCount === 0) throw notFound('broadcast');
-    const { rows } = await pool.query<{
-      id: number; status: string; channel: string; recipient_key: string; address: string; last_error: string | null;
-      [k: string]: unknown;
-    }>(
-      DELIVERIES_PAGE,
-      [id, tenantId, status ?? null, after?.[0] ?? null, after?.[1] ?? 0, n + 1],
-    );
+    if (!(await broadcastExists(pool, tenantId, id))) throw notFound('broadcast');
+    const rows = await deliveriesPage(pool, { broadcastId: id, tenantId, status: status ?? null, after, limit: n + 1 });
     const p = page(rows, n, (r) => [r.status, r.id]);
     ctx.body = {
       items: p.items.map(({ recipient_key, address, last_error, ...d }) => ({

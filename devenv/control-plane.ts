@@ -3,9 +3,11 @@
  * controller-runtime's envtest, for operator tests. Binaries come from the tool cache
  * filled by scripts/control-plane/build-tools.sh; versions live in scripts/control-plane/versions.env.
  *
- * No kubelet, controller-manager or scheduler: pods never run, the ServiceAccount
+ * By default no kubelet, controller-manager or scheduler: pods never run, the ServiceAccount
  * admission plugin is disabled (nothing creates "default" service accounts), and
- * garbage collection / namespace deletion finalizers never complete.
+ * garbage collection / namespace deletion finalizers never complete. `controllers: true`
+ * adds kube-controller-manager and kube-scheduler; `node` readies it for a kubelet
+ * (devenv/node).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,7 +23,17 @@ import { waitFor } from './poll.js';
 import { choosePorts } from './ports.js';
 import { spawnWatchdog, startProcess, type Supervised } from './processes.js';
 
-export type Tool = 'etcd' | 'kube-apiserver' | 'k6' | 'kubectl' | 'actionlint';
+export type Tool =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'k6'
+  | 'kubectl'
+  | 'actionlint'
+  | 'kubelet'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kube-proxy'
+  | 'coredns';
 
 export interface ControlPlaneOptions {
   /** Working directory: certs, etcd data, logs, kubeconfigs. Reused if it exists. */
@@ -32,15 +44,32 @@ export interface ControlPlaneOptions {
   etcdPort?: number;
   /** Write an audit log (Metadata level, every request) to `<dir>/audit.log`. Default true. */
   auditLog?: boolean;
+  /**
+   * Also run kube-controller-manager (namespace lifecycle, garbage collection, Deployments,
+   * Jobs, ResourceQuota, ServiceAccounts and their tokens...) and kube-scheduler, with the
+   * ServiceAccount admission plugin on. Default false: the API server alone, as envtest.
+   */
+  controllers?: boolean;
+  /**
+   * Ready for a kubelet node (devenv/node): the API server listens on the node's bridge
+   * address (so pods reach it through the `kubernetes` Service; the bridge exists first),
+   * reaches kubelets with a client certificate of its own (allowed the kubelet API), and
+   * authorizes kubelets with the Node authorizer and NodeRestriction. Implies controllers.
+   */
+  node?: { address: string };
 }
 
 export interface ControlPlane {
-  /** https://127.0.0.1:<port> */
+  /** https://127.0.0.1:<port> (a node's control plane: https://<bridge address>:<port>) */
   server: string;
   /** Path of a kubeconfig authenticating as a system:masters client-certificate user. */
   adminKubeconfig: string;
   dir: string;
+  /** The PKI folder: ca.crt/ca.key sign the node's certificates (devenv/node). */
+  pkiDir: string;
   auditLogPath: string;
+  /** Whether kube-controller-manager and kube-scheduler run. */
+  controllers: boolean;
   stop(): Promise<void>;
   /** Creates the namespace and ServiceAccount if absent and returns a token kubeconfig path for it. */
   kubeconfigForServiceAccount(namespace: string, name: string): Promise<string>;
@@ -75,6 +104,11 @@ const versionKey: Record<Tool, string> = {
   kubectl: 'KUBERNETES_VERSION',
   k6: 'K6_VERSION',
   actionlint: 'ACTIONLINT_VERSION',
+  kubelet: 'KUBERNETES_VERSION',
+  'kube-controller-manager': 'KUBERNETES_VERSION',
+  'kube-scheduler': 'KUBERNETES_VERSION',
+  'kube-proxy': 'KUBERNETES_VERSION',
+  coredns: 'COREDNS_VERSION',
 };
 
 /** Absolute path of a tool binary in the cache; throws if it has not been built. */
@@ -134,6 +168,61 @@ const TEN_YEARS_MS = 3650 * 24 * 3600 * 1000;
 const SERVING_NAMES = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
 const SERVING_IPS = ['127.0.0.1', '10.0.0.1'];
 
+function validFromNow() {
+  const notBeforeDate = new Date();
+  return { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + TEN_YEARS_MS) } as const;
+}
+
+const leaf = (usage: 'serverAuth' | 'clientAuth') => [
+  { name: 'basicConstraints' as const, cA: false, critical: true },
+  { name: 'keyUsage' as const, digitalSignature: true, keyEncipherment: true, critical: true },
+  { name: 'extKeyUsage' as const, [usage]: true },
+];
+
+const subjectAltName = (ips: string[], names: string[]) => ({
+  name: 'subjectAltName' as const,
+  altNames: [...ips.map((ip) => ({ type: 7 as const, ip })), ...names.map((value) => ({ type: 2 as const, value }))],
+});
+
+export interface CertificateRequest {
+  /** Organization (a Kubernetes group, e.g. system:nodes) and common name (the user). */
+  organization?: string;
+  commonName: string;
+  usage: 'serverAuth' | 'clientAuth';
+  ips?: string[];
+  names?: string[];
+}
+
+/**
+ * `<base>.crt`/`.key` in the CA's folder, signed by the CA (ca.key beside ca.crt), issued
+ * once: the node's and the controllers' certificates.
+ */
+export async function issueOnce(caCrt: string, base: string, r: CertificateRequest): Promise<{ crt: string; key: string }> {
+  const pkiDir = path.dirname(caCrt);
+  const crt = path.join(pkiDir, `${base}.crt`);
+  const key = path.join(pkiDir, `${base}.key`);
+  if (existsSync(crt) && existsSync(key)) return { crt, key };
+  const subject = [...(r.organization ? [{ name: 'organizationName', value: r.organization }] : []), { name: 'commonName', value: r.commonName }];
+  const cert = await generateCertificate(subject, {
+    ...validFromNow(),
+    ca: { key: await readFile(path.join(pkiDir, 'ca.key'), 'utf8'), cert: await readFile(caCrt, 'utf8') },
+    extensions: [...leaf(r.usage), ...(r.ips || r.names ? [subjectAltName(r.ips ?? [], r.names ?? [])] : [])],
+  });
+  await writeFile(key, cert.private, { mode: 0o600 });
+  await writeFile(crt, cert.cert);
+  return { crt, key };
+}
+
+/** A client certificate (issued once) and a kubeconfig using it, in a control plane's dir. */
+export async function clientKubeconfig(dir: string, server: string, base: string, r: Omit<CertificateRequest, 'usage'>): Promise<string> {
+  const caCrt = path.join(dir, 'pki', 'ca.crt');
+  const { crt, key } = await issueOnce(caCrt, base, { ...r, usage: 'clientAuth' });
+  return writeKubeconfig(path.join(dir, 'kubeconfigs', `${base}.kubeconfig`), server, { data: b64file(caCrt) }, {
+    name: base,
+    credentials: { 'client-certificate-data': b64file(crt), 'client-key-data': b64file(key) },
+  });
+}
+
 async function ensurePki(pkiDir: string): Promise<Pki> {
   await mkdir(pkiDir, { recursive: true, mode: 0o700 });
   const f = (n: string): string => path.join(pkiDir, n);
@@ -150,8 +239,7 @@ async function ensurePki(pkiDir: string): Promise<Pki> {
 
   // Partial state (e.g. interrupted generation): start the PKI over; it is cheap.
   for (const p of Object.values(pki)) await rm(p, { force: true });
-  const notBeforeDate = new Date();
-  const validity = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + TEN_YEARS_MS) } as const;
+  const validity = validFromNow();
   const ca = await generateCertificate([{ name: 'commonName', value: 'herald-local-ca' }], {
     ...validity,
     extensions: [
@@ -159,17 +247,12 @@ async function ensurePki(pkiDir: string): Promise<Pki> {
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     ],
   });
-  const leaf = (usage: 'serverAuth' | 'clientAuth') => [
-    { name: 'basicConstraints' as const, cA: false, critical: true },
-    { name: 'keyUsage' as const, digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage' as const, [usage]: true },
-  ];
   const signedByCa = { ...validity, ca: { key: ca.private, cert: ca.cert } };
   const serving = await generateCertificate([{ name: 'commonName', value: 'kube-apiserver' }], {
     ...signedByCa,
     extensions: [
       ...leaf('serverAuth'),
-      { name: 'subjectAltName', altNames: [...SERVING_IPS.map((ip) => ({ type: 7 as const, ip })), ...SERVING_NAMES.map((value) => ({ type: 2 as const, value }))] },
+      subjectAltName(SERVING_IPS, SERVING_NAMES),
     ],
   });
   // O=system:masters is the group Kubernetes gives the admin.
@@ -198,14 +281,14 @@ async function ensurePki(pkiDir: string): Promise<Pki> {
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
 
-interface HttpResult {
+export interface HttpResult {
   status: number;
   body: string;
 }
 
-function request(
+export function request(
   url: string,
-  init: { method?: string; body?: unknown; ca?: Buffer; cert?: Buffer; key?: Buffer; timeoutMs?: number },
+  init: { method?: string; body?: unknown; ca?: Buffer; cert?: Buffer; key?: Buffer; timeoutMs?: number; insecure?: boolean },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
@@ -218,6 +301,7 @@ function request(
         ca: init.ca,
         cert: init.cert,
         key: init.key,
+        rejectUnauthorized: !init.insecure,
         headers: payload
           ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
           : {},
@@ -246,12 +330,17 @@ rules:
 - level: Metadata
 `;
 
-const SERVICE_CIDR = '10.0.0.0/24';
+export const SERVICE_CIDR = '10.0.0.0/24';
+/** The API server's identity towards kubelets. */
+const KUBELET_API_CLIENT = 'herald:apiserver-kubelet-client';
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = path.resolve(opts.dir);
   const auditLog = opts.auditLog ?? true;
+  const node = opts.node;
+  const controllers = node !== undefined || (opts.controllers ?? false);
+  const address = node?.address ?? '127.0.0.1';
   const etcdBin = toolPath('etcd');
   const apiserverBin = toolPath('kube-apiserver');
   await mkdir(dir, { recursive: true });
@@ -260,7 +349,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   const pki = await ensurePki(path.join(dir, 'pki'));
   const ports = await portsFor(dir, opts);
-  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const server = `https://${address}:${ports.apiserver}`;
+  // On a node's address the API server needs a serving certificate naming it.
+  const serving = node
+    ? await issueOnce(pki.caCrt, `apiserver-${node.address}`, {
+        commonName: 'kube-apiserver',
+        usage: 'serverAuth',
+        ips: [node.address, ...SERVING_IPS],
+        names: SERVING_NAMES,
+      })
+    : { crt: pki.servingCrt, key: pki.servingKey };
   const auditLogPath = path.join(dir, 'audit.log');
   const auditPolicyPath = path.join(dir, 'audit-policy.yaml');
   await writeFile(auditPolicyPath, AUDIT_POLICY);
@@ -316,13 +414,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const args = [
       `--etcd-servers=${etcdUrl}`,
       `--secure-port=${ports.apiserver}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--cert-dir=${path.join(dir, 'pki')}`,
-      `--tls-cert-file=${pki.servingCrt}`,
-      `--tls-private-key-file=${pki.servingKey}`,
+      `--tls-cert-file=${serving.crt}`,
+      `--tls-private-key-file=${serving.key}`,
       `--client-ca-file=${pki.caCrt}`,
-      '--authorization-mode=RBAC',
+      node ? '--authorization-mode=Node,RBAC' : '--authorization-mode=RBAC',
       '--anonymous-auth=false',
       `--service-account-issuer=${SA_ISSUER}`,
       `--service-account-key-file=${pki.saPub}`,
@@ -331,9 +429,19 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--allow-privileged=true',
       // As envtest: without a controller-manager nothing creates the "default" ServiceAccount,
       // so the ServiceAccount admission plugin would reject every pod.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(controllers ? [] : ['--disable-admission-plugins=ServiceAccount']),
       '--profiling=false',
     ];
+    if (node) {
+      const kc = await issueOnce(pki.caCrt, 'apiserver-kubelet-client', { commonName: KUBELET_API_CLIENT, usage: 'clientAuth' });
+      args.push(
+        '--enable-admission-plugins=NodeRestriction',
+        `--kubelet-client-certificate=${kc.crt}`,
+        `--kubelet-client-key=${kc.key}`,
+        `--kubelet-certificate-authority=${pki.caCrt}`,
+        '--kubelet-preferred-address-types=InternalIP',
+      );
+    }
     if (auditLog) {
       args.push(
         `--audit-policy-file=${auditPolicyPath}`,
@@ -356,6 +464,75 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       },
       { timeoutMs: 90_000, everyMs: 250, process: apiserver, explain: async () => `--- etcd:\n${etcd.tail()}` },
     );
+    if (node) {
+      // The kubelet authorizes the API server's requests (logs, exec, port-forward) by
+      // SubjectAccessReview: allow its client identity the kubelet API.
+      const r = await request(`${server}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings`, {
+        method: 'POST',
+        ca,
+        cert: adminCert,
+        key: adminKey,
+        body: {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'ClusterRoleBinding',
+          metadata: { name: 'herald:apiserver-kubelet-client' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:kubelet-api-admin' },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: KUBELET_API_CLIENT }],
+        },
+      });
+      if (r.status !== 201 && r.status !== 409) throw new Error(`binding ${KUBELET_API_CLIENT}: HTTP ${r.status} ${r.body}`);
+    }
+    if (controllers) {
+      // Each serves /healthz on a port of its own (free ones: control planes run side by side).
+      const { freePort } = await import('./ports.js');
+      const serve = async (name: string) => ['--bind-address=127.0.0.1', `--secure-port=${await freePort()}`, `--cert-dir=${path.join(dir, 'pki', name)}`];
+      const kcmKubeconfig = await clientKubeconfig(dir, server, 'kube-controller-manager', { commonName: 'system:kube-controller-manager' });
+      const kcmServe = await serve('kcm-serving');
+      const kcm = startProcess(
+        toolPath('kube-controller-manager'),
+        [
+          `--kubeconfig=${kcmKubeconfig}`,
+          `--authentication-kubeconfig=${kcmKubeconfig}`,
+          `--authorization-kubeconfig=${kcmKubeconfig}`,
+          ...kcmServe,
+          '--leader-elect=false',
+          '--use-service-account-credentials=true',
+          `--service-account-private-key-file=${pki.saKey}`,
+          `--root-ca-file=${pki.caCrt}`,
+          `--service-cluster-ip-range=${SERVICE_CIDR}`,
+          // pod CIDRs come from the node's CNI configuration, not from Node objects; no cloud
+          '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller',
+          '--profiling=false',
+        ],
+        { name: 'kube-controller-manager', logFile: path.join(dir, 'logs', 'kube-controller-manager.log') },
+      );
+      procs.push(kcm);
+      const schedKubeconfig = await clientKubeconfig(dir, server, 'kube-scheduler', { commonName: 'system:kube-scheduler' });
+      const schedServe = await serve('scheduler-serving');
+      const scheduler = startProcess(
+        toolPath('kube-scheduler'),
+        [
+          `--kubeconfig=${schedKubeconfig}`,
+          `--authentication-kubeconfig=${schedKubeconfig}`,
+          `--authorization-kubeconfig=${schedKubeconfig}`,
+          ...schedServe,
+          '--leader-elect=false',
+          '--profiling=false',
+        ],
+        { name: 'kube-scheduler', logFile: path.join(dir, 'logs', 'kube-scheduler.log') },
+      );
+      procs.push(scheduler);
+      await notePids();
+      for (const [p, flags] of [[kcm, kcmServe], [scheduler, schedServe]] as const) {
+        const port = flags[1]!.split('=')[1];
+        await waitFor(
+          p.name,
+          // its own self-signed serving certificate; /healthz needs no credentials
+          async () => (await request(`https://127.0.0.1:${port}/healthz`, { insecure: true, timeoutMs: 3000 })).status === 200,
+          { timeoutMs: 60_000, everyMs: 250, process: p },
+        );
+      }
+    }
   } catch (e) {
     await stopAll();
     throw e;
@@ -378,7 +555,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     server,
     adminKubeconfig,
     dir,
+    pkiDir: path.join(dir, 'pki'),
     auditLogPath,
+    controllers,
     stop: () => (stopped ??= stopAll()),
     async kubeconfigForServiceAccount(namespace: string, name: string): Promise<string> {
       const ns = encodeURIComponent(namespace);
@@ -416,6 +595,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
 }
 
-function b64file(p: string): string {
+export function b64file(p: string): string {
   return readFileSync(p).toString('base64');
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the local control-plane tools (etcd, kube-apiserver, kubectl), k6 and actionlint from
-# their Go modules into a cache OUTSIDE the repo:
+# Builds the local control-plane tools (etcd, kube-apiserver, kubectl), k6, actionlint, and the
+# node's tools (kubelet, kube-controller-manager, kube-scheduler, kube-proxy, coredns) from their
+# Go modules into a cache OUTSIDE the repo:
 #   ${HERALD_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herald/tools}/<tool>-<version>/bin/<binary>
 # Idempotent: a tool whose cached binary reports the pinned version is skipped; one that
 # reports another version (or nothing) is rebuilt.
-# Usage: scripts/control-plane/build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6] [actionlint]   (default: all)
+# Usage: build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6] [actionlint] [kubelet]
+#          [kube-controller-manager] [kube-scheduler] [kube-proxy] [coredns]   (default: all)
 # Prints one line per tool: "<tool> <path>". Build logs / timings go to stderr.
 set -euo pipefail
 
@@ -124,7 +126,9 @@ $replaces
 )
 MOD
   log "kubernetes $KUBERNETES_VERSION: resolving modules (staging pinned to $staging_version)"
-  ( cd "$d" && go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION" >&2 )
+  local cmds=() c
+  for c in "${k8s_cmds[@]}"; do cmds+=("k8s.io/kubernetes/cmd/$c@$KUBERNETES_VERSION"); done
+  ( cd "$d" && go get "${cmds[@]}" >&2 )
   k8s_module_dir="$d"
 }
 
@@ -152,6 +156,46 @@ build_k8s_cmd() { # <binary>
   echo "$name $dst"
 }
 
+build_coredns() {
+  local dst; dst="$(bin_path coredns "$COREDNS_VERSION" coredns)"
+  if is_current "$dst" "$COREDNS_VERSION" -version; then cached=1; echo "coredns $dst"; return; fi
+  # CoreDNS's own main links every plugin (cloud DNS SDKs included). The cluster needs the
+  # ones its Corefile names (devenv/node), so a scratch main links coremain with those only.
+  local d="$scratch_root/coredns"; mkdir -p "$d"
+  cat >"$d/go.mod" <<MOD
+module herald.local/build/coredns
+
+go 1.26.0
+
+require github.com/coredns/coredns $COREDNS_VERSION
+MOD
+  cat >"$d/main.go" <<'GO'
+package main
+
+import (
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/loadbalance"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func main() { coremain.Run() }
+GO
+  log "coredns $COREDNS_VERSION: resolving + building"
+  (
+    cd "$d"
+    go get "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+    go mod tidy >&2
+    go build -trimpath -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$d/coredns" . >&2
+  )
+  install_bin "$d/coredns" "$dst"
+  echo "coredns $dst"
+}
+
 build_k6() {
   local dst; dst="$(bin_path k6 "$K6_VERSION" k6)"
   if is_current "$dst" "$K6_VERSION" version; then cached=1; echo "k6 $dst"; return; fi
@@ -173,15 +217,20 @@ build_actionlint() {
   echo "actionlint $dst"
 }
 
+k8s_all=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd kube-apiserver kubectl k6 actionlint)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd "${k8s_all[@]}" k6 actionlint coredns)
+# The kubernetes commands asked for (their packages are resolved together, once).
+k8s_cmds=()
+for t in "${tools[@]}"; do [[ " ${k8s_all[*]} " == *" $t "* ]] && k8s_cmds+=("$t"); done
 for t in "${tools[@]}"; do
   case "$t" in
     etcd) timed etcd build_etcd ;;
-    kube-apiserver) timed kube-apiserver build_k8s_cmd kube-apiserver ;;
-    kubectl) timed kubectl build_k8s_cmd kubectl ;;
+    kube-apiserver|kubectl|kubelet|kube-controller-manager|kube-scheduler|kube-proxy)
+      timed "$t" build_k8s_cmd "$t" ;;
     k6) timed k6 build_k6 ;;
     actionlint) timed actionlint build_actionlint ;;
-    *) echo "build-tools.sh: unknown tool '$t' (etcd|kube-apiserver|kubectl|k6|actionlint)" >&2; exit 2 ;;
+    coredns) timed coredns build_coredns ;;
+    *) echo "build-tools.sh: unknown tool '$t' (etcd|${k8s_all[*]// /|}|k6|actionlint|coredns)" >&2; exit 2 ;;
   esac
 done

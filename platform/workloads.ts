@@ -39,7 +39,8 @@ export const RESOURCES = {
   worker: { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
   operator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
   migrate: { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
-  simulator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+  // the simulator answers for every provider at once in a load test: at 500m its probes time out under a 1,500-recipient send on the local node
+  simulator: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '256Mi' } },
   k6: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' } },
 } satisfies Record<string, Resources>;
 
@@ -97,6 +98,9 @@ export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpe
   const probes = c.probes === true ? { liveness: '/healthz', readiness: '/readyz' } : c.probes || undefined;
   return {
     securityContext: { runAsNonRoot: true, runAsUser: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+    // Service links would put HERALD_API_PORT=tcp://... (from the herald-api Service) into
+    // every pod of the namespace, and the config reads HERALD_API_PORT as a port number.
+    enableServiceLinks: false,
     ...extra,
     containers: [
       {

@@ -17,7 +17,7 @@ export interface Cluster {
 
 export async function startCluster(opts: { dir: string; onStep?: (line: string) => void }): Promise<Cluster> {
   const step = opts.onStep ?? (() => undefined);
-  const host = await claimHost();
+  const host = await claimHost(step);
   let controlPlane: ControlPlane | undefined;
   try {
     step('control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');

@@ -194,6 +194,41 @@ export function shellWords(line: string): string[] {
   return out;
 }
 
+/** SIGKILLs every process in a cgroup tree (pods left by a node that died). */
+async function killCgroupTree(dir: string): Promise<number> {
+  let killed = 0;
+  try {
+    for (const pid of (await readFile(path.join(dir, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      } catch {
+        /* gone */
+      }
+    }
+    for (const e of await readdir(dir, { withFileTypes: true })) if (e.isDirectory()) killed += await killCgroupTree(path.join(dir, e.name));
+  } catch {
+    /* gone */
+  }
+  return killed;
+}
+
+/**
+ * SIGKILLs containerd shims serving the containerd at `socket` (they outlive containerd
+ * by design; a node that died leaves them behind).
+ */
+export async function killShims(socket: string): Promise<void> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      if (/containerd-shim/.test(argv[0] ?? '') && argv.includes(socket)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 async function removeCgroupTree(dir: string): Promise<void> {
   let entries: string[] = [];
   try {
@@ -218,6 +253,11 @@ async function removeCgroupTree(dir: string): Promise<void> {
  * (and every container) has stopped. Returns what could not be undone.
  */
 export async function restoreHost(before: HostSnapshot, ownedDirs: string[] = []): Promise<string[]> {
+  // Pods still running (the node died, or containerd could not stop them) go first.
+  const hadCgroups = new Set(before.cgroups);
+  let killed = 0;
+  for (const c of await kubepodsCgroups()) if (!hadCgroups.has(c)) killed += await killCgroupTree(c);
+  if (killed) await new Promise((r) => setTimeout(r, 500));
   // Mounts first, deepest first: pod volumes, netns files, the kubelet root bound onto itself.
   const now = await mounts();
   const had = new Set(before.mounts);
@@ -233,7 +273,6 @@ export async function restoreHost(before: HostSnapshot, ownedDirs: string[] = []
   await restoreIptables('v4', before.iptables.v4);
   await restoreIptables('v6', before.iptables.v6);
 
-  const hadCgroups = new Set(before.cgroups);
   for (const c of await kubepodsCgroups()) if (!hadCgroups.has(c)) await removeCgroupTree(c);
 
   for (const [k, v] of Object.entries(before.sysctls)) {

@@ -1,15 +1,25 @@
 /**
- * The node on this machine: Ready, its kubelet refusing anonymous callers and serving the
- * API server (kubectl logs), pods reaching Services by name (CoreDNS + kube-proxy), and a
- * stop that leaves the host as it found it. A machine where the node cannot start (no
- * root, no runtime) fails here with the reason, not a skip.
+ * The node on this machine, and Herald on it. The node: Ready, its kubelet refusing
+ * anonymous callers and serving the API server (kubectl logs), pods reaching Services by
+ * name (CoreDNS + kube-proxy). Herald: the Pulumi program's objects made local
+ * (devenv/node/herald.ts) with images built here; every pod Ready under its restricted
+ * securityContext, Broadcasts delivered by the worker pods through the simulator pod,
+ * failover of workers and of the operator's Lease, a rollout to a second image tag. Last,
+ * a stop that leaves the host as it found it. One file: one node per machine at a time.
+ * A machine where the node cannot start (no root, no runtime) fails here with the
+ * reason, not a skip.
  */
 import https from 'node:https';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toolPath } from '../control-plane.js';
+import { createPool } from '../../lib/db/postgres.js';
+import { smsNumberOk } from '../../services/simulator/behaviours.js';
+import { seedDemo, type DemoTenant } from '../seed-demo.js';
 import { startCluster, type Cluster } from './cluster.js';
+import { deployHerald, waitRolledOut, type HeraldOnNode } from './herald.js';
+import { buildHeraldImages } from './herald-images.js';
 import { hostDifferences, snapshotHost } from './host.js';
 import { nodeBaseLayer } from './images.js';
 import { KUBELET_PORT, NODE_NAME, nodeUnavailable } from './node.js';
@@ -17,7 +27,9 @@ import { writeIndex } from './oci.js';
 import { BRIDGE, BRIDGE_ADDRESS, IMAGE_PREFIX } from './runtime.js';
 
 const dir = path.join(process.cwd(), '.herald', 'test-node');
+const repo = process.cwd();
 let cluster: Cluster | undefined;
+let herald: HeraldOnNode | undefined;
 let stopped = false;
 
 beforeAll(async () => {
@@ -29,7 +41,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (cluster && !stopped) await cluster.stop();
-}, 120_000);
+  await herald?.stop();
+}, 180_000);
 
 function need(): Cluster {
   if (!cluster) throw new Error('the cluster did not start (see beforeAll)');
@@ -97,6 +110,170 @@ describe('a kubelet node on this machine', () => {
     expect(await c.node.kubectl(['logs', 'probe'])).toMatch(/^answer 10\.0\.0\.1 401/m);
   }, 180_000);
 
+});
+
+interface Pod {
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  spec: { containers: { name: string; image: string; securityContext?: Record<string, any> }[]; securityContext?: Record<string, any> };
+  status: { phase: string; conditions?: { type: string; status: string }[]; containerStatuses?: { ready: boolean; restartCount: number; image: string }[] };
+}
+
+async function pods(c: Cluster, namespace: string, selector?: string): Promise<Pod[]> {
+  const out = await c.node.kubectl(['-n', namespace, 'get', 'pods', ...(selector ? ['-l', selector] : []), '-o', 'json']);
+  return (JSON.parse(out) as { items: Pod[] }).items;
+}
+
+const ready = (p: Pod) => p.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') === true && !p.metadata.deletionTimestamp;
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function serviceUrl(c: Cluster, name: string): Promise<string> {
+  return `http://${(await c.node.kubectl(['-n', 'herald', 'get', 'service', name, '-o', 'jsonpath={.spec.clusterIP}'])).trim()}`;
+}
+
+interface Received {
+  sms: { accepted: number; perRecipient?: Record<string, number> };
+}
+async function received(c: Cluster): Promise<Received> {
+  return (await (await fetch(`${await serviceUrl(c, 'herald-provider-simulator')}/_sim/received?recipients=1`)).json()) as Received;
+}
+
+interface BroadcastStatus {
+  phase?: string;
+  counts?: { sent?: number; delivered?: number; failed?: number; skipped?: number };
+}
+async function broadcastStatus(c: Cluster, name: string): Promise<BroadcastStatus> {
+  return (JSON.parse(await c.node.kubectl(['-n', 'default', 'get', 'broadcast', name, '-o', 'json'])) as { status?: BroadcastStatus }).status ?? {};
+}
+
+describe('Herald on the node', () => {
+  beforeAll(async () => {
+    herald = await deployHerald(need(), { dir: path.join(dir, 'herald'), repo });
+  }, 900_000);
+
+  it('runs every pod Ready as uid 1000 on a read-only root filesystem with no capabilities', async () => {
+    const c = need();
+    const all = [...(await pods(c, 'herald')), ...(await pods(c, 'herald-system'))].filter((p) => p.status.phase !== 'Succeeded');
+    const components = new Set(all.map((p) => p.metadata.labels?.['app.kubernetes.io/component']));
+    for (const want of ['api', 'worker', 'operator', 'provider-simulator']) expect(components).toContain(want);
+    for (const p of all) {
+      expect(ready(p), `${p.metadata.name} Ready`).toBe(true);
+      for (const ct of p.spec.containers) {
+        expect(ct.securityContext, p.metadata.name).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+        expect(ct.image).toMatch(/^local\/herald\//);
+      }
+      // what the process really is: its uid, its capabilities, and / refusing a write
+      const probe = `const fs=require('fs');let w='written';try{fs.writeFileSync('/probe','x')}catch(e){w=e.code}
+        const cap=fs.readFileSync('/proc/self/status','utf8').match(/CapEff:\\s*(\\w+)/)[1];console.log(process.getuid(),cap,w)`;
+      const out = await c.node.kubectl(['-n', p.metadata.namespace, 'exec', p.metadata.name, '--', 'node', '-e', probe]);
+      expect(out.trim(), p.metadata.name).toBe('1000 0000000000000000 EROFS');
+    }
+  }, 120_000);
+
+  it('delivers a Broadcast applied with kubectl through the worker pods and the simulator pod; receipts reach the api pod', async () => {
+    const c = need();
+    const before = (await received(c)).sms.accepted;
+    await c.node.kubectl(['-n', 'default', 'apply', '-f', path.join(repo, 'examples', 'sms-send-now.yaml')]);
+    // the demo's 24 members, one opted out; delivered counts come from the simulator's receipts via the api's webhook
+    const st = await until('sunday-reminder delivered', async () => {
+      const s = await broadcastStatus(c, 'sunday-reminder');
+      return s.phase === 'Completed' && s.counts?.delivered === 23 ? s : undefined;
+    }, 180_000);
+    expect(st.counts).toMatchObject({ sent: 23, delivered: 23, skipped: 1, failed: 0 });
+    expect((await received(c)).sms.accepted - before).toBe(23);
+  }, 240_000);
+
+  it('replaces a worker pod deleted mid-send; every recipient gets the message once', async () => {
+    const c = need();
+    const pool = createPool(herald!.hostDatabaseUrl, 2, 'node-test');
+    const n = 1500;
+    const tenant: DemoTenant = {
+      id: 'node-failover',
+      name: 'Node failover',
+      defaultTimeZone: 'America/Chicago',
+      smsPerSecond: 100,
+      pushPerSecond: 100,
+      sendingNumber: { phone: '+18885550177', kind: 'toll_free', perSecond: 100 },
+      contacts: Array.from({ length: n }, (_, i) => ({ phone: smsNumberOk(500_000 + i), name: `Bulk ${i}`, timeZone: null, tags: ['bulk'] })),
+    };
+    try {
+      await seedDemo(pool, [tenant]);
+    } finally {
+      await pool.end();
+    }
+    const phones = new Set(tenant.contacts.map((x) => x.phone));
+    const countOurs = async () => {
+      const per = (await received(c)).sms.perRecipient ?? {};
+      return Object.entries(per).filter(([k]) => phones.has(k));
+    };
+    const broadcast = { apiVersion: 'herald.dev/v1alpha1', kind: 'Broadcast', metadata: { name: 'node-failover', namespace: 'default' },
+      spec: { tenant: tenant.id, channel: 'sms', message: { text: 'Failover on a real node' }, audience: { segment: { tags: ['bulk'] } } } };
+    await c.node.kubectl(['apply', '-f', '-'], JSON.stringify(broadcast));
+    await until('the send under way', async () => (await countOurs()).length >= n * 0.1, 180_000);
+    const victims = (await pods(c, 'herald', 'app.kubernetes.io/component=worker')).map((p) => p.metadata.name);
+    await c.node.kubectl(['-n', 'herald', 'delete', 'pod', '--wait=false', ...victims]);
+    const sentAtDelete = (await countOurs()).length;
+    expect(sentAtDelete).toBeLessThan(n);
+    // replaced: new pods, Ready
+    await until('replacement workers Ready', async () => {
+      const now = (await pods(c, 'herald', 'app.kubernetes.io/component=worker')).filter(ready);
+      return now.length >= victims.length && now.every((p) => !victims.includes(p.metadata.name));
+    }, 180_000);
+    const st = await until('node-failover Completed', async () => {
+      const s = await broadcastStatus(c, 'node-failover');
+      return s.phase === 'Completed' ? s : undefined;
+    }, 300_000);
+    const ours = await countOurs();
+    expect(ours.length).toBe(n);
+    expect(ours.filter(([, times]) => times !== 1)).toEqual([]);
+    expect(st.counts?.sent).toBe(n);
+  }, 600_000);
+
+  it("hands the operator's Lease to the other replica when the leader pod is deleted", async () => {
+    const c = need();
+    const holder = async () =>
+      (await c.node.kubectl(['-n', 'herald-system', 'get', 'lease', 'herald-operator', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
+    const operators = (await pods(c, 'herald-system', 'app.kubernetes.io/component=operator')).map((p) => p.metadata.name);
+    expect(operators).toHaveLength(2);
+    const leader = await until('a leader', async () => ((await holder()) ? holder() : undefined));
+    expect(operators).toContain(leader);
+    const other = operators.find((x) => x !== leader)!;
+    await c.node.kubectl(['-n', 'herald-system', 'delete', 'pod', leader, '--wait=false']);
+    expect(await until('the Lease handed over', async () => ((await holder()) === other ? other : undefined), 120_000)).toBe(other);
+  }, 180_000);
+
+  it("rolls a Deployment's pods when its image changes to a second locally built tag", async () => {
+    const c = need();
+    const second = await buildHeraldImages({ repo, dir: path.join(dir, 'herald', 'images'), tag: 'dev-next', build: false });
+    await c.node.importImages(second.layout);
+    const api = herald!.manifests.find((m) => m.kind === 'Deployment' && m.metadata.name === 'herald-api')!;
+    const oldPods = (await pods(c, 'herald', 'app.kubernetes.io/component=api')).map((p) => p.metadata.name);
+    await c.node.kubectl(['-n', 'herald', 'set', 'image', 'deployment/herald-api', 'api=local/herald/api:dev-next']);
+    await waitRolledOut(c, [api]);
+    const now = (await pods(c, 'herald', 'app.kubernetes.io/component=api')).filter(ready);
+    expect(now.length).toBeGreaterThan(0);
+    for (const p of now) {
+      expect(oldPods).not.toContain(p.metadata.name);
+      expect(p.spec.containers[0]!.image).toBe('local/herald/api:dev-next');
+    }
+  }, 300_000);
+});
+
+describe('stopping the node', () => {
   it('stops and leaves the host as it found it', async () => {
     const c = need();
     // While it runs, the host differs (so the comparison below could fail).

@@ -22,7 +22,7 @@ import { clientKubeconfig, issueOnce, request, toolPath, toolVersions, type Cont
 import { waitFor } from '../poll.js';
 import { spawnWatchdog, startProcess, type Supervised } from '../processes.js';
 import { isPortFree } from '../ports.js';
-import { restoreHost, snapshotHost, type HostSnapshot } from './host.js';
+import { killShims, restoreHost, snapshotHost, type HostSnapshot } from './host.js';
 import { BRIDGE_ADDRESS, createBridge, PAUSE_IMAGE, POD_CIDR, IMAGE_PREFIX, RUNTIME_BINARIES, removeAllContainers, runtimeMissing, startRuntime, type Runtime } from './runtime.js';
 import { importLayout, writeIndex } from './oci.js';
 import { pauseLayer, staticBinaryLayer } from './images.js';
@@ -36,6 +36,10 @@ export const CLUSTER_DOMAIN = 'cluster.local';
 export const COREDNS_IMAGE = `${IMAGE_PREFIX}coredns:${toolVersions()['COREDNS_VERSION'] ?? 'unknown'}`;
 /** Where the machine's one node keeps its lock: the pid of the process that runs it. */
 export const NODE_LOCK = '/run/herald-node.pid';
+/** The host's state before the node started, kept until it is restored (a crashed node's next start restores it). */
+export const NODE_HOST_SNAPSHOT = '/run/herald-node.host.json';
+/** containerd's socket of the machine's one node, recorded beside the snapshot for its shims. */
+export const NODE_SOCKET_FILE = '/run/herald-node.socket';
 
 /**
  * The machine, claimed for a node: the lock taken, the host's state recorded, and the
@@ -48,16 +52,21 @@ export interface NodeHost {
   release(): Promise<string[]>;
 }
 
-export async function claimHost(): Promise<NodeHost> {
+export async function claimHost(onStep?: (line: string) => void): Promise<NodeHost> {
   const why = await nodeUnavailable();
   if (why) throw new Error(`cannot start a Kubernetes node here: ${why}`);
-  await takeLock();
+  await takeLock(onStep ?? (() => undefined));
   const before = await snapshotHost();
+  await writeFile(NODE_HOST_SNAPSHOT, JSON.stringify(before));
   let released: Promise<string[]> | undefined;
   const release = () =>
     (released ??= (async () => {
+      const socket = existsSync(NODE_SOCKET_FILE) ? (await readFile(NODE_SOCKET_FILE, 'utf8')).trim() : '';
+      if (socket) await killShims(socket);
       await execFileP(toolPath('kube-proxy'), ['--cleanup']).catch(() => undefined);
       const left = await restoreHost(before);
+      if (left.length === 0) await rm(NODE_HOST_SNAPSHOT, { force: true });
+      await rm(NODE_SOCKET_FILE, { force: true });
       await rm(NODE_LOCK, { force: true });
       return left;
     })());
@@ -126,7 +135,7 @@ async function pidAlive(pid: number): Promise<boolean> {
   }
 }
 
-async function takeLock(): Promise<void> {
+async function takeLock(step: (line: string) => void): Promise<void> {
   try {
     const pid = Number((await readFile(NODE_LOCK, 'utf8')).trim());
     if (pid && pid !== process.pid && (await pidAlive(pid))) {
@@ -134,6 +143,16 @@ async function takeLock(): Promise<void> {
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  // A node that died without stopping left its host side effects: undo them first.
+  if (existsSync(NODE_HOST_SNAPSHOT)) {
+    step('restoring the host after a node that did not stop');
+    const socket = existsSync(NODE_SOCKET_FILE) ? (await readFile(NODE_SOCKET_FILE, 'utf8')).trim() : '';
+    if (socket) await killShims(socket);
+    await execFileP(toolPath('kube-proxy'), ['--cleanup']).catch(() => undefined);
+    const left = await restoreHost(JSON.parse(await readFile(NODE_HOST_SNAPSHOT, 'utf8')) as HostSnapshot);
+    if (left.length) throw new Error(`a previous node left host changes that could not be undone: ${left.join('; ')}`);
+    await rm(NODE_HOST_SNAPSHOT, { force: true });
   }
   if (!(await isPortFree(KUBELET_PORT))) throw new Error(`port ${KUBELET_PORT} (kubelet) is in use: is another node running?`);
   await writeFile(NODE_LOCK, `${process.pid}\n`);
@@ -358,6 +377,7 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
     // runtime and the node's own images ---------------------------------------------------
     step('containerd');
     runtime = await startRuntime(path.join(dir, 'containerd'), path.join(logs, 'containerd.log'));
+    await writeFile(NODE_SOCKET_FILE, runtime.socket);
     procs.push(runtime.proc);
     await rewatch();
     const layout = path.join(dir, 'images', 'node');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
 import pg from 'pg';
@@ -27,6 +27,11 @@ export async function startDatabase(opts: {
   dataDir: string;
   port: number;
   log?: Logger;
+  /**
+   * Addresses the embedded server listens on besides 127.0.0.1, and the networks allowed
+   * to log in from them (password): the local node's pods reach it on the bridge.
+   */
+  listen?: { addresses: string[]; allow: string[] };
 }): Promise<DatabaseServer> {
   if (opts.databaseUrl) return { url: opts.databaseUrl, embedded: false, stop: async () => {} };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
@@ -49,11 +54,17 @@ export async function startDatabase(opts: {
     persistent: true,
     // Postgres refuses to run as root; the package then runs it as a dedicated user.
     createPostgresUser: asRoot,
-    postgresFlags: ['-c', 'max_connections=400', '-c', 'shared_buffers=256MB', '-c', 'synchronous_commit=off', '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: ['-c', 'max_connections=400', '-c', 'shared_buffers=256MB', '-c', 'synchronous_commit=off', '-c', `listen_addresses=${['127.0.0.1', ...(opts.listen?.addresses ?? [])].join(',')}`],
     onLog: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
     onError: (m) => opts.log?.debug({ postgres: String(m).trim() }, 'postgres'),
   });
   if (fresh) await server.initialise();
+  if (opts.listen) {
+    const hba = join(databaseDir, 'pg_hba.conf');
+    const lines = readFileSync(hba, 'utf8');
+    const missing = opts.listen.allow.filter((cidr) => !lines.includes(`host all all ${cidr} password`));
+    if (missing.length) appendFileSync(hba, missing.map((cidr) => `host all all ${cidr} password\n`).join(''));
+  }
   await server.start();
   const url = `postgres://herald:herald@127.0.0.1:${opts.port}/postgres`;
   if (fresh) {

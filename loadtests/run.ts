@@ -1,13 +1,13 @@
 /**
- * npm run loadtest:smoke | npm run loadtest:capacity
+ * npm run loadtest:smoke | loadtest:capacity | loadtest:spike | loadtest:soak
  *
- *   tsx loadtests/run.ts <smoke|capacity> [--keep] [-- <k6 run options>]
+ *   tsx loadtests/run.ts <smoke|capacity|spike|soak> [--keep] [-- <k6 run options>]
  *
  * Starts a fresh local platform (devenv/local-platform.ts) in a temporary data
  * directory on free loopback ports, runs the k6 script against it, stops the
  * platform and exits with k6's exit code (99: a threshold failed). --keep leaves
- * the data directory (and its logs) in place. The capacity run writes its summary
- * JSON to .herald/loadtests/capacity-summary.json.
+ * the data directory (and its logs) in place. capacity, spike and soak write their
+ * summaries (JSON and JUnit XML) to .herald/loadtests/. Everything is on loopback.
  *
  * The synthetic tenant is not held back by limits meant for real carriers: the
  * worker's account SMS rate (HERALD_ACCOUNT_SMS_PER_SECOND) is raised to 100,000/s,
@@ -23,8 +23,9 @@ import { k6EnvFor, LOADTESTS, runK6 } from './k6-runner.js';
 
 const { values, positionals } = parseArgs({ options: { keep: { type: 'boolean', default: false } }, allowPositionals: true, strict: false });
 const which = positionals[0];
-if (which !== 'smoke' && which !== 'capacity') {
-  console.error('usage: tsx loadtests/run.ts <smoke|capacity> [--keep] [-- k6 options]');
+const SCRIPTS = ['smoke', 'capacity', 'spike', 'soak'];
+if (!which || !SCRIPTS.includes(which)) {
+  console.error(`usage: tsx loadtests/run.ts <${SCRIPTS.join('|')}> [--keep] [-- k6 options]`);
   process.exit(2);
 }
 const dashdash = process.argv.indexOf('--');
@@ -56,15 +57,13 @@ process.on('SIGTERM', () => void stop().then(() => process.exit(143)));
 
 try {
   const env = await k6EnvFor(platform);
-  if (which === 'capacity') {
-    const out = path.join(REPO, '.herald', 'loadtests');
-    await mkdir(out, { recursive: true });
-    env.HERALD_CAPACITY_SUMMARY = path.join(out, 'capacity-summary.json');
-  }
-  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('HERALD_CAPACITY_') || k.startsWith('HERALD_SMOKE_')) env[k] = v!;
+  const out = path.join(REPO, '.herald', 'loadtests');
+  await mkdir(out, { recursive: true });
+  env.HERALD_K6_SUMMARY_DIR = out;
+  if (which === 'capacity') env.HERALD_CAPACITY_SUMMARY = path.join(out, 'capacity-summary.json');
+  for (const [k, v] of Object.entries(process.env)) if (/^HERALD_(CAPACITY|SMOKE|SPIKE|SOAK|LOAD)_/.test(k)) env[k] = v!;
   const r = await runK6(path.join(LOADTESTS, `${which}.js`), env, { echo: true, args: k6Args });
   code = r.code;
-  if (which === 'capacity' && env.HERALD_CAPACITY_SUMMARY) console.log(`summary: ${path.relative(process.cwd(), env.HERALD_CAPACITY_SUMMARY)}`);
 } finally {
   await stop();
 }

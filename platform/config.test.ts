@@ -47,6 +47,19 @@ describe('stack configuration', () => {
     ]);
   });
 
+  it('takes an image by digest (as release.yml deploys) and refuses a malformed one, naming the key', async () => {
+    const raw = stripped('staging');
+    const images = JSON.parse(raw['images']!) as Record<string, unknown>;
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    expect(problems({ ...raw, images: JSON.stringify({ ...images, apiTag: digest }) })).toEqual([]);
+    expect(problems({ ...raw, images: JSON.stringify({ ...images, apiTag: 'sha256:abc' }) })).toEqual([
+      'herald:images.apiTag: must be a container image tag or a digest (sha256:<64 hex>)',
+    ]);
+    const { image } = await import('./workloads.js');
+    expect(image({ registry: 'r.example/', apiTag: digest } as never, 'herald/api', digest)).toBe(`r.example/herald/api@${digest}`);
+    expect(image({ registry: '' } as never, 'herald/api', 'v1')).toBe('herald/api:v1');
+  });
+
   it('requires a secondary region, three zones per region, and distinct VPC ranges', () => {
     const raw = stripped('staging');
     const regions = JSON.parse(raw['regions']!) as { name: string; vpcCidr: string; availabilityZones: string[] }[];
@@ -73,7 +86,7 @@ describe('stack configuration', () => {
 
   it('ships the k6 script with the module it imports from its folder, by file name', () => {
     const files = readLoadTestScripts('loadtests/capacity.js');
-    expect(Object.keys(files).sort()).toEqual(['capacity.js', 'herald-env.js']);
+    expect(Object.keys(files).sort()).toEqual(['broadcast-load.js', 'capacity.js', 'herald-env.js']);
     expect(files['herald-env.js']).toContain('export const KUBE_TOKEN');
   });
 

@@ -18,7 +18,10 @@ const cidr16 = z
 
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region name such as us-east-1');
 
-const imageTag = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a container image tag');
+// a tag, or (as release.yml deploys) a digest: sha256:<64 hex>
+const imageTag = z
+  .string()
+  .regex(/^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|sha256:[0-9a-f]{64})$/, 'must be a container image tag or a digest (sha256:<64 hex>)');
 
 const regionSchema = z.object({
   name: region,

@@ -72,7 +72,7 @@ export function missingNpmScripts(dir: string, scripts: Record<string, string>):
 
 describe('CI workflows', () => {
   it('are the ones the pipeline needs', () => {
-    expect(files().map((f) => path.basename(f)).sort()).toEqual(['ci.yml', 'loadtest.yml']);
+    expect(files().map((f) => path.basename(f)).sort()).toEqual(['ci.yml', 'loadtest.yml', 'release.yml']);
   });
 
   it(`pass actionlint ${toolVersions()['ACTIONLINT_VERSION']} (the built binary is that version)`, async () => {
@@ -122,6 +122,25 @@ describe('CI workflows', () => {
     expect((preview as { strategy?: { matrix?: { stack?: string[] } } }).strategy?.matrix?.stack).toEqual(['staging', 'production']);
     expect(preview.permissions?.['id-token']).toBe('write');
     expect(preview.steps!.find((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials@'))?.with?.['role-to-assume']).toContain('PREVIEW');
+  });
+
+  it('release.yml: main only; images by digest; staging then production (an environment with reviewers), one deploy per environment at a time, never cancelled', () => {
+    const rel = workflow('release.yml');
+    expect(rel.on).toEqual({ push: { branches: ['main'] } });
+    const deploys = Object.entries(rel.jobs).filter(([, j]) => j.concurrency !== undefined);
+    expect(deploys.map(([, j]) => (typeof j.environment === 'string' ? j.environment : j.environment!.name)).sort()).toEqual(['production', 'staging']);
+    const build = rel.jobs['images']!.steps!.find((s) => s.uses?.startsWith('docker/build-push-action@'))!;
+    expect(build.with).toMatchObject({ push: true, tags: expect.stringContaining('${{ github.sha }}') });
+    for (const [name, job] of deploys) {
+      expect(job.concurrency?.group, name).toMatch(/deploy-/);
+      expect(job.concurrency?.['cancel-in-progress'], name).toBe(false);
+      expect(job.permissions?.['id-token'], name).toBe('write');
+      const runs = (job.steps ?? []).map((s) => s.run ?? '').join('\n');
+      expect(runs, name).toContain('npm run release -- --target stack');
+      expect(runs, name).toContain('@sha256:');
+    }
+    const production = rel.jobs['production']!;
+    expect([production.needs].flat()).toContain('staging');
   });
 
   it('loadtest.yml: scheduled and manual, pages on failure', () => {

@@ -44,8 +44,9 @@ export const RESOURCES = {
   k6: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' } },
 } satisfies Record<string, Resources>;
 
+/** registry/repository:tag, or registry/repository@sha256:... when the "tag" is a digest. */
 export function image(images: StackConfig['images'], repository: string, tag: string): string {
-  return `${images.registry ? `${images.registry.replace(/\/$/, '')}/` : ''}${repository}:${tag}`;
+  return `${images.registry ? `${images.registry.replace(/\/$/, '')}/` : ''}${repository}${tag.startsWith('sha256:') ? '@' : ':'}${tag}`;
 }
 
 export const restrictedSecurityContext: k8sInput.core.v1.SecurityContext = {

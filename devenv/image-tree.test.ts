@@ -109,7 +109,7 @@ describe('the image layout, run read-only', () => {
     const deadline = Date.now() + 180_000;
     let last = '';
     for (;;) {
-      const r = await p.kubectl(['get', 'broadcasts', '-n', 'default', '-o', 'json']);
+      const r = await p.kubectl(['get', 'broadcasts', '-A', '-o', 'json']);
       const items = (JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; counts?: Record<string, number> } }[] }).items;
       const done = Object.entries(want).every(([name, sent]) => {
         const s = items.find((b) => b.metadata.name === name)?.status;

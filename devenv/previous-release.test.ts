@@ -67,7 +67,7 @@ describe("the previous release's api and worker on this release's schema", () =>
     const deadline = Date.now() + 180_000;
     let status: { phase?: string; counts?: Record<string, number> } | undefined;
     for (;;) {
-      const g = await p.kubectl(['get', 'broadcast', 'sunday-reminder', '-n', 'default', '-o', 'jsonpath={.status}']);
+      const g = await p.kubectl(['get', 'broadcast', 'sunday-reminder', '-n', 'grace-church', '-o', 'jsonpath={.status}']);
       status = g.stdout ? (JSON.parse(g.stdout) as typeof status) : undefined;
       if (status?.phase === 'Completed' && status.counts?.['delivered'] === sendable.length) break;
       if (Date.now() > deadline) throw new Error(`not delivered in time: ${JSON.stringify(status)}`);

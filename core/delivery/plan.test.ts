@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { useDeliveryDatabase } from './testing/setup.js';
 import { DELIVER_QUEUE, URGENT_PRIORITY } from '../../lib/queue.js';
-import { planOccurrence } from './plan.js';
+import { NO_CONSENT, planOccurrence } from './plan.js';
+import { previewAudience } from './reads.js';
 import { phoneOf, seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 
 const now = new Date('2026-06-01T15:00:00Z');
@@ -49,6 +50,40 @@ describe('planOccurrence', () => {
     expect(r.audienceSize).toBe(31);
     const keys = (await fx.db.pool.query(`SELECT recipient_key FROM deliveries WHERE broadcast_id = $1 AND recipient_key LIKE 'p:%'`, [b.id])).rows;
     expect(keys).toEqual([{ recipient_key: `p:${stranger}` }]);
+  });
+
+  it('skips and counts an inline number that is no contact with consent; opt-outs hold even where the tenant vouches for its inline numbers', async () => {
+    await seedTenant(fx.db.pool, 'strict', { inlineNumbersConsented: false });
+    await seedContacts(fx.db.pool, 'strict', 3, { tags: ['choir'], offset: 8000 });
+    await fx.db.pool.query(`UPDATE contacts SET sms_consent = false WHERE tenant_id = 'strict' AND phone = $1`, [phoneOf(8002)]);
+    const stranger = '+13125550111';
+    const inline = [phoneOf(8000), phoneOf(8002), stranger];
+    const strict = await seedBroadcast(fx.db.pool, { tenantId: 'strict', audience: { contacts: inline } });
+    const r = await planOccurrence(fx.db.pool, fx.boss, { broadcastId: strict.id, key: 'once', scheduledAt: now }, now);
+    expect(r).toMatchObject({ audienceSize: 3, queued: 1, skipped: 2 });
+    // A dry run says the same before anything is planned.
+    expect(await previewAudience(fx.db.pool, 'strict', 'sms', { contacts: inline })).toEqual({ audienceSize: 3, optedOut: 0, noConsent: 2, invalid: 0, sendable: 1 });
+    const rows = (await fx.db.pool.query(`SELECT address, status, last_error FROM deliveries WHERE broadcast_id = $1 ORDER BY address`, [strict.id])).rows;
+    expect(rows).toEqual([
+      { address: phoneOf(8000), status: 'queued', last_error: null },
+      { address: phoneOf(8002), status: 'skipped', last_error: NO_CONSENT },
+      { address: stranger, status: 'skipped', last_error: NO_CONSENT },
+    ].sort((a, b) => a.address.localeCompare(b.address)));
+
+    // A tenant that holds consent for its inline numbers texts the stranger; a contact recorded
+    // without consent stays skipped, and an opted-out stranger is skipped as opted out.
+    await fx.db.pool.query(`UPDATE tenants SET inline_numbers_consented = true WHERE id = 'strict'`);
+    const optedOut = '+13125550112';
+    await fx.db.pool.query(`INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source) VALUES ('strict', $1, now(), 'inbound_keyword')`, [optedOut]);
+    const vouched = await seedBroadcast(fx.db.pool, { tenantId: 'strict', audience: { contacts: [...inline, optedOut] } });
+    await planOccurrence(fx.db.pool, fx.boss, { broadcastId: vouched.id, key: 'once', scheduledAt: now }, now);
+    const after = (await fx.db.pool.query(`SELECT address, status, last_error FROM deliveries WHERE broadcast_id = $1`, [vouched.id])).rows;
+    expect(Object.fromEntries(after.map((x) => [x.address, [x.status, x.last_error]]))).toEqual({
+      [phoneOf(8000)]: ['queued', null],
+      [phoneOf(8002)]: ['skipped', NO_CONSENT],
+      [stranger]: ['queued', null],
+      [optedOut]: ['skipped', 'opted out'],
+    });
   });
 
   it('records opted-out numbers as skipped and leaves non-consenting contacts out', async () => {

@@ -37,29 +37,38 @@ type Db = Pool | PoolClient;
  * The recipients of a broadcast as SQL, so planning never brings them into this
  * process: memory stays flat whatever the audience size. SMS: one row per opted-in
  * contact with a phone (inline numbers that are contacts map to that contact, so
- * a contact named by two sources is one row). Push: one row per active device
+ * a contact named by two sources is one row; any other inline number is a row with
+ * consented false, skipped when planned). Push: one row per active device
  * token, or one row for a topic.
  * Parameters: $1 tenant, $2 tags, $3 all, $4 inline phones, $5 topic.
  */
+/** Why an inline number was skipped (deliveries.last_error). */
+export const NO_CONSENT = 'no consent: not a contact of the tenant with SMS consent';
+
 export function audienceSql(channel: 'sms' | 'push'): string {
   if (channel === 'sms') {
     return `
-      SELECT 'c:' || c.id AS rkey, c.id AS contact_id, NULL::bigint AS device_token_id, c.phone AS address, c.time_zone AS tz
+      SELECT 'c:' || c.id AS rkey, c.id AS contact_id, NULL::bigint AS device_token_id, c.phone AS address, c.time_zone AS tz,
+             true AS consented
         FROM contacts c
        WHERE c.tenant_id = $1 AND c.phone IS NOT NULL AND c.sms_consent
          AND ($3::boolean OR c.tags && $2::text[] OR c.phone = ANY($4::text[]))
       UNION ALL
-      SELECT 'p:' || p.phone, NULL, NULL, p.phone, NULL
+      -- An inline number that is no consenting contact: a row, skipped and counted unless the
+      -- tenant declared consent for its inline numbers (never for a contact recorded without it).
+      SELECT 'p:' || p.phone, NULL, NULL, p.phone, NULL,
+             NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.phone = p.phone)
+               AND (SELECT t.inline_numbers_consented FROM tenants t WHERE t.id = $1)
         FROM (SELECT DISTINCT unnest($4::text[]) AS phone) p
-       WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.phone = p.phone)`;
+       WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.tenant_id = $1 AND c.phone = p.phone AND c.sms_consent)`;
   }
   return `
-      SELECT 'd:' || d.id AS rkey, d.contact_id, d.id AS device_token_id, d.token AS address, c.time_zone AS tz
+      SELECT 'd:' || d.id AS rkey, d.contact_id, d.id AS device_token_id, d.token AS address, c.time_zone AS tz, true AS consented
         FROM device_tokens d LEFT JOIN contacts c ON c.id = d.contact_id
        WHERE d.tenant_id = $1 AND d.active
          AND ($3::boolean OR d.tags && $2::text[] OR c.tags && $2::text[] OR c.phone = ANY($4::text[]))
       UNION ALL
-      SELECT 't:' || $5::text, NULL, NULL, $5::text, NULL WHERE $5::text IS NOT NULL`;
+      SELECT 't:' || $5::text, NULL, NULL, $5::text, NULL, true WHERE $5::text IS NOT NULL`;
 }
 
 export function audienceParams(tenantId: string, a: Audience): unknown[] {
@@ -85,7 +94,7 @@ export function planRowsStatement(b: Pick<BroadcastRow, 'tenant_id' | 'channel' 
   return planEachTime(
     `WITH aud AS (${audienceSql(b.channel)}),
      marked AS (
-       SELECT a.rkey, a.contact_id, a.device_token_id, a.address,
+       SELECT a.rkey, a.contact_id, a.device_token_id, a.address, a.consented,
               CASE WHEN p.local_date IS NULL THEN p.scheduled_at
                    ELSE (p.local_date + p.local_time) AT TIME ZONE coalesce(a.tz, t.default_time_zone) END AS due,
               (o.phone IS NOT NULL) AS opted_out
@@ -96,7 +105,7 @@ export function planRowsStatement(b: Pick<BroadcastRow, 'tenant_id' | 'channel' 
          LEFT JOIN opt_outs o ON $6 = 'sms' AND o.tenant_id = $1 AND o.phone = a.address
      ),
      classified AS (
-       SELECT m.*, CASE WHEN m.opted_out THEN 'skipped'
+       SELECT m.*, CASE WHEN m.opted_out OR NOT m.consented THEN 'skipped'
                         WHEN m.due + make_interval(secs => $11) <= $12 THEN 'expired'
                         WHEN m.due > $12 THEN 'deferred'
                         ELSE 'queued' END AS status
@@ -108,7 +117,8 @@ export function planRowsStatement(b: Pick<BroadcastRow, 'tenant_id' | 'channel' 
             CASE WHEN c.status = 'queued' THEN ((row_number() OVER (PARTITION BY c.status ORDER BY c.rkey)) - 1) / $14 ELSE -1 END,
             c.status, c.due, c.due + make_interval(secs => $11),
             CASE WHEN c.status = 'deferred' THEN c.due END,
-            CASE c.status WHEN 'skipped' THEN 'opted out' WHEN 'expired' THEN 'expired before it could be sent' END,
+            CASE WHEN c.opted_out THEN 'opted out' WHEN NOT c.consented THEN '${NO_CONSENT}'
+                 WHEN c.status = 'expired' THEN 'expired before it could be sent' END,
             CASE WHEN c.status IN ('skipped', 'expired') THEN $12::timestamptz END
        FROM classified c
      ON CONFLICT (occurrence_id, recipient_key, channel) DO NOTHING`,

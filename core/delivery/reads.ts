@@ -61,6 +61,8 @@ export async function earliestLocalInstant(
 export interface AudiencePreview {
   audienceSize: number;
   optedOut: number;
+  /** Inline numbers that are no consenting contact (skipped when planned). */
+  noConsent: number;
   invalid: number;
   sendable: number;
 }
@@ -69,20 +71,23 @@ export interface AudiencePreview {
 export async function previewAudience(pool: Pool, tenantId: string, channel: 'sms' | 'push', audience: Audience): Promise<AudiencePreview> {
   if (channel === 'push') {
     const n = await audienceSize(pool, tenantId, channel, audience);
-    return { audienceSize: n, optedOut: 0, invalid: 0, sendable: n };
+    return { audienceSize: n, optedOut: 0, noConsent: 0, invalid: 0, sendable: n };
   }
-  const { rows } = await pool.query<{ address: string; opted_out: boolean }>(planEachTime(
-    `SELECT a.address, (o.phone IS NOT NULL) AS opted_out
+  const { rows } = await pool.query<{ address: string; opted_out: boolean; consented: boolean }>(planEachTime(
+    `SELECT a.address, a.consented, (o.phone IS NOT NULL) AS opted_out
        FROM (${audienceQuery(channel)}) a LEFT JOIN opt_outs o ON o.tenant_id = $1 AND o.phone = a.address`,
     audienceParams(tenantId, audience),
   ));
   let optedOut = 0;
+  let noConsent = 0;
   let invalid = 0;
+  // The planner's order: an opt-out first, then consent.
   for (const r of rows) {
     if (r.opted_out) optedOut++;
+    else if (!r.consented) noConsent++;
     else if (!isValidPhoneNumber(r.address)) invalid++;
   }
-  return { audienceSize: rows.length, optedOut, invalid, sendable: rows.length - optedOut - invalid };
+  return { audienceSize: rows.length, optedOut, noConsent, invalid, sendable: rows.length - optedOut - noConsent - invalid };
 }
 
 export interface PlannedOccurrence {

@@ -15,7 +15,7 @@ export function estimateCost(segments: number, pricePerSegment: string, currency
 
 /**
  * Dry run: plan nothing and send nothing; show what sending would do now — the
- * audience, who would be skipped (opted out, invalid numbers), SMS parts in total
+ * audience, who would be skipped (opted out, inline numbers without consent, invalid numbers), SMS parts in total
  * and their estimated cost. Computed once per generation.
  */
 export async function dryRun(r: Reconciling): Promise<void> {
@@ -31,18 +31,19 @@ export async function dryRun(r: Reconciling): Promise<void> {
     const segments = seg ? seg.segments * p.sendable : 0;
     const { pricePerSegment, currency } = r.deps.settings;
     r.status.audienceSize = p.audienceSize;
-    r.status.counts = { queued: 0, sending: 0, sent: 0, delivered: 0, failed: 0, skipped: p.optedOut + p.invalid, expired: 0, cancelled: 0, possibleDuplicates: 0 };
+    r.status.counts = { queued: 0, sending: 0, sent: 0, delivered: 0, failed: 0, skipped: p.optedOut + p.noConsent + p.invalid, expired: 0, cancelled: 0, possibleDuplicates: 0 };
     r.status.segments = segments;
     r.status.preview = {
       sendable: p.sendable,
       optedOut: p.optedOut,
+      noConsent: p.noConsent,
       invalid: p.invalid,
       ...(seg ? { segmentsPerMessage: seg.segments, encoding: seg.encoding, pricePerSegment: `${pricePerSegment} ${currency}` } : {}),
     };
     if (seg) r.status.estimatedCost = estimateCost(segments, pricePerSegment, currency);
     else delete r.status.estimatedCost;
     const summary =
-      `dry run: ${p.audienceSize} recipients, ${p.optedOut + p.invalid} would be skipped (${p.optedOut} opted out, ${p.invalid} invalid)` +
+      `dry run: ${p.audienceSize} recipients, ${p.optedOut + p.noConsent + p.invalid} would be skipped (${p.optedOut} opted out, ${p.noConsent} without consent, ${p.invalid} invalid)` +
       (seg ? `; ${segments} SMS parts (${seg.segments} per message, ${seg.encoding}), estimated cost ${r.status.estimatedCost}` : '');
     r.event('Normal', 'DryRunComplete', 'Preview', summary);
     if (p.audienceSize === 0) r.event('Warning', 'EmptyAudience', 'Preview', 'the audience has no recipient: check the segment tags, contacts or topic');

@@ -114,7 +114,8 @@ describe('tenants', () => {
 
 describe('tenant plans and namespaces', () => {
   it('a tenant has a plan (free unless given), changed by an admin; an unknown plan is refused naming the choices', async () => {
-    expect((await api.admin('POST', '/admin/tenants', { id: 'planned', name: 'P' })).body.plan).toBe('free');
+    expect((await api.admin('POST', '/admin/tenants', { id: 'planned', name: 'P' })).body).toMatchObject({ plan: 'free', inline_numbers_consented: false });
+    expect((await api.admin('PATCH', '/admin/tenants/planned', { inline_numbers_consented: true })).body.inline_numbers_consented).toBe(true);
     expect((await api.admin('PATCH', '/admin/tenants/planned', { plan: 'pro' })).body.plan).toBe('pro');
     const bad = await api.admin('POST', '/admin/tenants', { id: 'gold', name: 'G', plan: 'platinum' });
     expect(bad.status).toBe(400);

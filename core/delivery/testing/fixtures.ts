@@ -7,12 +7,20 @@ import { smsNumberOk } from '../../../services/simulator/behaviours.js';
 export async function seedTenant(
   pool: Pool,
   id: string,
-  o: { smsPerSecond?: number; pushPerSecond?: number; tz?: string; quiet?: [string, string]; numbers?: { phone: string; kind?: string; perSecond?: number; campaign?: string }[] } = {},
+  o: {
+    smsPerSecond?: number; pushPerSecond?: number; tz?: string; quiet?: [string, string];
+    numbers?: { phone: string; kind?: string; perSecond?: number; campaign?: string }[];
+    /**
+     * The tenant holds consent for the numbers it names inline. True by default here: the
+     * delivery tests text inline numbers that are not contacts; consent has its own tests.
+     */
+    inlineNumbersConsented?: boolean;
+  } = {},
 ): Promise<void> {
   await pool.query(
-    `INSERT INTO tenants (id, name, default_time_zone, sms_per_second, push_per_second, quiet_hours_start, quiet_hours_end)
-     VALUES ($1, $1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-    [id, o.tz ?? 'America/Chicago', o.smsPerSecond ?? 100_000, o.pushPerSecond ?? 100_000, o.quiet?.[0] ?? null, o.quiet?.[1] ?? null],
+    `INSERT INTO tenants (id, name, default_time_zone, sms_per_second, push_per_second, quiet_hours_start, quiet_hours_end, inline_numbers_consented)
+     VALUES ($1, $1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+    [id, o.tz ?? 'America/Chicago', o.smsPerSecond ?? 100_000, o.pushPerSecond ?? 100_000, o.quiet?.[0] ?? null, o.quiet?.[1] ?? null, o.inlineNumbersConsented ?? true],
   );
   for (const n of o.numbers ?? [{ phone: `+1888555${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}` }]) {
     await pool.query(

@@ -248,6 +248,7 @@ export const broadcastStatusSchema = {
       properties: {
         sendable: count,
         optedOut: count,
+        noConsent: { ...count, description: 'Inline numbers that are not a contact of the tenant with SMS consent: skipped.' },
         invalid: count,
         segmentsPerMessage: count,
         encoding: { type: 'string' },

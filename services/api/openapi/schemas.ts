@@ -150,6 +150,7 @@ export const tenant = z
     messaging_profile_id: z.string().nullable(),
     help_text: z.string().nullable(),
     plan: z.string().meta({ description: 'A row of tenant_plans (free 100, standard 300, pro 1000 API requests a minute)' }),
+    inline_numbers_consented: z.boolean().meta({ description: 'The tenant holds consent for its inline numbers; otherwise those that are no consenting contact are skipped' }),
     created_at: timestamp,
     updated_at: timestamp,
   })

@@ -46,6 +46,8 @@ const tenantFields = {
   help_text: z.string().trim().min(1).max(320).nullable(),
   /** A row of tenant_plans (free, standard, pro): API requests a minute and fair-share weight. */
   plan: slug,
+  /** The tenant holds consent for the numbers it names inline (audience.contacts); else those not contacts with consent are skipped. */
+  inline_numbers_consented: z.boolean(),
 };
 
 const quietHoursPaired = (t: { quiet_hours_start?: string | null; quiet_hours_end?: string | null }) =>
@@ -65,6 +67,7 @@ export const tenantCreate = z
     messaging_profile_id: tenantFields.messaging_profile_id.optional(),
     help_text: tenantFields.help_text.optional(),
     plan: tenantFields.plan.default('free'),
+    inline_numbers_consented: tenantFields.inline_numbers_consented.default(false),
   })
   .refine(quietHoursPaired, quietHoursIssue);
 
@@ -79,6 +82,7 @@ export const tenantPatch = z
     messaging_profile_id: tenantFields.messaging_profile_id.optional(),
     help_text: tenantFields.help_text.optional(),
     plan: tenantFields.plan.optional(),
+    inline_numbers_consented: tenantFields.inline_numbers_consented.optional(),
   })
   .refine(quietHoursPaired, quietHoursIssue);
 
@@ -130,13 +134,14 @@ interface TenantRow {
   messaging_profile_id: string | null;
   help_text: string | null;
   plan: string;
+  inline_numbers_consented: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 const TENANT_COLUMNS = `id, name, default_time_zone, to_char(quiet_hours_start, 'HH24:MI') AS quiet_hours_start,
   to_char(quiet_hours_end, 'HH24:MI') AS quiet_hours_end, sms_per_second, push_per_second, messaging_profile_id,
-  help_text, plan, created_at, updated_at`;
+  help_text, plan, inline_numbers_consented, created_at, updated_at`;
 
 const idParam = (ctx: Context, name: string): number => {
   const raw = (ctx as Context & { params: Record<string, string> }).params[name] ?? '';
@@ -178,12 +183,12 @@ export function adminRoutes(deps: ApiDeps): Router {
     const now = clock.now();
     const { rows } = await pool.query<TenantRow>(
       `INSERT INTO tenants (id, name, default_time_zone, quiet_hours_start, quiet_hours_end, sms_per_second,
-                            push_per_second, messaging_profile_id, help_text, plan, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                            push_per_second, messaging_profile_id, help_text, plan, inline_numbers_consented, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
        ON CONFLICT (id) DO NOTHING
        RETURNING ${TENANT_COLUMNS}`,
       [t.id, t.name, t.default_time_zone, t.quiet_hours_start ?? null, t.quiet_hours_end ?? null, t.sms_per_second,
-        t.push_per_second, t.messaging_profile_id ?? null, t.help_text ?? null, t.plan, now],
+        t.push_per_second, t.messaging_profile_id ?? null, t.help_text ?? null, t.plan, t.inline_numbers_consented, now],
     );
     if (!rows[0]) throw new HttpError(409, 'id', `tenant ${t.id} already exists`);
     ctx.status = 201;

@@ -102,7 +102,7 @@ describe('a Broadcast from apply to Completed', { timeout: 180_000 }, () => {
       preview: { sendable: 47, optedOut: 3, invalid: 2, segmentsPerMessage: 2, encoding: 'UCS-2', pricePerSegment: '0.0040 USD' },
     });
     expect(done.status?.conditions?.find((c) => c.type === 'Complete')).toMatchObject({ status: 'True', reason: 'DryRunComplete' });
-    expect(done.status?.conditions?.find((c) => c.type === 'Complete')?.message).toMatch(/52 recipients, 5 would be skipped \(3 opted out, 2 invalid\); 94 SMS parts/);
+    expect(done.status?.conditions?.find((c) => c.type === 'Complete')?.message).toMatch(/52 recipients, 5 would be skipped \(3 opted out, 0 without consent, 2 invalid\); 94 SMS parts/);
     expect((await delivery.db.pool.query('SELECT count(*)::int AS n FROM occurrences WHERE broadcast_id = $1', [idOf(bc)])).rows[0].n).toBe(0);
     await eventsInclude(kube, 'preview', ['DryRunComplete']);
 

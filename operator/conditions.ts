@@ -8,22 +8,26 @@ export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/,
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
+/** A metav1.Condition whose type is one of a resource's own (Broadcast's, Release's). */
+export type GenericCondition<T extends string> = Omit<Condition, 'type'> & { type: T };
+
 /**
  * The one way a condition is set (metav1.Condition semantics): lastTransitionTime
  * moves only when `status` flips; reason and message are always replaced; the
  * observedGeneration says which spec the condition speaks about.
  */
-export function setCondition(
-  status: BroadcastStatus,
-  type: ConditionType,
+export function setCondition<T extends string = ConditionType>(
+  status: { conditions?: GenericCondition<T>[] },
+  type: T,
   value: ConditionStatus,
   reason: string,
   message: string,
   at: { generation: number; now: Date },
+  order: readonly T[] = CONDITION_TYPES as readonly string[] as readonly T[],
 ): void {
   const conditions = status.conditions ?? [];
   const old = conditions.find((c) => c.type === type);
-  const next: Condition = {
+  const next: GenericCondition<T> = {
     type,
     status: value,
     observedGeneration: at.generation,
@@ -31,7 +35,7 @@ export function setCondition(
     reason,
     message: message.slice(0, 32_000),
   };
-  status.conditions = CONDITION_TYPES.flatMap((t) => {
+  status.conditions = order.flatMap((t) => {
     if (t === type) return [next];
     const c = conditions.find((x) => x.type === t);
     return c ? [c] : [];

@@ -17,6 +17,7 @@
  *   HERALD_BATCH_SIZE          delivery rows per pg-boss job (500)
  *   HERALD_SMS_PRICE_PER_SEGMENT / HERALD_PRICE_CURRENCY   dry-run cost estimate (0.0040 / USD)
  *   HERALD_CLOCK_FILE          tests: the operator's clock reads this file (lib/clock.ts)
+ *   HERALD_RECONCILE_RELEASES  true in the active region only: reconcile the workers' Release (herald-system/workers)
  *   LOG_LEVEL
  * SIGTERM or SIGINT: finish reconciles in flight, release the Lease, exit 0.
  */
@@ -47,6 +48,7 @@ const operatorEnv = z.object({
   HERALD_BATCH_SIZE: optionalInt,
   HERALD_SMS_PRICE_PER_SEGMENT: z.string().regex(/^\d+(\.\d{1,6})?$/).optional(),
   HERALD_PRICE_CURRENCY: z.string().min(1).optional(),
+  HERALD_RECONCILE_RELEASES: z.enum(['true', 'false']).default('false'),
 });
 
 async function main(): Promise<void> {
@@ -76,6 +78,7 @@ async function main(): Promise<void> {
     port: env.HERALD_OPERATOR_PORT,
     concurrency: env.HERALD_OPERATOR_CONCURRENCY,
     resyncMs: env.HERALD_OPERATOR_RESYNC_MS,
+    releases: env.HERALD_RECONCILE_RELEASES === 'true' ? {} : undefined,
     settings: {
       ...(env.HERALD_STATUS_REFRESH_MS ? { statusRefreshMs: env.HERALD_STATUS_REFRESH_MS } : {}),
       ...(env.HERALD_PROGRESS_POLL_MS ? { progressPollMs: env.HERALD_PROGRESS_POLL_MS } : {}),

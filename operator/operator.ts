@@ -26,6 +26,8 @@ interface NamespaceObject {
   metadata: { name: string; resourceVersion: string; uid?: string; labels?: Record<string, string> };
 }
 import { WorkQueue } from './workqueue.js';
+import { ReleaseController } from './release-controller.js';
+import { ColorWorkloads } from './color-workloads.js';
 
 export interface OperatorOptions {
   /** A kubeconfig path, or a ready client. */
@@ -56,6 +58,11 @@ export interface OperatorOptions {
   crashAt?: (step: string, key: string) => void;
   /** Tests: whether new Broadcasts wait to be planned (default: the work queue's high lane is not empty). */
   othersWaiting?: () => boolean;
+  /**
+   * Reconcile the workers' Release (herald-system/workers) too, under the same Lease.
+   * Only the active region's operator does (HERALD_RECONCILE_RELEASES).
+   */
+  releases?: { namespace?: string; intervalMs?: number; leaseSeconds?: number };
 }
 
 export interface RunningOperator {
@@ -264,6 +271,22 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     }
   }
 
+  // The Release is one object, reconciled every interval while this replica leads: each
+  // pass reads the lanes and the attempts (the truth), so no watch is needed to converge.
+  const releaseController = o.releases
+    ? new ReleaseController({ kube, pool, log, workloads: new ColorWorkloads(kube, o.releases.namespace ?? 'herald-system'), namespace: o.releases.namespace, leaseSeconds: o.releases.leaseSeconds })
+    : undefined;
+  const releaseLoop = releaseController
+    ? (async () => {
+        while (!stopping) {
+          if (elector.isLeader()) {
+            await releaseController.reconcile().catch((err) => log.error({ err }, 'release reconcile failed; retrying'));
+          }
+          await new Promise((r) => setTimeout(r, o.releases?.intervalMs ?? 500));
+        }
+      })()
+    : Promise.resolve();
+
   const port = server ? (server.address() as AddressInfo).port : undefined;
   log.info({ identity, namespace: o.namespace ?? '(all)', port }, 'operator started');
 
@@ -276,7 +299,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       stopping = true;
       // Finish the reconciles in flight, then hand the Lease over at once.
       queue.shutdown();
-      await Promise.allSettled(workers);
+      await Promise.allSettled([...workers, releaseLoop]);
       await events.drain();
       await elector.stop({ release: true });
       metrics.leader.set(0);

@@ -51,12 +51,20 @@ export function usedBy(auditLogPath: string, username: string, from = 0): { used
   return { used, forbidden };
 }
 
-/** The rules of operator/config/rbac: the ClusterRole everywhere, the Role in its namespace. */
-export function grantedRules(): { rule: Rule; namespace?: string }[] {
+/**
+ * The rules of operator/config/rbac: the ClusterRole everywhere, each Role in its
+ * namespace. The Broadcast side is cluster-role.yaml and role.yaml; the Release
+ * controller's is release-role.yaml (its tests audit it).
+ */
+export function grantedRules(files: { cluster?: string[]; roles?: string[] } = {}): { rule: Rule; namespace?: string }[] {
   const read = (f: string) => load(readFileSync(path.join(REPO, 'operator/config/rbac', f), 'utf8')) as { metadata: { namespace?: string }; rules: Rule[] };
-  const cluster = read('cluster-role.yaml');
-  const role = read('role.yaml');
-  return [...cluster.rules.map((rule) => ({ rule })), ...role.rules.map((rule) => ({ rule, namespace: role.metadata.namespace }))];
+  return [
+    ...(files.cluster ?? ['cluster-role.yaml']).flatMap((f) => read(f).rules.map((rule) => ({ rule }))),
+    ...(files.roles ?? ['role.yaml']).flatMap((f) => {
+      const role = read(f);
+      return role.rules.map((rule) => ({ rule, namespace: role.metadata.namespace }));
+    }),
+  ];
 }
 
 export const grants = (g: { rule: Rule; namespace?: string }, a: Access): boolean =>
@@ -70,8 +78,8 @@ export const grants = (g: { rule: Rule; namespace?: string }, a: Access): boolea
  * Compare use with grants: `ungranted` lists accesses no rule allows (they would
  * be forbidden), `unused` lists (rule, verb, resource) grants no request needed.
  */
-export function compareRbac(used: Access[]): { ungranted: string[]; unused: string[] } {
-  const rules = grantedRules();
+export function compareRbac(used: Access[], files?: Parameters<typeof grantedRules>[0]): { ungranted: string[]; unused: string[] } {
+  const rules = grantedRules(files);
   const fmt = (a: Access) => `${a.verb} ${a.apiGroup || 'core'}/${a.resource}${a.namespace ? ` in ${a.namespace}` : ''}${a.name ? ` (${a.name})` : ''}`;
   const ungranted = [...new Set(used.filter((a) => !rules.some((g) => grants(g, a))).map(fmt))];
   const unused: string[] = [];

@@ -48,6 +48,8 @@ export interface SimulatorConfig {
   webhookRetryDelayMs: number;
   /** How long an accepted-then-held answer waits (behaviours.ts: smsNumberAfterAccept, pushTokenAfterAccept). */
   holdMs: number;
+  /** The Telnyx API keys the account has; a request with another key is refused (401, 10009), as Telnyx does. Unset: any key. */
+  telnyxApiKeys?: string[];
 }
 
 export const DEFAULT_CONFIG: SimulatorConfig = {
@@ -325,7 +327,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (cfg.latencyMs > 0) await sleep(cfg.latencyMs);
     if (cfg.down) return void answer(ctx, 503, telnyxError({ code: '10007', title: 'Unexpected error', detail: 'Service unavailable.' }), sms, '10007');
     const auth = ctx.get('authorization');
-    if (!auth.startsWith('Bearer ') || auth.length <= 7) {
+    if (!auth.startsWith('Bearer ') || auth.length <= 7 || (cfg.telnyxApiKeys && !cfg.telnyxApiKeys.includes(auth.slice(7)))) {
       return void answer(ctx, 401, telnyxError({ code: '10009', title: 'Authentication failed', detail: 'The required authentication headers were either invalid or not included in the request.' }), sms, '10009');
     }
     const body = parseJson(await readBody(ctx.req)) as Record<string, unknown> | undefined;

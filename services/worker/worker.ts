@@ -84,7 +84,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
     draining: draining.signal,
     lane, version,
-    gate: new LaneGate(o.pool, lane, leaseSeconds),
+    // A lane drops out of the split only when its workers have been silent a while (not a
+    // beat late on a busy machine), or the other lanes would take its share meanwhile.
+    gate: new LaneGate(o.pool, lane, Math.max(leaseSeconds, 15)),
     handBack: (ids, h) => handBack(o.boss, ids, h),
   } satisfies DeliverDeps;
 

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { dump, load } from 'js-yaml';
+import { REPO } from '../../../devenv/processes.js';
 import { startKube, type Kube } from '../../testing/harness.js';
 import { RELEASE_CRD_PATH, renderReleaseCrd } from './generate-crd.js';
 import { releaseCustomResourceDefinition } from './release.js';
@@ -63,6 +65,12 @@ describe('the Release resource', { timeout: 180_000 }, () => {
     expect(got.spec).toMatchObject({ replicas: 2, paused: false, abort: false, scaleDownDelay: '30s', analysis: { window: '30s', minSample: 50, threshold: 1, maxProviderFailurePercent: 5 } });
     const bg = JSON.parse((await kube.kubectl(['get', 'rel', 'bluegreen', '-n', 'herald-system', '-o', 'json'])).stdout);
     expect(bg.spec.strategy.blueGreen).toMatchObject({ prePromotionAnalysis: true, postPromotionAnalysis: true });
+  });
+
+  it('the examples in examples/releases are valid Releases', async () => {
+    const r = await kube.kubectl(['apply', '--dry-run=server', '-f', path.join(REPO, 'examples/releases')]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/release.herald.dev\/workers (created|configured) \(server dry run\)/);
   });
 
   it('kubectl get releases shows version, phase, step, stable, canary, weights and age', async () => {

@@ -14,7 +14,7 @@ export const PROMOTE_ANNOTATION = 'herald.dev/promote';
 
 const validations = (...rules: { rule: string; message: string }[]) => ({ 'x-kubernetes-validations': rules });
 const duration = (field: string, description: string) => ({
-  type: 'string',
+  type: 'string' as const,
   description,
   maxLength: 20,
   ...validations({

@@ -50,7 +50,7 @@ export interface ReleaseControllerOptions {
  * lanes table (weights) and in the Release's status (the step, when it started, the
  * evaluations), so an operator killed at any point resumes at the same step. Time is
  * the database's: steps, pauses and analysis windows share one clock with the attempts.
- * It moves weights; judging them is the delivery core's (services/delivery/analysis.ts).
+ * It moves weights; judging them is the delivery core's (core/delivery/analysis.ts).
  */
 export class ReleaseController {
   readonly namespace: string;

@@ -43,6 +43,8 @@ describe('lanes', () => {
     const got: Record<string, Record<string, number>> = { t1: { blue: 0, green: 0 }, t2: { blue: 0, green: 0 } };
     // Both lanes ask as fast as they can (blue asks three times as often): the weights decide.
     for (let i = 0; i < 400; i++) {
+      // The workers keep beating (a slow machine must not make a lane look dead mid-test).
+      if (i % 50 === 0) await db.pool.query('UPDATE workers SET heartbeat_at = now()');
       for (const tenant of ['t1', 't2']) {
         for (const lane of ['blue', 'blue', 'blue', 'green']) {
           if ((await admit(lane, tenant, 25)) === 'ok') got[tenant]![lane]! += 25;

@@ -16,7 +16,9 @@ export interface UpsertReport {
   created: number;
   updated: number;
   failed: number;
+  /** The first MAX_REPORTED_ERRORS errors, by row. */
   errors: RowError[];
+  errors_total: number;
 }
 
 /** One validated contact. `undefined` fields were not given and leave the stored value alone. */

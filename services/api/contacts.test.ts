@@ -69,6 +69,7 @@ describe('bulk upsert', () => {
         { row: 6, field: 'phone', reason: 'required' },
         { row: 8, field: 'phone', reason: 'same number as row 1' },
       ],
+      errors_total: 6,
     });
     expect(await contact('+12025550143')).toMatchObject({
       name: 'Ann Lee', time_zone: 'America/Chicago', tags: ['youth', 'choir'], external_id: 'm-1', sms_consent: true,
@@ -92,7 +93,7 @@ describe('bulk upsert', () => {
         { phone: '+12025550150', tags: ['cs101'], external_id: 's-1' }, // new
       ],
     });
-    expect(r.body).toEqual({ created: 1, updated: 2, failed: 0, errors: [] });
+    expect(r.body).toEqual({ created: 1, updated: 2, failed: 0, errors: [], errors_total: 0 });
     const ann = await contact('+12025550143');
     expect(ann).toMatchObject({ name: 'Ann B. Lee', time_zone: 'America/Chicago', tags: ['youth', 'choir'], external_id: 'm-1' });
     expect(ann.consent_at.toISOString()).toBe('2026-03-01T12:00:00.000Z'); // consent not touched
@@ -127,6 +128,7 @@ describe('bulk upsert', () => {
         { row: 5, field: 'phone', reason: 'not a phone number' },
         { row: 5, field: 'time_zone', reason: 'not an IANA time zone: Nowhere/Land' },
       ],
+      errors_total: 6,
     });
   });
 
@@ -177,6 +179,30 @@ describe('bulk upsert', () => {
       await small.stop();
     }
     expect(await contact('+12025550199')).toBeUndefined();
+  });
+
+  it('a body of bad rows gets at most 100 errors back, with their count; past the row cap, a 413 and nothing stored', async () => {
+    // The attack of the issue: a body of [1,1,1,...] used to answer one error per row.
+    const ones = `[${Array.from({ length: 5_000 }, () => '1').join(',')}]`;
+    const r = await post(ones, 'application/json');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ created: 0, failed: 5_000, errors_total: 5_000 });
+    expect(r.body.errors).toHaveLength(100);
+    expect(r.body.errors[0]).toMatchObject({ row: 1 });
+    expect(r.body.errors[99]).toMatchObject({ row: 100 });
+
+    const capped = await startTestApi(db.pool, clock, { maxUploadRows: 1_000 });
+    try {
+      const csv = ['phone', ...Array.from({ length: 1_001 }, (_, i) => `+1312556${String(1000 + i).padStart(4, '0')}`)].join('\n');
+      const tooMany = await capped.request('POST', '/v1/contacts', { token: key, body: csv, contentType: 'text/csv' });
+      expect(tooMany.status).toBe(413);
+      expect(tooMany.body.error).toEqual({ field: 'body', reason: 'at most 1000 contacts per upload, got 1001: split the file into several uploads' });
+      const json = JSON.stringify(Array.from({ length: 1_001 }, () => 1));
+      expect((await capped.request('POST', '/v1/contacts', { token: key, body: json, contentType: 'application/json' })).status).toBe(413);
+    } finally {
+      await capped.stop();
+    }
+    expect(await contact('+13125561000')).toBeUndefined();
   });
 
   it('a large CSV goes in chunks and reports every row', async () => {

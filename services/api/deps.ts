@@ -28,8 +28,14 @@ export interface ApiDeps {
   defaultHelpText?: (tenant: { id: string; name: string }) => string;
   /** Largest request body accepted (bulk contact uploads); default 10 MB. */
   maxBodyBytes?: number;
+  /** Contacts one upload may carry (default DEFAULT_MAX_UPLOAD_ROWS). */
+  maxUploadRows?: number;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** Small JSON bodies (everything but the bulk upload and the webhook). */
 export const SMALL_BODY_BYTES = 256 * 1024;
+/** Contacts one synchronous upload may carry (JSON items or CSV data rows). */
+export const DEFAULT_MAX_UPLOAD_ROWS = 10_000;
+/** Row errors an upload's answer lists; errors_total says how many there were. */
+export const MAX_REPORTED_ERRORS = 100;

@@ -136,6 +136,7 @@ describe('inbound keywords', () => {
     const cases: Array<[string, string | null]> = [
       ['STOP', 'STOP'], ['  stop ', 'STOP'], ['Stop.', 'STOP'], ['stop texting me', 'STOP'], ['STOPALL', 'STOPALL'],
       ['Unsubscribe', 'UNSUBSCRIBE'], ['cancel', 'CANCEL'], ['END', 'END'], ['quit!', 'QUIT'],
+      ['revoke', 'REVOKE'], ['OptOut', 'OPTOUT'], ['opt out', 'OPT OUT'], ['Opt  Out!', 'OPT OUT'], ['OPT OUT please', 'OPT OUT'],
     ];
     for (const [text, keyword] of cases) {
       clock.advance(1000);
@@ -148,7 +149,7 @@ describe('inbound keywords', () => {
       expect((await post(inbound(text.includes('a') ? 'unstop' : 'START'))).body.effect).toBe('opted_in');
       expect(await optOut()).toBeUndefined();
     }
-    for (const text of ['please stop', 'stopping by later', 'STARTLING', '', 'HELPFUL']) {
+    for (const text of ['please stop', 'stopping by later', 'STARTLING', '', 'HELPFUL', 'opt outside', 'opt in', `${'a'.repeat(1600)} STOP`]) {
       expect((await post(inbound(text))).body.effect, text).toBe('inbound');
     }
     expect(await optOut()).toBeUndefined();
@@ -162,9 +163,26 @@ describe('inbound keywords', () => {
     expect(replies.sent[0]!.text).toContain('Tenant grace');
 
     await api.admin('PATCH', '/admin/tenants/grace', { help_text: 'Grace Church: call 555-0100. Reply STOP to opt out.' });
+    clock.advance(3600_000); // one reply an hour per number
     await post(inbound('HELP me'));
     await api.app.background.drain();
     expect(replies.sent[1]).toEqual({ from: NUMBER, to: PERSON, text: 'Grace Church: call 555-0100. Reply STOP to opt out.' });
+  });
+
+  it('HELP is answered at most once an hour per number: a flood of HELPs costs the tenant one reply', async () => {
+    replies.sent.length = 0;
+    clock.advance(2 * 3600_000); // past the earlier test's reply
+    const flooder = '+13125550177';
+    const effects: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1000);
+      effects.push((await post(inbound('HELP', flooder))).body.effect);
+    }
+    await api.app.background.drain();
+    expect(effects).toEqual(['help', 'help_throttled', 'help_throttled', 'help_throttled', 'help_throttled']);
+    expect(replies.sent.filter((m) => m.to === flooder)).toHaveLength(1);
+    clock.advance(3600_000);
+    expect((await post(inbound('help', flooder))).body.effect).toBe('help');
   });
 
   it('a message to a number no tenant owns is recorded and acknowledged', async () => {
@@ -332,5 +350,9 @@ describe('keyword classification', () => {
     expect(classifyInbound('HELP!')).toEqual({ action: 'help', keyword: 'HELP' });
     expect(classifyInbound('I said stop')).toEqual({ action: 'none' });
     expect(classifyInbound(null)).toEqual({ action: 'none' });
+    // Only the first 1,600 characters are read: a keyword after them is none.
+    expect(classifyInbound(`${' '.repeat(1600)}STOP`)).toEqual({ action: 'none' });
+    expect(classifyInbound(`STOP${'!'.repeat(100_000)}`)).toEqual({ action: 'opt_out', keyword: 'STOP' });
+    expect(classifyInbound(`${'!'.repeat(100_000)}`)).toEqual({ action: 'none' });
   });
 });

@@ -40,6 +40,9 @@ const inboundPayload = z.object({
 const RECEIPT_TYPES = new Set(['message.sent', 'message.finalized']);
 export type { ClassifyReceipt } from '../../core/delivery/receipts.js';
 
+/** One HELP reply per (tenant, number) in this long. */
+export const HELP_REPLY_INTERVAL_SECONDS = 3600;
+
 /** A HELP to answer once the event is committed. */
 interface HelpReply {
   tenantId: string;
@@ -228,6 +231,15 @@ export async function recordEvent(o: WebhookOptions, data: EventData): Promise<{
         o.log.info({ tenantId: tenant.tenant_id, from: maskPhone(inbound.from), keyword: kw.keyword }, 'opt-in recorded');
         return { result: 'opted_in' };
       }
+      // At most one HELP reply an hour per (tenant, number), whichever api replica takes the event.
+      const due = await c.query(
+        `INSERT INTO help_replies (tenant_id, phone, replied_at) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, phone) DO UPDATE SET replied_at = EXCLUDED.replied_at
+          WHERE help_replies.replied_at <= EXCLUDED.replied_at - make_interval(secs => $4)
+         RETURNING 1`,
+        [tenant.tenant_id, inbound.from, at.now, HELP_REPLY_INTERVAL_SECONDS],
+      );
+      if (due.rowCount === 0) return { result: 'help_throttled' };
       const text = tenant.help_text ?? o.helpText({ id: tenant.tenant_id, name: tenant.name });
       return { result: 'help', help: { tenantId: tenant.tenant_id, from: inbound.from, to: inbound.to, text } };
     }

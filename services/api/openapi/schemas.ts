@@ -64,7 +64,8 @@ export const upsertReport = z
     created: z.number().int().nonnegative(),
     updated: z.number().int().nonnegative(),
     failed: z.number().int().nonnegative().meta({ description: 'Rows not stored (each has at least one entry in errors)' }),
-    errors: z.array(rowError),
+    errors: z.array(rowError).max(100).meta({ description: 'The first 100 errors, by row' }),
+    errors_total: z.number().int().nonnegative().meta({ description: 'How many errors there were in all' }),
   })
   .meta({ id: 'UpsertReport' });
 

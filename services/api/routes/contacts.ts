@@ -6,7 +6,7 @@ import { tenantOf } from '../auth.js';
 import { parseContactsCsv } from '../contacts-csv.js';
 import { upsertContacts, validateContactRow, type ContactInput, type RowError, type UpsertReport } from '../contacts-upsert.js';
 import type { ApiDeps } from '../deps.js';
-import { DEFAULT_MAX_BODY_BYTES } from '../deps.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_UPLOAD_ROWS, MAX_REPORTED_ERRORS } from '../deps.js';
 import { HttpError, badRequest, notFound, parseOr400, queryParam, readRawBody } from '../http.js';
 import { decodeCursor, page, pageLimit } from '../pagination.js';
 import { countrySchema, normalizePhone } from '../validation.js';
@@ -40,6 +40,7 @@ export function contactIdParam(ctx: Context): number {
 export function contactRoutes(deps: ApiDeps): Router {
   const { pool, clock } = deps;
   const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxRows = deps.maxUploadRows ?? DEFAULT_MAX_UPLOAD_ROWS;
   const router = new Router();
 
   router.post('/contacts', async (ctx) => {
@@ -77,6 +78,11 @@ export function contactRoutes(deps: ApiDeps): Router {
       input = list.map((value, i) => ({ row: i + 1, value }));
     }
 
+    const rows = input.length + errors.length;
+    if (rows > maxRows) {
+      throw new HttpError(413, 'body', `at most ${maxRows} contacts per upload, got ${rows}: split the file into several uploads`);
+    }
+
     const valid: ContactInput[] = [];
     const seen = new Map<string, number>();
     for (const { row, value } of input) {
@@ -97,7 +103,11 @@ export function contactRoutes(deps: ApiDeps): Router {
     for (const row of result.missing) errors.push({ row, field: 'phone', reason: 'contact was deleted during the upload; retry' });
     errors.sort((a, b) => a.row - b.row);
     const failedRows = new Set(errors.map((e) => e.row));
-    const report: UpsertReport = { created: result.created, updated: result.updated, failed: failedRows.size, errors };
+    // A bounded answer whatever the upload: the first errors, and how many there were.
+    const report: UpsertReport = {
+      created: result.created, updated: result.updated, failed: failedRows.size,
+      errors: errors.slice(0, MAX_REPORTED_ERRORS), errors_total: errors.length,
+    };
     deps.log.info({ tenantId, created: report.created, updated: report.updated, failed: report.failed, csv: isCsv }, 'contacts upserted');
     ctx.body = report;
   });

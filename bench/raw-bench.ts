@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTs } from '../devenv/processes.js';
-import { connectToSimulator } from '../services/simulator/client.js';
+import { connectToSimulator, SIMULATOR_TELNYX_API_KEY } from '../services/simulator/client.js';
 import { pushTokenOk, smsNumberOk } from '../services/simulator/behaviours.js';
 import { createTelnyxProvider } from '../services/providers/telnyx.js';
 import { createFcmProvider } from '../services/providers/fcm.js';
@@ -43,7 +43,7 @@ const admin = async (path: string, body?: unknown) => {
   return res.json() as Promise<Record<string, any>>;
 };
 
-const telnyx = createTelnyxProvider({ apiKey: 'bench', baseURL: sim.telnyxBaseURL });
+const telnyx = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL });
 const fcm = createFcmProvider({ projectId: 'herald-bench', simulator: sim.fcm, maxSockets: Math.max(256, concurrency) });
 
 try {

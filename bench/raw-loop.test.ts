@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SIMULATOR_TELNYX_API_KEY } from '../services/simulator/client.js';
 import { startSimulator, type Simulator } from '../services/simulator/simulator.js';
 import { pushTokenFailing, pushTokenOk, smsNumberOk } from '../services/simulator/behaviours.js';
 import { createTelnyxProvider } from '../services/providers/telnyx.js';
@@ -21,7 +22,7 @@ describe('raw loops', () => {
   it('sends each SMS exactly once at the given concurrency', async () => {
     sim.reset();
     const r = await rawSmsLoop({
-      provider: createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL }),
+      provider: createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL }),
       count: 300, concurrency: 25,
       makeMessage: (i) => ({ from: '+13125550100', to: smsNumberOk(i), text: 'hi' }),
     });

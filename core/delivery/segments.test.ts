@@ -1,8 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { SegmentedMessage } from 'sms-segments-calculator';
+import { smsParts } from '../../services/simulator/sms-parts.js';
 import { countSegments } from './segments.js';
 
 describe('countSegments', () => {
+  it('agrees with the parts and encoding Telnyx answers (the simulator counts them on its own)', () => {
+    const alphabet = ['a', 'Z', '7', ' ', '\n', 'é', 'Ä', '€', '{', '^', '~', 'ç', 'д', 'ß', '🎉', '’', '@', '£'];
+    const texts = ['a'.repeat(155), 'a'.repeat(159) + '€a', 'Служба в 10 утра', '🎉'.repeat(36), 'Reply STOP to opt out'];
+    // Deterministic pseudo-random texts around the part boundaries, mixing every kind of character.
+    let seed = 13;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 400; i++) {
+      const len = [60, 70, 71, 134, 135, 150, 153, 160, 161, 306, 307][i % 11]! + rand(5) - 2;
+      const mix = alphabet.slice(0, 1 + rand(alphabet.length));
+      texts.push(Array.from({ length: len }, () => mix[rand(mix.length)]).join(''));
+    }
+    for (const text of texts) {
+      const ours = countSegments(text);
+      expect({ text, encoding: ours.encoding, parts: ours.segments }).toEqual({ text, ...smsParts(text) });
+    }
+  });
+
   it('fits 160 GSM-7 characters in one part and splits at 153 after that', () => {
     expect(countSegments('a'.repeat(160))).toMatchObject({ encoding: 'GSM-7', segments: 1 });
     expect(countSegments('a'.repeat(161)).segments).toBe(2);

@@ -8,6 +8,7 @@ import { createApiApp } from './app.js';
 import { startHttpServer } from './server.js';
 import { matchPendingReceipts } from '../../core/delivery/receipts.js';
 import { loggableError } from './http.js';
+import { SIMULATOR_TELNYX_API_KEY } from '../simulator/client.js';
 
 /**
  * The api process: configuration, database (embedded unless DATABASE_URL), migrations,
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
   // HELP replies go out through the same Telnyx adapter as broadcasts (the simulator unless credentials are given).
   const replyToHelp =
     config.telnyxApiKey || config.TELNYX_BASE_URL
-      ? createTelnyxProvider({ apiKey: config.telnyxApiKey ?? 'herald-simulator-key', baseURL: config.TELNYX_BASE_URL, log })
+      ? createTelnyxProvider({ apiKey: config.telnyxApiKey ?? SIMULATOR_TELNYX_API_KEY, baseURL: config.TELNYX_BASE_URL, log })
       : undefined;
 
   const app = createApiApp({

@@ -3,7 +3,7 @@ import { systemClock } from '../../lib/clock.js';
 import { createTestDatabase, type TestDatabase } from '../../devenv/test-database.js';
 import { recordOutcomes } from '../../core/delivery/outcomes.js';
 import { createTelnyxProvider } from '../providers/telnyx.js';
-import { smsNumberFailing, smsNumberOk, startSimulator, type Simulator } from '../simulator/index.js';
+import { SIMULATOR_TELNYX_API_KEY, smsNumberFailing, smsNumberOk, smsNumberUnconfirmed, startSimulator, type Simulator } from '../simulator/index.js';
 import { matchPendingReceipts } from '../../core/delivery/receipts.js';
 import { makeTenant, seedBroadcast, startTestApi, type TestApi } from './test-support.js';
 
@@ -17,7 +17,7 @@ const PERSON = smsNumberOk(7);
 let db: TestDatabase;
 let sim: Simulator;
 let api: TestApi;
-const sms = () => createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL: sim.telnyxBaseURL });
+const sms = () => createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL });
 
 beforeAll(async () => {
   db = await createTestDatabase(inject('databaseUrl'));
@@ -56,15 +56,18 @@ describe('with the provider simulator', () => {
     expect(got[0]!.text).toContain('Reply STOP');
   });
 
-  it('receipts from the simulator finish deliveries through the shared classifier', async () => {
+  it('carrier failures arrive later, in message.finalized, and fail the delivery with their code (the send was accepted)', async () => {
     const ok = smsNumberOk(11);
     const stopped = smsNumberFailing('40300', 'receipt');
     const spam = smsNumberFailing('40002', 'receipt');
     const gone = smsNumberFailing('40001', 'receipt');
-    const { deliveryIds } = await seedBroadcast(db.pool, 'grace', [ok, stopped, spam, gone].map((address) => ({ address, status: 'sending' })));
+    const filtered = smsNumberFailing('40015', 'receipt'); // sending_failed: never handed to the carrier
+    const unconfirmed = smsNumberUnconfirmed(11); // delivery_unconfirmed: sent, the carrier never said
+    const all = [ok, stopped, spam, gone, filtered, unconfirmed];
+    const { deliveryIds } = await seedBroadcast(db.pool, 'grace', all.map((address) => ({ address, status: 'sending' })));
     const provider = sms();
     const outcomes = [];
-    for (const [i, to] of [ok, stopped, spam, gone].entries()) {
+    for (const [i, to] of all.entries()) {
       const outcome = await provider.send({ from: NUMBER, to, text: 'Service at 10', webhookUrl: `${api.base}/webhooks/telnyx` });
       expect(outcome.kind).toBe('accepted');
       outcomes.push({ deliveryId: deliveryIds[i]!, outcome });
@@ -80,12 +83,15 @@ describe('with the provider simulator', () => {
       ['failed', '40300'],
       ['retry', '40002'],
       ['failed', '40001'],
+      ['failed', '40015'],
+      ['sent', null],
     ]);
     expect(await optOut(stopped)).toMatchObject({ source: 'provider_40300' });
     const events = await db.pool.query(
       `SELECT count(*)::int AS n FROM provider_events WHERE delivery_id = ANY($1) AND event_type IN ('message.sent', 'message.finalized')`,
       [deliveryIds],
     );
-    expect(events.rows[0].n).toBe(8);
+    // message.sent and message.finalized for each, but none sent for the one Telnyx never handed on.
+    expect(events.rows[0].n).toBe(2 * all.length - 1);
   });
 });

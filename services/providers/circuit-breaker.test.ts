@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { metrics } from '../../lib/metrics.js';
+import { SIMULATOR_TELNYX_API_KEY } from '../simulator/client.js';
 import { startSimulator, type Simulator } from '../simulator/simulator.js';
 import { pushTokenOk, smsNumberFailing, smsNumberOk } from '../simulator/behaviours.js';
 import { ProviderCircuit, withPushCircuit, withSmsCircuit } from './circuit-breaker.js';
@@ -32,9 +33,9 @@ async function counter(c: typeof metrics.circuitFailures, provider: string): Pro
   return m.values.find((v) => v.labels.provider === provider)?.value ?? 0;
 }
 
-function smsWith(name: string): { sms: SmsProvider; circuit: ProviderCircuit } {
+function smsWith(name: string, apiKey = SIMULATOR_TELNYX_API_KEY): { sms: SmsProvider; circuit: ProviderCircuit } {
   const circuit = new ProviderCircuit(name, OPTS);
-  const sms = withSmsCircuit(createTelnyxProvider({ apiKey: 'k', baseURL: sim.telnyxBaseURL, timeoutMs: 2000 }), circuit);
+  const sms = withSmsCircuit(createTelnyxProvider({ apiKey, baseURL: sim.telnyxBaseURL, timeoutMs: 2000 }), circuit);
   return { sms, circuit };
 }
 
@@ -96,10 +97,22 @@ describe('circuit breaker around Telnyx', () => {
     circuit.shutdown();
   });
 
+  it('a wrong API key (401, 10009) is a provider outage: nobody’s delivery fails, and the circuit opens', async () => {
+    const { sms, circuit } = smsWith('telnyx-wrong-key', 'KEY-not-the-one-telnyx-has');
+    for (let i = 0; i < 4; i++) {
+      expect(await sms.send({ from: FROM, to: smsNumberOk(100 + i), text: 'hi' })).toMatchObject({ kind: 'retryable', code: '10009' });
+    }
+    expect(circuit.state).toBe('open');
+    expect(await counter(metrics.circuitFailures, 'telnyx-wrong-key')).toBe(4);
+    expect(await sms.send({ from: FROM, to: smsNumberOk(104), text: 'hi' }).catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
+    expect(sim.countFor(smsNumberOk(100))).toBe(0);
+    circuit.shutdown();
+  });
+
   it('per-recipient permanent errors do not open it', async () => {
     const { sms, circuit } = smsWith('telnyx-permanent');
     for (let i = 0; i < 20; i++) {
-      expect(await sms.send({ from: FROM, to: smsNumberFailing('40001', 'send', i), text: 'hi' })).toMatchObject({ kind: 'permanent' });
+      expect(await sms.send({ from: FROM, to: smsNumberFailing('10002', 'send', i), text: 'hi' })).toMatchObject({ kind: 'permanent' });
     }
     expect(await sms.send({ from: FROM, to: smsNumberFailing('40300', 'send'), text: 'hi' })).toMatchObject({ kind: 'opted_out' });
     expect(circuit.state).toBe('closed');

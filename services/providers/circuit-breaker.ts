@@ -14,7 +14,7 @@ import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } f
  *   - Telnyx: one send = one exchange (retries are off in the SDK);
  *   - FCM: every HTTP request firebase-admin makes, reported by the https agent
  *     (see fcm.ts; its own retries are off too).
- * Only provider-level trouble counts as a failure: 5xx, 429, timeouts, connection
+ * Only provider-level trouble counts as a failure: 5xx, 429, refused credentials (401), timeouts, connection
  * errors (retryable outcomes). A per-recipient answer (bad number, dead token) is a
  * working provider and counts as a success.
  *

@@ -108,6 +108,11 @@ export function classifyFcm(error: unknown): Outcome {
   const maybeSent = statusMaybeSent(status) ? { maybeSent: true } : {};
   const retryable = (c: string): Outcome => (after !== undefined ? { kind: 'retryable', code: c, reason: message, retryAfterMs: after, ...maybeSent } : { kind: 'retryable', code: c, reason: message, ...maybeSent });
 
+  // firebase-admin names every UNAUTHENTICATED "third-party-auth-error"; without FCM's own
+  // error detail it is our access token that was refused (expired, revoked, another
+  // project's): nobody's message is at fault, so the work waits, like any provider outage.
+  if (status === 401 && serverCode(body) === undefined && body?.error?.status === 'UNAUTHENTICATED') return retryable('UNAUTHENTICATED');
+
   switch (code) {
     case 'UNREGISTERED':
       return { kind: 'invalid_token', code, reason: message };

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { createRequire } from 'node:module';
 import type * as TlsModule from 'node:tls';
 import type * as Http2Module from 'node:http2';
-import { startSimulator, type Simulator } from '../simulator/simulator.js';
+import { DEFAULT_CONFIG, startSimulator, type Simulator } from '../simulator/simulator.js';
 import { pushTokenAfterAccept, pushTokenFailing, pushTokenOk, type FcmErrorCode } from '../simulator/behaviours.js';
 import { createFcmProvider, type FcmPushProvider } from './fcm.js';
 import { ProviderCircuit } from './circuit-breaker.js';
@@ -43,7 +43,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   sim.reset();
-  sim.configure({ latencyMs: 0, errorRate: 0, down: false, retryAfterSeconds: 1 });
+  sim.configure({ latencyMs: 0, errorRate: 0, down: false, retryAfterSeconds: 1, fcmAccessTokens: DEFAULT_CONFIG.fcmAccessTokens });
 });
 
 afterEach(() => {
@@ -108,6 +108,22 @@ describe('FCM through the real firebase-admin SDK against the simulator', () => 
   it('one bad token fails only its own message in a batch', async () => {
     const outcomes = await fcm.sendEach([msg(pushTokenOk(1)), msg(pushTokenFailing('UNREGISTERED', 3)), msg(pushTokenOk(2))]);
     expect(outcomes.map((o) => o.kind)).toEqual(['accepted', 'invalid_token', 'accepted']);
+  });
+
+  it('a malformed registration token (FCM answers INVALID_ARGUMENT on message.token) is a dead token, only its own', async () => {
+    const outcomes = await fcm.sendEach([msg('not a token\n'), msg(pushTokenOk(3))]);
+    expect(outcomes[0]).toMatchObject({ kind: 'invalid_token', code: 'INVALID_ARGUMENT' });
+    expect(outcomes[1]!.kind).toBe('accepted');
+    expect(sim.received().push).toMatchObject({ requests: 2, accepted: 1, rejectedByCode: { INVALID_ARGUMENT: 1 } });
+  });
+
+  it('an access token FCM does not take (401 UNAUTHENTICATED) is a provider outage, not a dead token, and the breaker sees it', async () => {
+    sim.configure({ fcmAccessTokens: ['a-token-herald-was-never-given'] });
+    const before = { ...seen };
+    const outcomes = await fcm.sendEach([msg(pushTokenOk(4)), msg(pushTokenOk(5))]);
+    expect(outcomes.map((o) => [o.kind, (o as { code?: string }).code])).toEqual([['retryable', 'UNAUTHENTICATED'], ['retryable', 'UNAUTHENTICATED']]);
+    expect(seen.failed - before.failed).toBe(2);
+    expect(sim.received().push.accepted).toBe(0);
   });
 
   it('an invalid argument that is not the token (payload too big) is permanent, not a dead token', async () => {

@@ -6,6 +6,7 @@ import { getMessaging, type Message, type Messaging } from 'firebase-admin/messa
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { CIRCUIT_OPEN_ERROR_CODE, classifyFcm } from './classify-fcm.js';
 import type { Outcome, PushMessage, PushProvider } from './types.js';
+import { SIMULATOR_FCM_ACCESS_TOKEN } from '../simulator/client.js';
 
 export const FCM_HOST = 'fcm.googleapis.com';
 export const FCM_MAX_BATCH = 500;
@@ -53,7 +54,7 @@ export interface FcmPushProvider extends PushProvider {
  * - With a simulator target, every connection it opens goes to the simulator's TLS
  *   port while TLS SNI, certificate check and the Host header stay fcm.googleapis.com,
  *   trusting only the simulator's CA. Nothing can reach Google through it.
- * - It reports every HTTP exchange to the observer: 5xx, 429, socket errors and
+ * - It reports every HTTP exchange to the observer: 5xx, 429, 401, socket errors and
  *   timeouts as failures, any other answer as success.
  *
  * firebase-admin's own retries are off (createFcmProvider), so one exchange here is
@@ -99,7 +100,8 @@ export class FcmAgent extends https.Agent {
       req.once('response', (res: IncomingMessage) => {
         answered = true;
         const s = res.statusCode ?? 0;
-        observer.record(!(s >= 500 || s === 429));
+        // 401: FCM refused the credentials (ours, or the project's APNs ones): provider-level.
+        observer.record(!(s >= 500 || s === 429 || s === 401));
       });
       req.once('close', () => {
         if (!answered) observer.record(false);
@@ -111,7 +113,7 @@ export class FcmAgent extends https.Agent {
 
 /** A credential for the simulator: a fixed bearer token, no call to Google's token endpoint. */
 const simulatorCredential: Credential = {
-  getAccessToken: async () => ({ access_token: 'herald-simulator-token', expires_in: 3600 }),
+  getAccessToken: async () => ({ access_token: SIMULATOR_FCM_ACCESS_TOKEN, expires_in: 3600 }),
 };
 
 let appSeq = 0;
@@ -120,7 +122,10 @@ let appSeq = 0;
  * Push through the real firebase-admin SDK (sendEach, batches of at most 500), on its
  * HTTP/1.1 transport so that the app's httpAgent carries every request. (Its default
  * HTTP/2 transport opens its own session to https://fcm.googleapis.com and ignores
- * httpAgent: it could neither reach the simulator nor be observed.)
+ * httpAgent: it could neither reach the simulator nor be observed.) Production keeps
+ * this transport too, deprecated as firebase-admin calls it: the circuit breaker counts
+ * exchanges through the agent and the tests run exactly this path; the cost is one
+ * connection per message in flight (maxSockets) instead of HTTP/2 streams on one.
  */
 export function createFcmProvider(opts: FcmProviderOptions): FcmPushProvider {
   const log = (opts.log ?? createLogger('fcm')).child({ provider: 'fcm' });

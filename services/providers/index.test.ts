@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '../../lib/config.js';
-import { startSimulator, type Simulator } from '../simulator/simulator.js';
+import { DEFAULT_CONFIG, startSimulator, type Simulator } from '../simulator/simulator.js';
 import { pushTokenOk, smsNumberOk } from '../simulator/behaviours.js';
 import { connectToSimulator, createProviders } from './index.js';
 
@@ -36,6 +36,8 @@ describe('createProviders', () => {
     const config = loadConfig({ TELNYX_API_KEY_FILE: join(dir, 'telnyx'), TELNYX_BASE_URL: sim.telnyxBaseURL, FCM_PROJECT_ID: 'herald-it' });
     expect(config.telnyxApiKey).toBe(secret);
     const { log, text } = capturingLogger();
+    // The simulator takes only this key: the send below proves the file's key is the one sent.
+    sim.configure({ telnyxApiKeys: [secret] });
 
     const providers = createProviders(config, { simulator: sim, log });
     try {
@@ -52,6 +54,7 @@ describe('createProviders', () => {
       await providers.sms!.send({ from: '+13125550100', to: smsNumberOk(2), text: 'hi' });
     } finally {
       await providers.close();
+      sim.configure({ telnyxApiKeys: DEFAULT_CONFIG.telnyxApiKeys });
     }
     expect(text()).toContain('providers configured');
     expect(text()).not.toContain(secret);

@@ -11,6 +11,7 @@ export { classifyFcm } from './classify-fcm.js';
 export { ProviderCircuit, withSmsCircuit, withPushCircuit, DEFAULT_BREAKER_OPTIONS, type BreakerOptions, type CircuitState } from './circuit-breaker.js';
 export { createTelnyxProvider, type TelnyxProviderOptions, type TelnyxSmsProvider } from './telnyx.js';
 export { connectToSimulator } from '../simulator/client.js';
+import { SIMULATOR_TELNYX_API_KEY } from '../simulator/client.js';
 export { createFcmProvider, FcmAgent, type FcmProviderOptions, type FcmPushProvider, type FcmSimulatorTarget } from './fcm.js';
 
 /** Where the simulator listens (a Simulator or the answer of GET /_sim/info fits). */
@@ -70,7 +71,7 @@ export function createProviders(config: HeraldConfig, opts: ProvidersOptions = {
   } else if (sim || (useCredentials && config.TELNYX_BASE_URL)) {
     // No key: only a simulator can take the sends (given, or named by TELNYX_BASE_URL).
     const baseURL = sim?.telnyxBaseURL ?? config.TELNYX_BASE_URL;
-    sms = createTelnyxProvider({ apiKey: 'herald-simulator-key', baseURL, timeoutMs: opts.telnyxTimeoutMs, maxSockets: opts.maxSockets, log });
+    sms = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL, timeoutMs: opts.telnyxTimeoutMs, maxSockets: opts.maxSockets, log });
     smsTarget = 'simulator';
   }
 

@@ -5,8 +5,12 @@
  * so the convention lives in one place:
  *
  *   SMS   +1 AAA EEE NNNN   (valid NANP numbers; libphonenumber-js/max accepts them)
- *         AAA = 505 → the send request fails with a Telnyx error code
+ *         AAA = 505 → the send request fails with a Telnyx error code (only the codes
+ *                     Telnyx answers a send with: request errors 10xxx and 40300)
  *         AAA = 575 → the send is accepted, the message.finalized receipt fails with the code
+ *                     (carrier errors 40xxx, as Telnyx reports them: later, with `errors`)
+ *         AAA = 585 → accepted; message.finalized says delivery_unconfirmed (no errors):
+ *                     the carrier never confirmed. smsNumberUnconfirmed(n).
  *         EEE = 620 + index of the code in TELNYX_CODES (620..699)
  *         NNNN = n, 0..9999, so a test can have many distinct failing numbers
  *         Any other number is delivered normally; smsNumberOk(n) gives distinct ones
@@ -74,15 +78,50 @@ export function telnyxCodeInfo(code: string | number): TelnyxCodeInfo | undefine
 }
 
 /**
+ * Where Telnyx reports a code: request errors (10xxx) and 40300 on the send itself;
+ * carrier errors (40xxx) only later, in message.finalized's `errors`, with the send
+ * accepted (40300 can come either way).
+ */
+export function reportedBy(code: string): readonly TelnyxFailMode[] {
+  if (code === '40300') return ['send', 'receipt'];
+  return code.startsWith('40') ? ['receipt'] : ['send'];
+}
+
+/**
+ * The recipient status message.finalized carries with a failing code: sending_failed
+ * when Telnyx itself could not hand the message on (its spam filter, the body, the
+ * source number), expired when it timed out in Telnyx's queue, else delivery_failed.
+ */
+export function finalizedStatus(code: string): 'sending_failed' | 'expired' | 'delivery_failed' {
+  if (code === '40009' || code === '40013' || code === '40015') return 'sending_failed';
+  if (code === '40014') return 'expired';
+  return 'delivery_failed';
+}
+
+/**
  * A valid E.164 number that always fails with a Telnyx code: on the send request
- * ('send') or accepted and then failed in its message.finalized receipt ('receipt').
+ * ('send') or accepted and then failed in its message.finalized receipt ('receipt'),
+ * only where Telnyx reports that code (reportedBy).
  */
 export function smsNumberFailing(code: string | number, mode: TelnyxFailMode, n = 0): string {
   const i = CODE_INDEX.get(String(code));
   if (i === undefined) throw new Error(`the simulator has no Telnyx code ${code}; known: ${[...CODE_INDEX.keys()].join(' ')}`);
+  if (!reportedBy(String(code)).includes(mode)) {
+    throw new Error(`Telnyx reports ${code} ${mode === 'send' ? 'in message.finalized, not on the send: use mode receipt' : 'on the send request, not in a receipt: use mode send'}`);
+  }
   if (!Number.isInteger(n) || n < 0 || n > 9999) throw new Error(`n must be an integer in 0..9999, got ${n}`);
   return `+1${AREA[mode]}${EXCHANGE_BASE + i}${String(n).padStart(4, '0')}`;
 }
+
+const UNCONFIRMED_AREA = '585';
+
+/** A valid US number whose messages are accepted and end delivery_unconfirmed. */
+export function smsNumberUnconfirmed(n = 0): string {
+  if (!Number.isInteger(n) || n < 0 || n > 999_999) throw new Error(`n must be an integer in 0..999999, got ${n}`);
+  return `+1${UNCONFIRMED_AREA}${2_000_000 + n}`;
+}
+
+export const isUnconfirmed = (to: string): boolean => to.length === 12 && to.startsWith(`+1${UNCONFIRMED_AREA}`);
 
 /** A distinct, valid, always-delivered US number for each n in 0..7,999,999. */
 export function smsNumberOk(n: number): string {
@@ -97,7 +136,9 @@ export function smsBehaviour(to: string): { mode: TelnyxFailMode; info: TelnyxCo
   const mode: TelnyxFailMode | null = area === AREA.send ? 'send' : area === AREA.receipt ? 'receipt' : null;
   if (!mode) return null;
   const info = TELNYX_CODES[Number(to.slice(5, 8)) - EXCHANGE_BASE];
-  return info ? { mode, info } : null;
+  // A number made for a mode Telnyx does not report the code in behaves as the code does.
+  if (!info) return null;
+  return { mode: reportedBy(info.code).includes(mode) ? mode : reportedBy(info.code)[0]!, info };
 }
 
 export type FcmErrorCode =

@@ -5,6 +5,11 @@
 
 export const FCM_HOST = 'fcm.googleapis.com';
 
+/** The one Telnyx API key the simulator accepts (any other gets 401, as Telnyx answers a wrong key). */
+export const SIMULATOR_TELNYX_API_KEY = 'herald-simulator-key';
+/** The one FCM OAuth access token the simulator accepts (any other gets 401 UNAUTHENTICATED). */
+export const SIMULATOR_FCM_ACCESS_TOKEN = 'herald-simulator-token';
+
 export interface SimulatorInfo {
   url: string;
   telnyxBaseURL: string;

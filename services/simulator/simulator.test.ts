@@ -4,14 +4,18 @@ import { isValidPhoneNumber } from 'libphonenumber-js/max';
 import {
   FCM_ERRORS,
   TELNYX_CODES,
+  reportedBy,
   pushBehaviour,
   pushTokenFailing,
   pushTokenOk,
   smsBehaviour,
   smsNumberFailing,
   smsNumberOk,
+  smsNumberUnconfirmed,
   type FcmErrorCode,
 } from './behaviours.js';
+import { SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY } from './client.js';
+import { smsParts } from './sms-parts.js';
 import { startSimulator, type Simulator } from './simulator.js';
 import { createSigningKey, telnyxEvent, WebhookSender } from './webhooks.js';
 import { startWebhookSink, type WebhookSink } from './webhook-sink.js';
@@ -24,7 +28,7 @@ beforeAll(async () => {
   sink = await startWebhookSink();
   sim = await startSimulator({ receiptDelayMs: 5, webhookRetryDelayMs: 10 });
   // The real SDK: its webhook helper is what the api uses to verify signatures.
-  client = new Telnyx({ apiKey: 'test-key', baseURL: sim.telnyxBaseURL, maxRetries: 0, publicKey: sim.publicKey });
+  client = new Telnyx({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL, maxRetries: 0, publicKey: sim.publicKey });
 });
 
 afterAll(async () => {
@@ -46,7 +50,7 @@ describe('magic recipients', () => {
   it('SMS numbers are valid E.164 numbers that decode to their code and mode, and never collide with ordinary ones', () => {
     const seen = new Set<string>();
     for (const { code } of TELNYX_CODES) {
-      for (const mode of ['send', 'receipt'] as const) {
+      for (const mode of reportedBy(code)) {
         for (const n of [0, 1, 9999]) {
           const number = smsNumberFailing(code, mode, n);
           expect(isValidPhoneNumber(number), number).toBe(true);
@@ -61,6 +65,9 @@ describe('magic recipients', () => {
       expect(smsBehaviour(smsNumberOk(n))).toBeNull();
     }
     expect(() => smsNumberFailing('49999', 'send')).toThrow(/no Telnyx code/);
+    // Carrier errors come later, in message.finalized: there is no number failing them on the send.
+    expect(() => smsNumberFailing('40001', 'send')).toThrow(/message.finalized, not on the send/);
+    expect(() => smsNumberFailing('10002', 'receipt')).toThrow(/on the send request/);
   });
 
   it('push tokens decode to their FCM error; ordinary tokens are not magic', () => {
@@ -95,13 +102,39 @@ describe('Telnyx messaging', () => {
   });
 
   it('a send-failing number fails the request with its code, as the SDK surfaces it', async () => {
-    const err = await send(smsNumberFailing('40001', 'send')).catch((e: unknown) => e);
+    const err = await send(smsNumberFailing('10002', 'send')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Telnyx.APIError);
     expect((err as InstanceType<typeof Telnyx.APIError>).status).toBe(400);
-    expect((err as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '40001', title: 'Not routable' }] });
+    expect((err as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '10002', title: 'Invalid phone number' }] });
     const stop = await send(smsNumberFailing('40300', 'send')).catch((e: unknown) => e);
     expect((stop as InstanceType<typeof Telnyx.APIError>).status).toBe(409);
-    expect(sim.received().sms).toMatchObject({ requests: 2, accepted: 0, rejected: 2, rejectedByCode: { '40001': 1, '40300': 1 } });
+    expect(sim.received().sms).toMatchObject({ requests: 2, accepted: 0, rejected: 2, rejectedByCode: { '10002': 1, '40300': 1 } });
+  });
+
+  it('answers parts and encoding as Telnyx counts them: GSM-7 160/153 with extension characters twice, UCS-2 70/67', async () => {
+    const cases: [text: string, encoding: string, parts: number][] = [
+      ['a'.repeat(155), 'GSM-7', 1],
+      ['a'.repeat(160), 'GSM-7', 1],
+      ['a'.repeat(161), 'GSM-7', 2],
+      ['a'.repeat(306), 'GSM-7', 2],
+      ['a'.repeat(307), 'GSM-7', 3],
+      ['€'.repeat(80), 'GSM-7', 1], // 160 septets
+      ['€'.repeat(81), 'GSM-7', 2],
+      ['a'.repeat(152) + '€', 'GSM-7', 1], // 154 septets: one part
+      ['a'.repeat(159) + '€' + 'a', 'GSM-7', 2], // the escape pair is not split: 152 + 10
+      ['Служба в 10 утра', 'UCS-2', 1],
+      ['д'.repeat(70), 'UCS-2', 1],
+      ['д'.repeat(71), 'UCS-2', 2],
+      ['д'.repeat(134), 'UCS-2', 2],
+      ['д'.repeat(135), 'UCS-2', 3],
+      ['🎉'.repeat(35), 'UCS-2', 1], // 70 UTF-16 units
+      ['🎉'.repeat(36), 'UCS-2', 2],
+    ];
+    for (const [text, encoding, parts] of cases) {
+      const res = await client.messages.send({ from: '+13125550100', to: smsNumberOk(3), text });
+      expect({ text: text.slice(0, 12), encoding: res.data?.encoding, parts: res.data?.parts }).toEqual({ text: text.slice(0, 12), encoding, parts });
+      expect(smsParts(text)).toEqual({ encoding, parts });
+    }
   });
 
   it('validates the request like Telnyx: E.164 and authentication', async () => {
@@ -109,6 +142,12 @@ describe('Telnyx messaging', () => {
     expect((bad as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '10016', source: { pointer: '/to' } }] });
     const res = await fetch(`${sim.telnyxBaseURL}/messages`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(401);
+    // A key, but not the account's: Telnyx answers 401 with 10009, and nothing is sent.
+    const wrong = new Telnyx({ apiKey: 'KEY-of-another-account', baseURL: sim.telnyxBaseURL, maxRetries: 0 });
+    const err = await wrong.messages.send({ from: '+13125550100', to: smsNumberOk(4), text: 'hi' }).catch((e: unknown) => e);
+    expect((err as InstanceType<typeof Telnyx.APIError>).status).toBe(401);
+    expect((err as InstanceType<typeof Telnyx.APIError>).error).toMatchObject({ errors: [{ code: '10009' }] });
+    expect(sim.countFor(smsNumberOk(4))).toBe(0);
   });
 
   it('the down switch answers 503 to every provider request; admin routes keep working', async () => {
@@ -116,7 +155,7 @@ describe('Telnyx messaging', () => {
     expect(await res.json()).toMatchObject({ down: true });
     const err = await send(smsNumberOk(1)).catch((e: unknown) => e);
     expect((err as InstanceType<typeof Telnyx.APIError>).status).toBe(503);
-    const fcm = await fetch(`${sim.url}/v1/projects/p/messages:send`, { method: 'POST', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ message: { token: pushTokenOk(1) } }) });
+    const fcm = await fetch(`${sim.url}/v1/projects/p/messages:send`, { method: 'POST', headers: { authorization: `Bearer ${SIMULATOR_FCM_ACCESS_TOKEN}` }, body: JSON.stringify({ message: { token: pushTokenOk(1) } }) });
     expect(fcm.status).toBe(503);
     expect(((await (await fetch(`${sim.url}/_sim/received`)).json()) as { sms: { accepted: number } }).sms.accepted).toBe(0);
   });
@@ -161,6 +200,22 @@ describe('signed webhooks', () => {
     const [fin] = await sink.waitFor(1, (h) => h.json.data.event_type === 'message.finalized');
     expect(fin!.json.data.payload).toMatchObject({ to: [{ status: 'delivery_failed' }], errors: [{ code: '40002' }] });
     expect(sim.countFor(to)).toBe(1);
+  });
+
+  it('finalized statuses as Telnyx publishes them: sending_failed (no message.sent), expired, delivery_unconfirmed (no errors)', async () => {
+    const cases: [to: string, sent: boolean, status: string, code?: string][] = [
+      [smsNumberFailing('40015', 'receipt', 4), false, 'sending_failed', '40015'],
+      [smsNumberFailing('40014', 'receipt', 4), true, 'expired', '40014'],
+      [smsNumberFailing('40001', 'receipt', 4), true, 'delivery_failed', '40001'],
+      [smsNumberUnconfirmed(4), true, 'delivery_unconfirmed'],
+    ];
+    for (const [to, sent, status, code] of cases) {
+      const res = await send(to, sink.url);
+      await sim.idle();
+      const hooks = sink.received.filter((h) => h.json.data.payload.id === res.data!.id);
+      expect(hooks.map((h) => h.json.data.event_type)).toEqual(sent ? ['message.sent', 'message.finalized'] : ['message.finalized']);
+      expect(hooks.at(-1)!.json.data.payload).toMatchObject({ to: [{ status }], errors: code ? [{ code }] : [] });
+    }
   });
 
   it('receipts go to the default URL when the message has none; none at all when disabled', async () => {

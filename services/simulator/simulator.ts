@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import { generate } from 'selfsigned';
-import { afterAcceptBehaviour, FCM_ERRORS, pushBehaviour, smsBehaviour, telnyxCodeInfo, type AfterAccept, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
-import { FCM_HOST, type SimulatorInfo } from './client.js';
+import { afterAcceptBehaviour, FCM_ERRORS, finalizedStatus, isUnconfirmed, pushBehaviour, smsBehaviour, telnyxCodeInfo, type AfterAccept, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
+import { FCM_HOST, SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY, type SimulatorInfo } from './client.js';
+import { smsParts } from './sms-parts.js';
 import { createSigningKey, telnyxEvent, WebhookSender, type SigningKey, type WebhookRecord, type WebhookStats } from './webhooks.js';
 
 /**
@@ -48,8 +49,10 @@ export interface SimulatorConfig {
   webhookRetryDelayMs: number;
   /** How long an accepted-then-held answer waits (behaviours.ts: smsNumberAfterAccept, pushTokenAfterAccept). */
   holdMs: number;
-  /** The Telnyx API keys the account has; a request with another key is refused (401, 10009), as Telnyx does. Unset: any key. */
-  telnyxApiKeys?: string[];
+  /** The Telnyx API keys the account has; a request with another key is refused (401, 10009), as Telnyx does. */
+  telnyxApiKeys: string[];
+  /** The FCM access tokens sends must carry (Bearer); any other is answered 401 UNAUTHENTICATED. */
+  fcmAccessTokens: string[];
 }
 
 export const DEFAULT_CONFIG: SimulatorConfig = {
@@ -64,6 +67,8 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   webhookRetryDelayMs: 500,
   // Past both SDKs' default timeouts (telnyx 10 s as Herald sets it, firebase-admin 15 s).
   holdMs: 20_000,
+  telnyxApiKeys: [SIMULATOR_TELNYX_API_KEY],
+  fcmAccessTokens: [SIMULATOR_FCM_ACCESS_TOKEN],
 };
 
 export interface SimulatorOptions extends Partial<SimulatorConfig> {
@@ -184,6 +189,8 @@ class ChannelBook {
 }
 
 const E164 = /^\+[1-9]\d{6,14}$/;
+/** A registration token's shape: base64url text and colons, nothing else (no spaces, no control characters). */
+const FCM_TOKEN = /^[A-Za-z0-9_:.-]{1,4096}$/;
 const FCM_PATH = /^\/v1\/projects\/([^/]+)\/messages:send$/;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -288,6 +295,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     });
   }
 
+  /**
+   * message.sent (unless Telnyx never handed it on: sending_failed), then message.finalized
+   * with the recipient's final status as Telnyx publishes them: delivered, delivery_failed,
+   * sending_failed or expired with `errors`, or delivery_unconfirmed (the carrier never said).
+   */
   function scheduleReceipts(message: Record<string, unknown>, url: string, failoverUrl: string | undefined, failure: TelnyxCodeInfo | null): void {
     if (cfg.receipts === 'none') return;
     receiptsPending++;
@@ -295,7 +307,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       timers.delete(t);
       try {
         const to = (message.to as { phone_number: string }[])[0]!;
-        if (cfg.receipts === 'all') {
+        const finalStatus = failure ? finalizedStatus(failure.code) : isUnconfirmed(to.phone_number) ? 'delivery_unconfirmed' : 'delivered';
+        if (cfg.receipts === 'all' && finalStatus !== 'sending_failed') {
           const sentAt = new Date().toISOString();
           await sender.deliver(
             telnyxEvent('message.sent', { ...message, to: [{ ...to, status: 'sent' }], sent_at: sentAt }),
@@ -307,7 +320,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         await sender.deliver(
           telnyxEvent('message.finalized', {
             ...message,
-            to: [{ ...to, status: failure ? 'delivery_failed' : 'delivered' }],
+            to: [{ ...to, status: finalStatus }],
             sent_at: now,
             completed_at: now,
             errors,
@@ -327,7 +340,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (cfg.latencyMs > 0) await sleep(cfg.latencyMs);
     if (cfg.down) return void answer(ctx, 503, telnyxError({ code: '10007', title: 'Unexpected error', detail: 'Service unavailable.' }), sms, '10007');
     const auth = ctx.get('authorization');
-    if (!auth.startsWith('Bearer ') || auth.length <= 7 || (cfg.telnyxApiKeys && !cfg.telnyxApiKeys.includes(auth.slice(7)))) {
+    if (!auth.startsWith('Bearer ') || !cfg.telnyxApiKeys.includes(auth.slice(7))) {
       return void answer(ctx, 401, telnyxError({ code: '10009', title: 'Authentication failed', detail: 'The required authentication headers were either invalid or not included in the request.' }), sms, '10009');
     }
     const body = parseJson(await readBody(ctx.req)) as Record<string, unknown> | undefined;
@@ -359,7 +372,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
     const now = new Date().toISOString();
     const id = randomUUID();
-    const parts = Math.max(1, Math.ceil(text.length / 153));
+    const { parts, encoding } = smsParts(text);
     const webhookUrl = typeof body.webhook_url === 'string' ? body.webhook_url : cfg.defaultWebhookUrl;
     const failoverUrl = typeof body.webhook_failover_url === 'string' ? body.webhook_failover_url : undefined;
     const message: Record<string, unknown> = {
@@ -376,7 +389,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       media: [],
       webhook_url: webhookUrl ?? null,
       webhook_failover_url: failoverUrl ?? null,
-      encoding: 'GSM-7',
+      encoding,
       parts,
       tags: Array.isArray(body.tags) ? body.tags : [],
       cost: null,
@@ -402,8 +415,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return void answer(ctx, 503, googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.', 'UNAVAILABLE'), push, 'UNAVAILABLE');
     }
     const auth = ctx.get('authorization');
-    if (!auth.startsWith('Bearer ') || auth.length <= 7) {
-      return void answer(ctx, 401, googleError(401, 'UNAUTHENTICATED', 'Request is missing required authentication credential.'), push, 'UNAUTHENTICATED');
+    if (!auth.startsWith('Bearer ') || !cfg.fcmAccessTokens.includes(auth.slice(7))) {
+      return void answer(ctx, 401, googleError(401, 'UNAUTHENTICATED',
+        'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.'), push, 'UNAUTHENTICATED');
     }
     const body = parseJson(await readBody(ctx.req)) as { message?: Record<string, unknown>; validate_only?: boolean } | undefined;
     const message = body?.message;
@@ -415,6 +429,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const recipient = token ?? (topic ? `topic:${topic}` : typeof message.condition === 'string' ? `condition:${message.condition}` : undefined);
     if (!recipient) {
       return void answer(ctx, 400, googleError(400, 'INVALID_ARGUMENT', 'Recipient of the message is not set.', 'INVALID_ARGUMENT', 'message'), push, 'INVALID_ARGUMENT');
+    }
+    if (token !== undefined && !FCM_TOKEN.test(token)) {
+      return void answer(ctx, 400, googleError(400, 'INVALID_ARGUMENT', 'The registration token is not a valid FCM registration token', 'INVALID_ARGUMENT', 'message.token'), push, 'INVALID_ARGUMENT');
     }
     const injected = injectedFailure(push, 'push');
     if (injected) {
@@ -501,8 +518,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       cc: [],
       text: msg.text,
       media: [],
-      encoding: 'GSM-7',
-      parts: 1,
+      ...smsParts(msg.text),
       tags: [],
       cost: null,
       received_at: now,

@@ -7,7 +7,9 @@ import type { ApiDeps } from './deps.js';
 import { errorHandler, httpMetrics } from './http.js';
 import { openApiRoutes } from './openapi/routes.js';
 import { adminRoutes } from './routes/admin.js';
+import { contactImportRoutes } from './routes/contact-imports.js';
 import { contactRoutes } from './routes/contacts.js';
+import { DEFAULT_IMPORT_LIMITS, ImportRunner } from './import-jobs.js';
 import { deviceTokenRoutes } from './routes/device-tokens.js';
 import { queryRoutes } from './routes/queries.js';
 import { telnyxWebhookRoutes, webhookOptions, type ClassifyReceipt } from './telnyx-webhook.js';
@@ -19,6 +21,8 @@ export type ApiApp = Koa & {
   background: BackgroundTasks;
   /** Set on SIGTERM: /readyz turns 503 so the load balancer stops sending. */
   draining: boolean;
+  /** Works through contact import jobs in the background; stopped on shutdown. */
+  imports: ImportRunner;
 };
 
 const READY_TIMEOUT_MS = 2000;
@@ -32,6 +36,8 @@ export function createApiApp(deps: ApiDeps & { classifyReceipt?: ClassifyReceipt
   const app = new Koa() as ApiApp;
   app.background = new BackgroundTasks(deps.log);
   app.draining = false;
+  const importLimits = { ...DEFAULT_IMPORT_LIMITS, ...deps.importLimits };
+  app.imports = new ImportRunner(deps, importLimits);
 
   app.use(httpMetrics('api'));
   app.use(async (ctx, next) => {
@@ -81,7 +87,7 @@ export function createApiApp(deps: ApiDeps & { classifyReceipt?: ClassifyReceipt
 
   const v1 = new Router({ prefix: '/v1' });
   v1.use(requireTenantKey(deps.pool, deps.clock));
-  for (const r of [contactRoutes(deps), deviceTokenRoutes(deps), queryRoutes(deps)]) v1.use(r.routes(), r.allowedMethods());
+  for (const r of [contactRoutes(deps, { runner: app.imports, limits: importLimits }), contactImportRoutes(deps), deviceTokenRoutes(deps), queryRoutes(deps)]) v1.use(r.routes(), r.allowedMethods());
   app.use(v1.routes()).use(v1.allowedMethods());
 
   const webhooks = telnyxWebhookRoutes(webhookOptions(deps, app.background, deps.classifyReceipt));

@@ -132,6 +132,45 @@ export function validateContactRow(
   return { ok: true, contact: { row, phone, name, time_zone, tags, external_id, sms_consent, consent_source } };
 }
 
+export interface RowInput {
+  row: number;
+  value: unknown;
+}
+
+/**
+ * Validate rows, refuse a number already seen earlier in the same upload (`seen`, kept
+ * across calls by an import that comes in batches), and upsert the rest. Returns the
+ * counts and an error for every refused row (several for a row with several problems).
+ */
+export async function importRows(
+  pool: Pool,
+  tenantId: string,
+  input: RowInput[],
+  opts: { defaultCountry: CountryCode; consentSource: string },
+  now: Date,
+  seen: Map<string, number> = new Map(),
+): Promise<{ created: number; updated: number; errors: RowError[] }> {
+  const errors: RowError[] = [];
+  const valid: ContactInput[] = [];
+  for (const { row, value } of input) {
+    const v = validateContactRow(row, value, opts);
+    if (!v.ok) {
+      errors.push(...v.errors);
+      continue;
+    }
+    const first = seen.get(v.contact.phone);
+    if (first !== undefined) {
+      errors.push({ row, field: 'phone', reason: `same number as row ${first}` });
+      continue;
+    }
+    seen.set(v.contact.phone, row);
+    valid.push(v.contact);
+  }
+  const result = await upsertContacts(pool, tenantId, valid, now);
+  for (const row of result.missing) errors.push({ row, field: 'phone', reason: 'contact was deleted during the upload; retry' });
+  return { created: result.created, updated: result.updated, errors };
+}
+
 const CHUNK = 1000;
 
 const RECORDSET = `jsonb_to_recordset($2::jsonb) AS u(ord int, phone text, name text, time_zone text, tags jsonb,

@@ -2,6 +2,7 @@ import type { Pool } from '../../lib/db/postgres.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Outcome, SmsMessage } from '../providers/types.js';
+import type { ImportLimits } from './import-jobs.js';
 
 /** Sends the reply to an inbound HELP: the Telnyx provider adapter in production, a recorder in tests. */
 export interface ReplySender {
@@ -30,6 +31,8 @@ export interface ApiDeps {
   maxBodyBytes?: number;
   /** Contacts one upload may carry (default DEFAULT_MAX_UPLOAD_ROWS). */
   maxUploadRows?: number;
+  /** When a CSV upload becomes an import job, and the caps of one (services/api/import-jobs.ts). */
+  importLimits?: Partial<ImportLimits>;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;

@@ -43,8 +43,11 @@ async function main(): Promise<void> {
   const server = await startHttpServer(app, config.HERALD_API_PORT);
   log.info({ port: server.port }, 'api listening');
 
+  // Imports staged by a process that stopped (or by another replica) are picked up here.
+  app.imports.kick();
   let matching = false;
   const matcher = setInterval(() => {
+    app.imports.kick();
     if (matching) return;
     matching = true;
     matchPendingReceipts(pool, clock)

@@ -45,6 +45,8 @@ export async function startHttpServer(app: ApiApp, port: number, host = '0.0.0.0
           server.closeAllConnections();
           clearInterval(sweeper);
         }
+        // An import stops after its current batch; the job is taken over by another process.
+        await app.imports.stop();
         const left = Math.max(0, deadline - Date.now());
         const bgDone = await Promise.race([
           app.background.drain().then(() => true),

@@ -8,12 +8,20 @@ import { z } from 'zod';
  */
 export function canonicalTimeZone(tz: string): string | null {
   if (!/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(tz)) return null;
+  const known = zoneCache.get(tz);
+  if (known !== undefined) return known;
+  let canonical: string | null;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+    canonical = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return null;
+    canonical = null;
   }
+  // Building a DateTimeFormat costs tens of microseconds, and an import names the same few zones on every row.
+  if (zoneCache.size >= 2000) zoneCache.clear();
+  zoneCache.set(tz, canonical);
+  return canonical;
 }
+const zoneCache = new Map<string, string | null>();
 
 export const timeZoneSchema = z
   .string()

@@ -3,6 +3,7 @@ import { createDocument, type ZodOpenApiOperationObject, type ZodOpenApiResponse
 import { contactRow } from '../contacts-upsert.js';
 import { CSV_COLUMNS } from '../contacts-csv.js';
 import { DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES } from '../deps.js';
+import { DEFAULT_IMPORT_LIMITS, MAX_JOB_ERRORS } from '../import-jobs.js';
 import { MB } from '../http.js';
 import { pageQuery } from '../pagination.js';
 import { namespaceQuery, rotateBody, sendingNumberCreate, slug, tenantCreate, tenantPatch } from '../routes/admin.js';
@@ -80,7 +81,12 @@ const tenantPaths = {
           `Upsert by phone number (E.164 after normalisation). Each row is checked on its own: a row with a problem is ` +
           `not stored and is reported in \`errors\` (row number, field, reason); the others are. The answer is 200 with the ` +
           `report even when some rows failed. CSV: a header row naming columns from ${CSV_COLUMNS.join(', ')} (phone required). ` +
-          `Body at most ${DEFAULT_MAX_BODY_BYTES / MB} MB.`,
+          `JSON bodies at most ${DEFAULT_MAX_BODY_BYTES / MB} MB.\n\n` +
+          `**Large imports.** A CSV body over ${DEFAULT_IMPORT_LIMITS.thresholdBytes / MB} MB becomes an import job: the upload is ` +
+          `stored as it arrives and answered \`202 Accepted\` with the job (its URL also in \`Location\`); GET that URL for its ` +
+          `progress (rows read, created, updated, failed, the first ${MAX_JOB_ERRORS} errors) and, once it is \`succeeded\` or ` +
+          `\`failed\`, its report. A job is at most ${DEFAULT_IMPORT_LIMITS.maxBytes / MB} MB and ` +
+          `${DEFAULT_IMPORT_LIMITS.maxRows.toLocaleString('en-US')} rows; a tenant has one import open at a time (409 meanwhile).`,
         requestParams: { query: contactsQuery.pick({ default_country: true, consent_source: true }) },
         requestBody: {
           required: true,
@@ -91,9 +97,15 @@ const tenantPaths = {
             'text/csv': { schema: z.string().meta({ example: 'phone,name,tags\n+12025550143,Ada,choir;youth\n' }) },
           },
         },
-        responses: { 200: json(s.upsertReport, 'What was created, updated and refused (row by row)') },
+        responses: {
+          200: json(s.upsertReport, 'What was created, updated and refused (row by row)'),
+          202: {
+            ...json(s.importJob, 'A large CSV, stored: it is imported in the background (GET the job for progress)'),
+            headers: z.object({ location: z.string().meta({ description: 'The job\u2019s URL' }) }),
+          },
+        },
       },
-      400, 413, 415,
+      400, 409, 413, 415,
     ),
     get: tenantOp(
       {
@@ -115,6 +127,18 @@ const tenantPaths = {
         responses: { 204: noContent },
       },
       400, 404,
+    ),
+  },
+  '/v1/contact-imports/{id}': {
+    get: tenantOp(
+      {
+        operationId: 'getContactImport',
+        tags: ['contacts'],
+        summary: 'A contact import job: progress while it runs, its report after',
+        requestParams: { path: z.object({ id: z.uuid().meta({ description: 'Import job id' }) }) },
+        responses: { 200: json(s.importJob, 'The job') },
+      },
+      404,
     ),
   },
   '/v1/contacts/{id}': {

@@ -197,3 +197,24 @@ export const webhookAck = z
 
 export const health = z.object({ status: z.literal('ok') });
 export const readiness = z.object({ status: z.string(), database: z.string().optional() });
+
+const count = z.number().int().nonnegative();
+export const importJob = z
+  .object({
+    id: z.uuid(),
+    url: z.string().meta({ description: 'Where to GET this job' }),
+    status: z.enum(['receiving', 'queued', 'running', 'succeeded', 'failed']).meta({
+      description: 'queued once the upload arrived whole; running while rows are read; succeeded (a report) or failed (`error` says why; counts say how far it got)',
+    }),
+    bytes: count,
+    rows_read: count.meta({ description: 'Data rows read so far' }),
+    created: count,
+    updated: count,
+    failed: count.meta({ description: 'Rows refused so far (all of them, though `errors` keeps only the first)' }),
+    errors: z.array(rowError),
+    error: z.string().nullable().meta({ description: 'Why a failed job stopped' }),
+    created_at: timestamp,
+    started_at: timestamp.nullable(),
+    finished_at: timestamp.nullable(),
+  })
+  .meta({ id: 'ImportJob' });

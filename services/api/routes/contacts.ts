@@ -4,7 +4,8 @@ import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { tenantOf } from '../auth.js';
 import { parseContactsCsv } from '../contacts-csv.js';
-import { upsertContacts, validateContactRow, type ContactInput, type RowError, type UpsertReport } from '../contacts-upsert.js';
+import { importUrl, readBodyHead, stageImport, type ImportLimits, type ImportRunner } from '../import-jobs.js';
+import { importRows, type RowError, type UpsertReport } from '../contacts-upsert.js';
 import type { ApiDeps } from '../deps.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_UPLOAD_ROWS, MAX_REPORTED_ERRORS } from '../deps.js';
 import { HttpError, badRequest, notFound, parseOr400, queryParam, readRawBody } from '../http.js';
@@ -37,7 +38,7 @@ export function contactIdParam(ctx: Context): number {
 }
 
 /** Contacts of the key's tenant: bulk upsert (JSON or CSV), read, delete. */
-export function contactRoutes(deps: ApiDeps): Router {
+export function contactRoutes(deps: ApiDeps, imports: { runner: ImportRunner; limits: ImportLimits }): Router {
   const { pool, clock } = deps;
   const limit = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const maxRows = deps.maxUploadRows ?? DEFAULT_MAX_UPLOAD_ROWS;
@@ -56,7 +57,20 @@ export function contactRoutes(deps: ApiDeps): Router {
       queryParam(ctx, 'consent_source'),
       'consent_source',
     );
-    const body = (await readRawBody(ctx, limit)).toString('utf8');
+    let body: string;
+    if (isCsv) {
+      // A CSV larger than the threshold is not read whole: it is staged as an import job.
+      const { head, complete, rest } = await readBodyHead(ctx, imports.limits.thresholdBytes);
+      if (!complete) {
+        const job = await stageImport(pool, clock, imports.limits, { tenantId, defaultCountry: country, consentSource }, head, rest, ctx);
+        imports.runner.kick();
+        ctx.status = 202;
+        ctx.set('Location', importUrl(job.id));
+        ctx.body = { ...job, url: importUrl(job.id) };
+        return;
+      }
+      body = head.toString('utf8');
+    } else body = (await readRawBody(ctx, limit)).toString('utf8');
 
     const errors: RowError[] = [];
     let input: Array<{ row: number; value: unknown }>;
@@ -83,24 +97,8 @@ export function contactRoutes(deps: ApiDeps): Router {
       throw new HttpError(413, 'body', `at most ${maxRows} contacts per upload, got ${rows}: split the file into several uploads`);
     }
 
-    const valid: ContactInput[] = [];
-    const seen = new Map<string, number>();
-    for (const { row, value } of input) {
-      const v = validateContactRow(row, value, { defaultCountry: country, consentSource });
-      if (!v.ok) {
-        errors.push(...v.errors);
-        continue;
-      }
-      const first = seen.get(v.contact.phone);
-      if (first !== undefined) {
-        errors.push({ row, field: 'phone', reason: `same number as row ${first}` });
-        continue;
-      }
-      seen.set(v.contact.phone, row);
-      valid.push(v.contact);
-    }
-    const result = await upsertContacts(pool, tenantId, valid, clock.now());
-    for (const row of result.missing) errors.push({ row, field: 'phone', reason: 'contact was deleted during the upload; retry' });
+    const result = await importRows(pool, tenantId, input, { defaultCountry: country, consentSource }, clock.now());
+    errors.push(...result.errors);
     errors.sort((a, b) => a.row - b.row);
     const failedRows = new Set(errors.map((e) => e.row));
     // A bounded answer whatever the upload: the first errors, and how many there were.

@@ -81,8 +81,9 @@ describe('contact imports as jobs', () => {
 
   it('caps: one open import per tenant (409), bytes (413, nothing left behind), rows (the job fails saying so)', async () => {
     await db.pool.query(
-      `INSERT INTO import_jobs (id, tenant_id, status, default_country, consent_source, created_at)
-       VALUES ('00000000-0000-4000-a000-000000000001', 'other', 'queued', 'US', 'csv_import', now() + interval '1 day')`,
+      // Still receiving (another upload in flight): the runner leaves it alone.
+      `INSERT INTO import_jobs (id, tenant_id, status, default_country, consent_source, created_at, heartbeat_at)
+       VALUES ('00000000-0000-4000-a000-000000000001', 'other', 'receiving', 'US', 'csv_import', now(), now())`,
     );
     const busy = await upload(csv(Array.from({ length: 200 }, (_, i) => `${phone(i)},X,y`)), otherKey);
     expect(busy.status).toBe(409);

@@ -13,7 +13,9 @@
  *   all_complete_seconds  from the first create to every Broadcast observed Completed with
  *                         all 20 sent (LIST every 250 ms)
  *   operator_rss_mb       the operator process's peak RSS (VmHWM)
- * Targets on this machine (2 cores): p99 apply-to-first-send under 2 s, all complete within 60 s.
+ * Targets on this machine (2 cores): p99 request-to-first-send under 2 s (the upper bound:
+ * apply-to-first-send can only flatter, since a starved bench sees a 201 late; it is floored
+ * at 0 and apply_seen_after_first_send counts those), all complete within 60 s.
  *
  * The demo tenant's limits are raised out of the way: tenant sms_per_second, its sending
  * number's per_second, and the worker's HERALD_ACCOUNT_SMS_PER_SECOND.
@@ -245,9 +247,16 @@ async function run(p: LocalPlatform) {
     const i = numberOwner.get(msg.to);
     if (i !== undefined) firstAt[i] = Math.min(firstAt[i]!, Date.parse(msg.at));
   }
-  const latencies = firstAt.map((t, i) => t - appliedAt[i]!).sort((a, b) => a - b);
+  // appliedAt is when this process got round to the 201: a starved event loop sees it late,
+  // even after the first message went out. Such a latency is not negative, it is unknown
+  // below the request's: floored at 0 and counted. request_to_first_send cannot flatter
+  // (the clock starts before the request leaves), so it carries the target.
+  const rawLatencies = firstAt.map((t, i) => t - appliedAt[i]!);
+  const applySeenLate = rawLatencies.filter((l) => l < 0).length;
+  const latencies = rawLatencies.map((l) => Math.max(0, l)).sort((a, b) => a - b);
   const fromRequest = firstAt.map((t, i) => t - requestedAt[i]!).sort((a, b) => a - b);
   if (latencies.some((l) => !Number.isFinite(l))) throw new Error('a Broadcast has no message at the simulator');
+  if (fromRequest[0]! < 0) throw new Error(`a message reached the simulator before its Broadcast's create was issued (${fromRequest[0]} ms): clocks disagree`);
 
   const cpuEnd = cpuNow();
   const cpuByProcess = Object.fromEntries(
@@ -283,8 +292,13 @@ async function run(p: LocalPlatform) {
     apply_to_first_send_p50_ms: percentile(latencies, 0.5),
     apply_to_first_send_p99_ms: percentile(latencies, 0.99),
     apply_to_first_send_max_ms: latencies.at(-1),
+    // Broadcasts whose 201 this process saw only after their first send (floored at 0 above).
+    apply_seen_after_first_send: applySeenLate,
+    // The upper bound, and the figure the target is on.
     request_to_first_send_p50_ms: percentile(fromRequest, 0.5),
     request_to_first_send_p99_ms: percentile(fromRequest, 0.99),
+    request_to_first_send_max_ms: fromRequest.at(-1),
+    target: { request_to_first_send_p99_ms: 2000, met: percentile(fromRequest, 0.99) < 2000 },
     apply_to_planned_p50_ms: percentile(plannedLatencies, 0.5),
     apply_to_planned_p99_ms: percentile(plannedLatencies, 0.99),
     all_complete_seconds: Number(((allCompleteAt - start) / 1000).toFixed(2)),

@@ -12,10 +12,13 @@ export function kubectlPath(): string {
   return toolPath('kubectl');
 }
 
-/** kubectl with this kubeconfig; `input` goes to its stdin (for `-f -`). Never throws on a non-zero exit. */
-export function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
+/**
+ * kubectl with this kubeconfig; `input` goes to its stdin (for `-f -`). Never throws on a
+ * non-zero exit. Killed after timeoutMs (longer for `wait`/`rollout status` with a --timeout).
+ */
+export function runKubectl(kubeconfig: string, args: string[], input?: string, timeoutMs = 120_000): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
@@ -24,8 +27,8 @@ export function runKubectl(kubeconfig: string, args: string[], input?: string): 
 }
 
 /** runKubectl that throws (with kubectl's message) on a non-zero exit. */
-export async function mustKubectl(kubeconfig: string, args: string[], input?: string): Promise<RunResult> {
-  const r = await runKubectl(kubeconfig, args, input);
+export async function mustKubectl(kubeconfig: string, args: string[], input?: string, timeoutMs?: number): Promise<RunResult> {
+  const r = await runKubectl(kubeconfig, args, input, timeoutMs);
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr || r.stdout}`);
   return r;
 }

@@ -15,9 +15,14 @@ export interface Cluster {
   stop(): Promise<string[]>;
 }
 
-export async function startCluster(opts: { dir: string; onStep?: (line: string) => void }): Promise<Cluster> {
+export async function startCluster(opts: {
+  dir: string;
+  onStep?: (line: string) => void;
+  /** Wait this long for another node on the machine to stop (default 0: fail at once). */
+  lockWaitMs?: number;
+}): Promise<Cluster> {
   const step = opts.onStep ?? (() => undefined);
-  const host = await claimHost(step);
+  const host = await claimHost(step, opts.lockWaitMs ?? 0);
   let controlPlane: ControlPlane | undefined;
   try {
     step('control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');

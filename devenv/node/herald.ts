@@ -19,7 +19,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createPool, startDatabase, type DatabaseServer } from '../../lib/db/postgres.js';
-import { seedDemo } from '../seed-demo.js';
+import { tenantNamespaceManifest } from '../../lib/tenancy/namespace.js';
+import { DEMO_TENANTS, seedDemo } from '../seed-demo.js';
 import type { Manifest } from '../../platform/operator-manifests.js';
 import { renderKubernetesManifests } from '../../platform/testing/mocked-run.js';
 import { createSigningKey, signingKeySeed } from '../../services/simulator/webhooks.js';
@@ -228,6 +229,8 @@ export async function deployHerald(
           await pool.end();
         }
         seeded = true;
+        // as npm start: each demo tenant's namespace, bound to it (examples/ name them)
+        await cluster.node.kubectl(['apply', '-f', '-'], DEMO_TENANTS.map((t) => tenantNamespaceManifest(t.id, { urgent: t.id === 'northfield-university' })).join('\n---\n'));
       }
     }
     await kubectlApply(cluster, list.filter(isWorker));

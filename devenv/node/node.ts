@@ -19,6 +19,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { clientKubeconfig, issueOnce, request, toolPath, toolVersions, type ControlPlane } from '../control-plane.js';
+import { mustKubectl } from '../kubectl.js';
 import { waitFor } from '../poll.js';
 import { spawnWatchdog, startProcess, type Supervised } from '../processes.js';
 import { isPortFree } from '../ports.js';
@@ -52,10 +53,10 @@ export interface NodeHost {
   release(): Promise<string[]>;
 }
 
-export async function claimHost(onStep?: (line: string) => void): Promise<NodeHost> {
+export async function claimHost(onStep?: (line: string) => void, lockWaitMs = 0): Promise<NodeHost> {
   const why = await nodeUnavailable();
   if (why) throw new Error(`cannot start a Kubernetes node here: ${why}`);
-  await takeLock(onStep ?? (() => undefined));
+  await takeLock(onStep ?? (() => undefined), lockWaitMs);
   const before = await snapshotHost();
   await writeFile(NODE_HOST_SNAPSHOT, JSON.stringify(before));
   let released: Promise<string[]> | undefined;
@@ -135,14 +136,35 @@ async function pidAlive(pid: number): Promise<boolean> {
   }
 }
 
-async function takeLock(step: (line: string) => void): Promise<void> {
-  try {
-    const pid = Number((await readFile(NODE_LOCK, 'utf8')).trim());
-    if (pid && pid !== process.pid && (await pidAlive(pid))) {
+/**
+ * Takes the machine's node lock (created atomically). A live holder: wait up to waitMs for
+ * it to finish (test runs side by side take turns), else fail saying who holds it.
+ */
+async function takeLock(step: (line: string) => void, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  let said = false;
+  for (;;) {
+    try {
+      await writeFile(NODE_LOCK, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const pid = Number((await readFile(NODE_LOCK, 'utf8').catch(() => '')).trim());
+    if (!pid || !(await pidAlive(pid))) {
+      await rm(NODE_LOCK, { force: true }); // its holder is gone
+      continue;
+    }
+    if (Date.now() >= deadline) {
       throw new Error(`another Herald node runs on this machine (pid ${pid}, ${NODE_LOCK}); one node per machine at a time`);
     }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if (!said) step(`waiting for the node of pid ${pid} to stop (one node per machine)`);
+    said = true;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (!(await isPortFree(KUBELET_PORT))) {
+    await rm(NODE_LOCK, { force: true });
+    throw new Error(`port ${KUBELET_PORT} (kubelet) is in use: is another node running?`);
   }
   // A node that died without stopping left its host side effects: undo them first.
   if (existsSync(NODE_HOST_SNAPSHOT)) {
@@ -154,8 +176,6 @@ async function takeLock(step: (line: string) => void): Promise<void> {
     if (left.length) throw new Error(`a previous node left host changes that could not be undone: ${left.join('; ')}`);
     await rm(NODE_HOST_SNAPSHOT, { force: true });
   }
-  if (!(await isPortFree(KUBELET_PORT))) throw new Error(`port ${KUBELET_PORT} (kubelet) is in use: is another node running?`);
-  await writeFile(NODE_LOCK, `${process.pid}\n`);
 }
 
 function kubeletConfig(dir: string, address: string, pki: { ca: string; crt: string; key: string }, socket: string): string {
@@ -337,17 +357,8 @@ export async function startNode(opts: NodeOptions): Promise<KubeNode> {
   await writeFile(pidFile, '');
   spawnWatchdog(pidFile);
   const rewatch = () => writeFile(pidFile, procs.map((p) => `TERM ${p.pid}\n`).join(''));
-  const kubectlBin = toolPath('kubectl');
-  const kubectl = async (args: string[], input?: string): Promise<string> => {
-    const p = execFileP(kubectlBin, ['--kubeconfig', cp.adminKubeconfig, ...args], { maxBuffer: 64 << 20 });
-    if (input !== undefined) p.child.stdin?.end(input);
-    try {
-      return (await p).stdout;
-    } catch (e) {
-      const err = e as { stderr?: string; message: string };
-      throw new Error(`kubectl ${args.join(' ')}: ${err.stderr || err.message}`);
-    }
-  };
+  // waits (rollout status, wait) carry their own --timeout, up to 300 s
+  const kubectl = async (args: string[], input?: string): Promise<string> => (await mustKubectl(cp.adminKubeconfig, args, input, 330_000)).stdout;
 
   let stopped: Promise<void> | undefined;
   const stopAll = async (): Promise<void> => {

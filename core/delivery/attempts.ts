@@ -1,5 +1,4 @@
-import type { Outcome } from '../../services/providers/types.js';
-import type { WaitOutcome } from './outcomes.js';
+import type { Outcome, WaitOutcome } from '../../services/providers/types.js';
 
 interface Queryable {
   query<R = unknown>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
@@ -25,23 +24,11 @@ export interface Attempt {
   endedMs: number;
 }
 
-/**
- * Failures that are the provider's (or the network's), not this recipient's: its
- * servers erroring or overloaded, timeouts, connection errors, our own credentials
- * refused. They say nothing about the recipient, so they never spend an attempt.
- */
-const PROVIDER_LEVEL_CODES = new Set([
-  'timeout', 'connection', 'network', 'exception', 'circuit_open', // transport
-  '10007', '10008', '10009', '10010', '10011', // Telnyx: their side, auth, rate limit
-  'UNAVAILABLE', 'INTERNAL', 'QUOTA_EXCEEDED', // FCM
-]);
-export const isProviderLevel = (code: string) => PROVIDER_LEVEL_CODES.has(code) || /^http_(5\d\d|429|408|401|403|0)$/.test(code);
-
 /** The class of what the provider answered (before an outage turns a failure into a wait). */
 export function attemptClass(outcome: Outcome | WaitOutcome): AttemptClass {
   if (outcome.kind === 'accepted') return 'accepted';
   if (outcome.kind === 'wait') return 'provider_failure';
-  if (outcome.kind === 'retryable' && isProviderLevel(outcome.code)) return 'provider_failure';
+  if (outcome.kind === 'retryable' && outcome.fault === 'provider') return 'provider_failure';
   return 'recipient_failure';
 }
 

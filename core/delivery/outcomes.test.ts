@@ -33,12 +33,12 @@ describe('recordOutcomes', () => {
 
   it('retryable → retry after a backoff, then dead-lettered with the reason once maxAttempts is spent', async () => {
     const [id] = await inFlightRows('sms', 2);
-    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy', retryAfterMs: 30_000 } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy', fault: 'recipient', retryAfterMs: 30_000 } }], now);
     const r1 = await row(id!);
     expect(r1).toMatchObject({ status: 'retry', error_code: '40002', attempts: 1 });
     expect(r1.next_attempt_at.getTime()).toBeGreaterThanOrEqual(now.getTime() + 30_000);
     await fx.db.pool.query(`UPDATE deliveries SET status = 'sending', attempts = 2 WHERE id = $1`, [id]);
-    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy' } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40002', reason: 'carrier busy', fault: 'recipient' } }], now);
     const r2 = await row(id!);
     expect(r2.status).toBe('dead');
     expect(r2.last_error).toMatch(/dead-lettered after 2 attempts: carrier busy/);
@@ -75,7 +75,7 @@ describe('recordOutcomes', () => {
   it('a retry that could only happen after expiry is recorded as expired instead', async () => {
     const [id] = await inFlightRows('sms');
     await fx.db.pool.query(`UPDATE deliveries SET expires_at = $2 WHERE id = $1`, [id, new Date(now.getTime() + 10_000)]);
-    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40006', reason: 'busy', retryAfterMs: 60_000 } }], now);
+    await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'retryable', code: '40006', reason: 'busy', fault: 'recipient', retryAfterMs: 60_000 } }], now);
     expect(await row(id!)).toMatchObject({ status: 'expired', next_attempt_at: null });
   });
 

@@ -1,4 +1,4 @@
-import type { Outcome } from '../../services/providers/types.js';
+import type { Outcome, WaitOutcome } from '../../services/providers/types.js';
 import { metrics } from '../../lib/metrics.js';
 import { retryDelayMs } from './backoff.js';
 
@@ -6,8 +6,6 @@ interface Queryable {
   query<R = unknown>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
 }
 
-/** An outcome the worker itself decides: the provider's circuit is open, so the row waits without spending an attempt. */
-export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number; maybeSent?: boolean };
 
 export interface DeliveryResult {
   deliveryId: number;

@@ -179,9 +179,9 @@ export class ProviderCircuit {
 
 const NOT_A_PROBE: Admission = { probe: false, done: () => undefined };
 
-/** Provider-level trouble, as opposed to an answer about this one recipient. */
+/** Provider-level trouble, as opposed to an answer about this one recipient (the classifier's fault). */
 export function isProviderFailure(outcome: Outcome): boolean {
-  return outcome.kind === 'retryable';
+  return outcome.kind === 'retryable' && outcome.fault === 'provider';
 }
 
 /** Wrap an SMS provider: one send is one exchange. */

@@ -88,16 +88,16 @@ export function classifyFcm(error: unknown): Outcome {
   const open = findCircuitOpen(error);
   if (open) {
     return open.retryAfterMs !== undefined
-      ? { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying', retryAfterMs: open.retryAfterMs }
-      : { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying' };
+      ? { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying', fault: 'provider', retryAfterMs: open.retryAfterMs }
+      : { kind: 'retryable', code: 'circuit_open', reason: 'FCM circuit opened while the request was retrying', fault: 'provider' };
   }
   // FCM takes no idempotency key either: a lost answer leaves the send unknown (unknown-outcome.ts).
-  if (fullCode === 'app/network-timeout') return { kind: 'retryable', code: 'timeout', reason: message, maybeSent: true };
+  if (fullCode === 'app/network-timeout') return { kind: 'retryable', code: 'timeout', reason: message, fault: 'provider', maybeSent: true };
   if (fullCode === 'app/network-error') {
     // firebase-admin keeps only the message of the socket error ("... Error code: ECONNRESET").
     const socketCode = /Error code: ([A-Z_]+)/.exec(message)?.[1];
     const sent = requestMaybeSent({ code: socketCode, cause: err.cause });
-    return sent ? { kind: 'retryable', code: 'network', reason: message, maybeSent: true } : { kind: 'retryable', code: 'network', reason: message };
+    return sent ? { kind: 'retryable', code: 'network', reason: message, fault: 'provider', maybeSent: true } : { kind: 'retryable', code: 'network', reason: message, fault: 'provider' };
   }
 
   const sdkCode = fullCode.startsWith('messaging/') ? fullCode.slice('messaging/'.length) : fullCode;
@@ -106,7 +106,9 @@ export function classifyFcm(error: unknown): Outcome {
   const code = serverCode(body) ?? SDK_TO_SERVER[sdkCode] ?? (sdkCode || 'unknown');
   const after = retryAfterMs(err.httpResponse?.headers);
   const maybeSent = statusMaybeSent(status) ? { maybeSent: true } : {};
-  const retryable = (c: string): Outcome => (after !== undefined ? { kind: 'retryable', code: c, reason: message, retryAfterMs: after, ...maybeSent } : { kind: 'retryable', code: c, reason: message, ...maybeSent });
+  // Every retryable FCM answer is the service's or our project's (unavailable, internal,
+  // quota, our credential refused): none is about this one token.
+  const retryable = (c: string): Outcome => (after !== undefined ? { kind: 'retryable', code: c, reason: message, fault: 'provider', retryAfterMs: after, ...maybeSent } : { kind: 'retryable', code: c, reason: message, fault: 'provider', ...maybeSent });
 
   // firebase-admin names every UNAUTHENTICATED "third-party-auth-error"; without FCM's own
   // error detail it is our access token that was refused (expired, revoked, another

@@ -1,5 +1,5 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'telnyx';
-import type { Outcome } from './types.js';
+import type { Fault, Outcome } from './types.js';
 import { requestMaybeSent, statusMaybeSent } from './unknown-outcome.js';
 
 /**
@@ -58,14 +58,19 @@ export interface TelnyxErrorObject {
   detail?: string;
 }
 
+/** API errors that are Telnyx's side or our account's (their servers, auth, rate limit): never this recipient's. */
+const PROVIDER_CODES = new Set(['10007', '10008', '10009', '10010', '10011']);
+
 function byCode(code: string, reason: string, httpStatus?: number, retryAfterMs?: number): Outcome {
   let kind = CODES[code];
+  let fault: Fault = PROVIDER_CODES.has(code) ? 'provider' : 'recipient';
   if (!kind) {
     // Unknown code: let the HTTP status decide; an unknown delivery error is not retried
     // (each attempt is billed and nothing says it would do better).
     kind = httpStatus !== undefined && (httpStatus >= 500 || httpStatus === 429 || httpStatus === 408) ? 'retryable' : 'permanent';
+    fault = 'provider';
   }
-  if (kind === 'retryable') return retryAfterMs !== undefined ? { kind, code, reason, retryAfterMs } : { kind, code, reason };
+  if (kind === 'retryable') return retryAfterMs !== undefined ? { kind, code, reason, fault, retryAfterMs } : { kind, code, reason, fault };
   return { kind, code, reason };
 }
 
@@ -100,10 +105,10 @@ export function retryAfterMs(headers: Headers | Record<string, unknown> | undefi
 export function classifyTelnyx(source: unknown): Outcome {
   // Telnyx takes no idempotency key: an answer lost after the request went out leaves the
   // send unknown (unknown-outcome.ts says per error), and the next attempt is flagged.
-  if (source instanceof APIConnectionTimeoutError) return { kind: 'retryable', code: 'timeout', reason: 'Telnyx request timed out', maybeSent: true };
+  if (source instanceof APIConnectionTimeoutError) return { kind: 'retryable', code: 'timeout', reason: 'Telnyx request timed out', fault: 'provider', maybeSent: true };
   if (source instanceof APIConnectionError) {
     const cause = (source as { cause?: unknown }).cause;
-    const outcome: Outcome = { kind: 'retryable', code: 'connection', reason: `Telnyx connection failed: ${cause instanceof Error ? cause.message : source.message}` };
+    const outcome: Outcome = { kind: 'retryable', code: 'connection', reason: `Telnyx connection failed: ${cause instanceof Error ? cause.message : source.message}`, fault: 'provider' };
     return requestMaybeSent(cause) ? { ...outcome, maybeSent: true } : outcome;
   }
   if (source instanceof APIError) {
@@ -116,10 +121,10 @@ export function classifyTelnyx(source: unknown): Outcome {
     }
     const reason = source.message;
     if (status === undefined || status >= 500 || status === 429 || status === 408) {
-      const o: Outcome = after !== undefined ? { kind: 'retryable', code: `http_${status ?? 0}`, reason, retryAfterMs: after } : { kind: 'retryable', code: `http_${status ?? 0}`, reason };
+      const o: Outcome = after !== undefined ? { kind: 'retryable', code: `http_${status ?? 0}`, reason, fault: 'provider', retryAfterMs: after } : { kind: 'retryable', code: `http_${status ?? 0}`, reason, fault: 'provider' };
       return statusMaybeSent(status) ? { ...o, maybeSent: true } : o;
     }
-    if (status === 401 || status === 403) return { kind: 'retryable', code: `http_${status}`, reason };
+    if (status === 401 || status === 403) return { kind: 'retryable', code: `http_${status}`, reason, fault: 'provider' };
     return { kind: 'permanent', code: `http_${status}`, reason };
   }
   // A receipt: the event envelope, its data, the payload, or the errors array itself.
@@ -128,11 +133,11 @@ export function classifyTelnyx(source: unknown): Outcome {
   if (e?.code !== undefined) return byCode(String(e.code), describe(e, 'Telnyx delivery error'));
   if (payload) {
     const status = recipientStatus(payload);
-    if (status === 'expired') return { kind: 'retryable', code: 'expired', reason: 'Telnyx reports the message expired' };
-    return { kind: 'retryable', code: status ?? 'unknown', reason: `Telnyx reports ${status ?? 'a failure'} without an error code` };
+    if (status === 'expired') return { kind: 'retryable', code: 'expired', reason: 'Telnyx reports the message expired', fault: 'recipient' };
+    return { kind: 'retryable', code: status ?? 'unknown', reason: `Telnyx reports ${status ?? 'a failure'} without an error code`, fault: 'recipient' };
   }
-  if (source instanceof Error) return { kind: 'retryable', code: 'exception', reason: source.message };
-  return { kind: 'retryable', code: 'unknown', reason: String(source) };
+  if (source instanceof Error) return { kind: 'retryable', code: 'exception', reason: source.message, fault: 'provider' };
+  return { kind: 'retryable', code: 'unknown', reason: String(source), fault: 'recipient' };
 }
 
 export interface TelnyxReceipt {

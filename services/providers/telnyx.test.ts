@@ -107,7 +107,7 @@ describe('Telnyx through the real SDK against the simulator', () => {
     sim.configure({ retryAfterSeconds: 7 });
     sim.failNext('sms', 1, 429);
     const outcome = await telnyx.send({ from: FROM, to: smsNumberOk(3), text: 'hi' });
-    expect(outcome).toEqual({ kind: 'retryable', code: '10011', reason: expect.any(String), retryAfterMs: 7000 });
+    expect(outcome).toEqual({ kind: 'retryable', code: '10011', reason: expect.any(String), fault: 'provider', retryAfterMs: 7000 });
     expect(sim.received().sms.requests).toBe(1);
     sim.configure({ retryAfterSeconds: 1 });
   });

@@ -4,6 +4,15 @@
  * classifier so send errors and later receipts are judged by the same rules.
  */
 
+/**
+ * Whose trouble a retryable failure is, decided once by the provider's classifier:
+ * 'provider' (its servers erroring or overloaded, timeouts, connection errors, our own
+ * credentials refused: nothing about this recipient, so it spends no attempt and counts
+ * against the provider's circuit) or 'recipient' (a temporary answer about this one
+ * recipient: retried with backoff, bounded by maxAttempts).
+ */
+export type Fault = 'provider' | 'recipient';
+
 export type Outcome =
   /** Accepted by the provider; a receipt may still report a failure later. */
   | { kind: 'accepted'; providerMessageId: string }
@@ -14,13 +23,20 @@ export type Outcome =
    * so the next attempt is a possible duplicate (neither Telnyx nor FCM takes an id that
    * would let it drop the second one).
    */
-  | { kind: 'retryable'; code: string; reason: string; retryAfterMs?: number; maybeSent?: boolean }
+  | { kind: 'retryable'; code: string; reason: string; fault: Fault; retryAfterMs?: number; maybeSent?: boolean }
   /** This delivery can never succeed: fail it, and only it. */
   | { kind: 'permanent'; code: string; reason: string }
   /** The recipient opted out at the carrier (Telnyx 40300): record the opt-out. */
   | { kind: 'opted_out'; code: string; reason: string }
   /** The device token is dead (FCM UNREGISTERED / invalid): deactivate it. */
   | { kind: 'invalid_token'; code: string; reason: string };
+
+/**
+ * An outcome the worker decides without the provider's answer: the provider's circuit is
+ * open, or the failure is the provider's (fault 'provider'), so the row waits without
+ * spending an attempt.
+ */
+export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number; maybeSent?: boolean };
 
 export interface SmsMessage {
   from: string;

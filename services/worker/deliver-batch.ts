@@ -4,19 +4,18 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import type { DeliverJob } from '../../lib/queue.js';
-import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider } from '../providers/types.js';
+import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider, type WaitOutcome } from '../providers/types.js';
 import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../../core/delivery/segments.js';
 
 type SegmentCount = Segments & { text: string };
 import { quietUntil } from '../../core/delivery/quiet-hours.js';
 import { RateLimiter, type RateKey } from '../../core/delivery/rate-limit.js';
-import type { WaitOutcome } from '../../core/delivery/outcomes.js';
 import { retryDelayMs } from '../../core/delivery/backoff.js';
 import type { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
 import type { LaneGate } from './lane-gate.js';
 import { claim as claimRows, loadBatch, sendingNumbers, settleUnsent, type Claim, type DeliveryRow as Row, type SendingNumber } from '../../core/delivery/claims.js';
-import { attemptClass, isProviderLevel, type Attempt } from '../../core/delivery/attempts.js';
+import { attemptClass, type Attempt } from '../../core/delivery/attempts.js';
 
 export interface DeliverDeps {
   pool: Pool;
@@ -236,7 +235,7 @@ function chunks<T>(items: T[], size: number): T[][] {
 function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outcome | WaitOutcome): Outcome | WaitOutcome {
   if (outcome.kind !== 'retryable') return outcome;
   const state = deps.circuitState?.[channel]?.() ?? 'closed';
-  if (state === 'closed' && !isProviderLevel(outcome.code)) return outcome;
+  if (state === 'closed' && outcome.fault !== 'provider') return outcome;
   const why = state === 'closed' ? 'provider-level failure' : `provider circuit ${state}`;
   const backoff = retryDelayMs(1, { retryAfterMs: outcome.retryAfterMs });
   return { kind: 'wait', reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000), ...(outcome.maybeSent ? { maybeSent: true } : {}) };
@@ -244,7 +243,7 @@ function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outco
 
 function errorOutcome(err: unknown): Outcome | WaitOutcome {
   if (err instanceof CircuitOpenError) return { kind: 'wait', reason: err.message, retryAfterMs: err.retryAfterMs };
-  return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err) };
+  return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err), fault: 'provider' };
 }
 
 export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {

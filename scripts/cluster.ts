@@ -67,7 +67,6 @@ try {
   say(`failed: ${(err as Error).stack ?? String(err)}`);
   await stop(1);
 }
-if (stopping) await new Promise(() => undefined);
 
 const c = cluster!;
 const apiIp = (await c.node.kubectl(['-n', 'herald', 'get', 'service', 'herald-api', '-o', 'jsonpath={.spec.clusterIP}'])).trim();

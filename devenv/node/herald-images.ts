@@ -41,7 +41,7 @@ async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
     await execFileP(cmd, args, { cwd, maxBuffer: 64 << 20 });
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}): ${err.stderr || err.stdout || err.message}`);
+    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}): ${err.stderr || err.stdout || err.message}`, { cause: e });
   }
 }
 

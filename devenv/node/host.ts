@@ -90,7 +90,7 @@ const CGROUP_ROOT = '/sys/fs/cgroup';
 
 async function kubepodsCgroups(): Promise<string[]> {
   const out: string[] = [];
-  let hierarchies: string[] = [];
+  let hierarchies: string[];
   try {
     hierarchies = await readdir(CGROUP_ROOT);
   } catch {
@@ -230,7 +230,7 @@ export async function killShims(socket: string): Promise<void> {
 }
 
 async function removeCgroupTree(dir: string): Promise<void> {
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = await readdir(dir);
   } catch {

@@ -13,7 +13,6 @@ import https from 'node:https';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toolPath } from '../control-plane.js';
 import { createPool } from '../../lib/db/postgres.js';
 import { tenantNamespaceManifest } from '../../lib/tenancy/namespace.js';
 import { waitFor } from '../poll.js';

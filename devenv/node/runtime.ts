@@ -172,7 +172,7 @@ export async function startRuntime(dir: string, logPath: string): Promise<Runtim
       return (await p).stdout;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
-      throw new Error(`ctr ${args.join(' ')}: ${err.stderr || err.message}`);
+      throw new Error(`ctr ${args.join(' ')}: ${err.stderr || err.message}`, { cause: e });
     }
   };
   return { socket, ctr, proc, stop: async () => void (await proc.stop(15_000)) };

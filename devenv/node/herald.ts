@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createPool, startDatabase, type DatabaseServer } from '../../lib/db/postgres.js';
-import { tenantNamespaceManifest } from '../../lib/tenancy/namespace.js';
+import { applyTenantNamespaces } from '../tenant-namespaces.js';
 import { DEMO_TENANTS, seedDemo } from '../seed-demo.js';
 import type { Manifest } from '../../platform/operator-manifests.js';
 import { renderKubernetesManifests } from '../../platform/testing/mocked-run.js';
@@ -230,7 +230,7 @@ export async function deployHerald(
         }
         seeded = true;
         // as npm start: each demo tenant's namespace, bound to it (examples/ name them)
-        await cluster.node.kubectl(['apply', '-f', '-'], DEMO_TENANTS.map((t) => tenantNamespaceManifest(t.id, { urgent: t.id === 'northfield-university' })).join('\n---\n'));
+        await applyTenantNamespaces(cluster.node.kubectl, DEMO_TENANTS.map((t) => ({ id: t.id, urgent: t.id === 'northfield-university' })));
       }
     }
     await kubectlApply(cluster, list.filter(isWorker));

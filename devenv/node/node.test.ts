@@ -14,7 +14,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../lib/db/postgres.js';
-import { tenantNamespaceManifest } from '../../lib/tenancy/namespace.js';
+import { applyTenantNamespaces } from '../tenant-namespaces.js';
 import { waitFor } from '../poll.js';
 import { smsNumberOk } from '../../services/simulator/behaviours.js';
 import { seedDemo, type DemoTenant } from '../seed-demo.js';
@@ -209,7 +209,7 @@ describe('Herald on the node', () => {
       const per = (await received(c)).sms.perRecipient ?? {};
       return Object.entries(per).filter(([k]) => phones.has(k));
     };
-    await c.node.kubectl(['apply', '-f', '-'], tenantNamespaceManifest(tenant.id));
+    await applyTenantNamespaces(c.node.kubectl, [{ id: tenant.id }]);
     const broadcast = { apiVersion: 'herald.dev/v1alpha1', kind: 'Broadcast', metadata: { name: 'node-failover', namespace: tenant.id },
       spec: { tenant: tenant.id, channel: 'sms', message: { text: 'Failover on a real node' }, audience: { segment: { tags: ['bulk'] } } } };
     await c.node.kubectl(['apply', '-f', '-'], JSON.stringify(broadcast));

@@ -33,7 +33,8 @@ export type Tool =
   | 'kube-controller-manager'
   | 'kube-scheduler'
   | 'kube-proxy'
-  | 'coredns';
+  | 'coredns'
+  | 'promtool';
 
 export interface ControlPlaneOptions {
   /** Working directory: certs, etcd data, logs, kubeconfigs. Reused if it exists. */
@@ -109,6 +110,7 @@ const versionKey: Record<Tool, string> = {
   'kube-scheduler': 'KUBERNETES_VERSION',
   'kube-proxy': 'KUBERNETES_VERSION',
   coredns: 'COREDNS_VERSION',
+  promtool: 'PROMETHEUS_VERSION',
 };
 
 /** Absolute path of a tool binary in the cache; throws if it has not been built. */

@@ -46,4 +46,5 @@ export const metrics = {
   operatorStatusWrites: counter('herald_operator_status_writes_total', 'Broadcast status writes by result (written, conflict)', ['result']),
   operatorEvents: counter('herald_operator_events_total', 'Kubernetes Events recorded by type and reason', ['type', 'reason']),
   operatorPlanned: counter('herald_operator_occurrences_planned_total', 'Occurrences planned (created) by the operator'),
+  releasePhase: gauge('herald_release_phase', "A Release's phase: 1 for the one it is in, 0 for the others", ['release', 'phase']),
 };

@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../devenv/test-database.j
 import { REPO } from '../devenv/processes.js';
 import { WorkerStandIn } from '../devenv/worker-standin.js';
 import { startBoss } from '../lib/queue.js';
+import { metrics } from '../lib/metrics.js';
 import { planOccurrence } from '../core/delivery/plan.js';
 import { readLanes } from '../core/delivery/lanes.js';
 import { seedBroadcast, seedContacts, seedTenant } from '../core/delivery/testing/fixtures.js';
@@ -60,6 +61,9 @@ const until = (what: string, ok: (r: Release) => boolean, timeoutMs = 120_000) =
   }, { timeoutMs, everyMs: 200 });
 const merge = (patch: object) => kube.kubectl(['patch', 'release/workers', '-n', NS, '--type', 'merge', '-p', JSON.stringify(patch)]);
 const promote = () => kube.kubectl(['annotate', 'release/workers', '-n', NS, `herald.dev/promote=${Date.now()}`, '--overwrite']);
+/** herald_release_phase of the workers' Release (what HeraldReleaseAborted reads), phase → value. */
+const phaseGauge = async () =>
+  Object.fromEntries((await metrics.releasePhase.get()).values.filter((v) => v.labels.release === 'workers').map((v) => [String(v.labels.phase), v.value]));
 const weights = async () => Object.fromEntries((await readLanes(db.pool)).map((l) => [l.color, l.weight]));
 
 async function startTheOperator() {
@@ -167,6 +171,7 @@ describe('a Release', { timeout: 300_000 }, () => {
     const r = await until('v3 aborted', (x) => x.status?.phase === 'Aborted', 180_000);
     expect(r.status).toMatchObject({ canaryVersion: 'v3', canaryColor: 'blue', stableVersion: 'v2', currentStep: 1, weights: { blue: 0, green: 100 } });
     expect(r.status?.abortReason).toMatch(/analysis at step 1 failed 1 time\(s\): providerFailurePercent 100 > 5/);
+    expect(await phaseGauge()).toEqual({ Progressing: 0, Paused: 0, Healthy: 0, Degraded: 0, Aborted: 1 });
     expect(await settled(broadcast)).toEqual({ sent: 1200 });
     expect(await byLane(broadcast)).toEqual({ green: 1200 });
     expect(sim.received({ recipients: true }).sms.duplicates.count).toBe(0);
@@ -182,6 +187,7 @@ describe('a Release', { timeout: 300_000 }, () => {
     await until('waiting for ready', (x) => x.status?.canaryVersion === 'v4' && x.status.message?.includes('0 of 1 blue workers of v4 ready') === true, 60_000);
     const r = await until('v4 degraded', (x) => x.status?.phase === 'Degraded', 60_000);
     expect(r.status?.abortReason).toMatch(/0 of 1 blue workers of v4 ready within 15s; it never got any work/);
+    expect(await phaseGauge()).toMatchObject({ Degraded: 1, Aborted: 0 });
     expect(await weights()).toEqual({ blue: 0, green: 100 });
     expect((await db.pool.query(`SELECT count(*)::int n FROM attempts WHERE lane = 'blue' AND finished_at > $1`, [since])).rows[0].n).toBe(0);
     expect(standIn.restarts().blue ?? 0).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import { rfc3339, setCondition } from './conditions.js';
 import { durationSeconds } from './delivery-record.js';
 import type { ColorWorkloads } from './color-workloads.js';
 import { isConflict, isNotFound, type KubeClient } from './kube-client.js';
+import { metrics } from '../lib/metrics.js';
 
 const RELEASE_CONDITIONS = ['Progressing', 'Paused', 'Healthy', 'Degraded', 'Aborted'] as const;
 
@@ -104,6 +105,8 @@ export class ReleaseController {
       st.weightsSummary = lanes.map((l) => `${l.color}=${l.weight}${l.role === 'preview' ? '(preview)' : ''}`).join(' ');
       for (const type of RELEASE_CONDITIONS) {
         setCondition(st, type, type === phase ? 'True' : 'False', type === phase ? reason : 'NotInPhase', type === phase ? message : `the Release is ${phase}`, { generation, now }, RELEASE_CONDITIONS);
+        // HeraldReleaseAborted (platform/monitoring/alerts.ts) fires on Aborted or Degraded.
+        metrics.releasePhase.set({ release: this.name, phase: type }, type === phase ? 1 : 0);
       }
       return st;
     };

@@ -23,6 +23,8 @@ import { LOADTEST_API_KEY_SECRET, LOADTEST_API_KEY_SECRET_KEY, loadTestApiKeySec
 import { image, NAMESPACE, podSpec, PORTS, RESOURCES, SIMULATOR_SERVICE } from './workloads.js';
 
 export const K6_THRESHOLD_FAILED_EXIT_CODE = 99;
+/** The k6 CronJob (its failed Jobs raise HeraldLoadTestFailed, platform/monitoring/alerts.ts). */
+export const K6_CRONJOB = 'herald-k6-capacity';
 export const LOADTEST_RBAC_FILE = 'loadtests/k8s/loadtest-rbac.yaml';
 /** In-cluster address of the Kubernetes API (capacity.js: HERALD_KUBE_API). */
 export const KUBE_API_URL = 'https://kubernetes.default.svc';
@@ -216,7 +218,7 @@ export class LoadTesting extends pulumi.ComponentResource {
     new k8s.batch.v1.CronJob(
       ctx.name('k6'),
       {
-        metadata: { name: 'herald-k6-capacity', namespace: rbac.namespace, labels: k6Labels },
+        metadata: { name: K6_CRONJOB, namespace: rbac.namespace, labels: k6Labels },
         spec: {
           schedule: loadTest.schedule,
           timeZone: 'Etc/UTC',

@@ -6,7 +6,8 @@
 # Idempotent: a tool whose cached binary reports the pinned version is skipped; one that
 # reports another version (or nothing) is rebuilt.
 # Usage: build-tools.sh [etcd] [kube-apiserver] [kubectl] [k6] [actionlint] [kubelet]
-#          [kube-controller-manager] [kube-scheduler] [kube-proxy] [coredns]   (default: all)
+#          [kube-controller-manager] [kube-scheduler] [kube-proxy] [coredns] [promtool]
+#          (default: all)
 # Prints one line per tool: "<tool> <path>". Build logs / timings go to stderr.
 set -euo pipefail
 
@@ -217,9 +218,25 @@ build_actionlint() {
   echo "actionlint $dst"
 }
 
+# promtool: `promtool test rules` unit-tests the PrometheusRules (ops/alerts). Its main links
+# every service-discovery plugin (cloud SDKs included) through prometheus/plugins; the
+# remove_all_sd tag keeps the file and http ones only, which promtool's rule tests never use
+# anyway. The version is stamped from the Go module version (v0.3MM.P is Prometheus v3.MM.P).
+build_promtool() {
+  local dst; dst="$(bin_path promtool "$PROMETHEUS_VERSION" promtool)"
+  if is_current "$dst" "$PROMETHEUS_VERSION" --version; then cached=1; echo "promtool $dst"; return; fi
+  local d="$scratch_root/promtool"; mkdir -p "$d"
+  log "promtool $PROMTOOL_MODULE@$PROMETHEUS_VERSION: building"
+  GOBIN="$d" go install -trimpath -tags remove_all_sd \
+    -ldflags="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" \
+    "$PROMTOOL_MODULE@$PROMETHEUS_VERSION" >&2
+  install_bin "$d/promtool" "$dst"
+  echo "promtool $dst"
+}
+
 k8s_all=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 tools=("$@")
-[[ ${#tools[@]} -gt 0 ]] || tools=(etcd "${k8s_all[@]}" k6 actionlint coredns)
+[[ ${#tools[@]} -gt 0 ]] || tools=(etcd "${k8s_all[@]}" k6 actionlint coredns promtool)
 # The kubernetes commands asked for (their packages are resolved together, once).
 k8s_cmds=()
 for t in "${tools[@]}"; do [[ " ${k8s_all[*]} " == *" $t "* ]] && k8s_cmds+=("$t"); done
@@ -231,6 +248,7 @@ for t in "${tools[@]}"; do
     k6) timed k6 build_k6 ;;
     actionlint) timed actionlint build_actionlint ;;
     coredns) timed coredns build_coredns ;;
-    *) echo "build-tools.sh: unknown tool '$t' (etcd|${k8s_all[*]// /|}|k6|actionlint|coredns)" >&2; exit 2 ;;
+    promtool) timed promtool build_promtool ;;
+    *) echo "build-tools.sh: unknown tool '$t' (etcd|${k8s_all[*]// /|}|k6|actionlint|coredns|promtool)" >&2; exit 2 ;;
   esac
 done

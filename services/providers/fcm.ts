@@ -1,12 +1,13 @@
 import https from 'node:https';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { cert, deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
+import { deleteApp, initializeApp, type App, type Credential } from 'firebase-admin/app';
 import { getMessaging, type Message, type Messaging } from 'firebase-admin/messaging';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { CIRCUIT_OPEN_ERROR_CODE, classifyFcm } from './classify-fcm.js';
 import type { Outcome, PushMessage, PushProvider } from './types.js';
-import { SIMULATOR_FCM_ACCESS_TOKEN } from '../simulator/client.js';
+import { serviceAccountCredential } from './google-credential.js';
+import { GOOGLE_TOKEN_HOST, SIMULATOR_FCM_ACCESS_TOKEN } from '../simulator/client.js';
 
 export const FCM_HOST = 'fcm.googleapis.com';
 export const FCM_MAX_BATCH = 500;
@@ -30,7 +31,11 @@ export interface ExchangeObserver {
 
 export interface FcmProviderOptions {
   projectId: string;
-  /** A service-account key (JSON text): real FCM. Ignored when `simulator` is given. */
+  /**
+   * A service-account key (JSON text): firebase-admin signs a JWT with it and exchanges it
+   * at Google's token endpoint (with `simulator`, the simulator's). Without it, the
+   * simulator is sent a fixed token and no exchange happens.
+   */
   serviceAccountJson?: string;
   /** Aim every connection at the simulator's TLS port (SNI and Host stay fcm.googleapis.com). */
   simulator?: FcmSimulatorTarget;
@@ -138,15 +143,11 @@ export function createFcmProvider(opts: FcmProviderOptions): FcmPushProvider {
     maxFreeSockets: opts.maxSockets ?? 256,
     scheduling: 'lifo',
   });
-  let credential: Credential;
-  if (opts.simulator) {
-    // The token endpoint (oauth2.googleapis.com) would also be routed to the simulator,
-    // so the simulator gets a static token, whatever credentials exist.
-    credential = simulatorCredential;
-  } else {
-    const serviceAccount = JSON.parse(opts.serviceAccountJson!) as Record<string, string>;
-    credential = cert(serviceAccount, agent);
-  }
+  // Token fetches get an agent of their own: the token endpoint is another service than
+  // FCM, so its answers say nothing of FCM's health, and an open FCM circuit must not
+  // refuse the fresh token its half-open probe needs.
+  const tokenAgent = new FcmAgent(opts.simulator && { ...opts.simulator, servername: GOOGLE_TOKEN_HOST }, undefined, { keepAlive: true, maxSockets: 4 });
+  const credential = opts.serviceAccountJson ? serviceAccountCredential(opts.serviceAccountJson, tokenAgent) : simulatorCredential;
   const app = initializeApp({ projectId: opts.projectId, credential, httpAgent: agent }, `herald-fcm-${++appSeq}`);
   const messaging = getMessaging(app);
   const legacy = (messaging as unknown as { enableLegacyHttpTransport?: () => void }).enableLegacyHttpTransport;
@@ -185,6 +186,7 @@ export function createFcmProvider(opts: FcmProviderOptions): FcmPushProvider {
     async close() {
       await deleteApp(app);
       agent.destroy();
+      tokenAgent.destroy();
     },
   };
 }

@@ -4,6 +4,8 @@
  */
 
 export const FCM_HOST = 'fcm.googleapis.com';
+/** Google's OAuth token endpoint, where firebase-admin exchanges a service account's JWT for an access token. */
+export const GOOGLE_TOKEN_HOST = 'oauth2.googleapis.com';
 
 /** The one Telnyx API key the simulator accepts (any other gets 401, as Telnyx answers a wrong key). */
 export const SIMULATOR_TELNYX_API_KEY = 'herald-simulator-key';

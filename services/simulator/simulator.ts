@@ -5,8 +5,9 @@ import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import { generate } from 'selfsigned';
 import { afterAcceptBehaviour, FCM_ERRORS, finalizedStatus, isUnconfirmed, pushBehaviour, smsBehaviour, telnyxCodeInfo, type AfterAccept, type FcmErrorCode, type TelnyxCodeInfo } from './behaviours.js';
-import { FCM_HOST, SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY, type SimulatorInfo } from './client.js';
+import { FCM_HOST, GOOGLE_TOKEN_HOST, SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY, type SimulatorInfo } from './client.js';
 import { smsParts } from './sms-parts.js';
+import { GoogleTokenEndpoint, type SimulatedServiceAccount } from './google-oauth.js';
 import { createSigningKey, telnyxEvent, WebhookSender, type SigningKey, type WebhookRecord, type WebhookStats } from './webhooks.js';
 
 /**
@@ -51,8 +52,12 @@ export interface SimulatorConfig {
   holdMs: number;
   /** The Telnyx API keys the account has; a request with another key is refused (401, 10009), as Telnyx does. */
   telnyxApiKeys: string[];
-  /** The FCM access tokens sends must carry (Bearer); any other is answered 401 UNAUTHENTICATED. */
+  /** Fixed FCM access tokens sends may carry (Bearer), besides the ones the token endpoint issued; any other is answered 401 UNAUTHENTICATED. */
   fcmAccessTokens: string[];
+  /** Service accounts whose signed JWTs the token endpoint (oauth2.googleapis.com/token, on the TLS port) exchanges for access tokens. */
+  serviceAccounts: SimulatedServiceAccount[];
+  /** How long an access token the token endpoint issues is accepted (Google's is an hour). */
+  fcmTokenLifetimeSeconds: number;
 }
 
 export const DEFAULT_CONFIG: SimulatorConfig = {
@@ -69,6 +74,8 @@ export const DEFAULT_CONFIG: SimulatorConfig = {
   holdMs: 20_000,
   telnyxApiKeys: [SIMULATOR_TELNYX_API_KEY],
   fcmAccessTokens: [SIMULATOR_FCM_ACCESS_TOKEN],
+  serviceAccounts: [],
+  fcmTokenLifetimeSeconds: 3600,
 };
 
 export interface SimulatorOptions extends Partial<SimulatorConfig> {
@@ -125,6 +132,8 @@ export interface Simulator extends SimulatorInfo {
   /** The next `count` provider requests on the channel fail with `status` (default 500). */
   failNext(channel: Channel, count: number, status?: number): void;
   received(opts?: { recipients?: boolean; messages?: boolean }): ReceivedSummary;
+  /** Access tokens the token endpoint issued (and how many exchanges it refused), since the last reset. */
+  tokenGrants(): { granted: { clientEmail: string; token: string; expiresAt: number }[]; refused: number };
   /** Accepted messages for one recipient (phone number, push token, or `topic:<name>`). */
   countFor(recipient: string): number;
   /** Forget everything received and every webhook sent (configuration stays). */
@@ -232,7 +241,7 @@ function googleError(httpStatus: number, status: string, message: string, fcmCod
   return { error: { code: httpStatus, message, status, details } };
 }
 
-/** Generate a certificate for fcm.googleapis.com (and localhost) signed by itself. */
+/** Generate a certificate for fcm.googleapis.com, oauth2.googleapis.com (and localhost) signed by itself. */
 export async function generateFcmCertificate(): Promise<{ key: string; cert: string }> {
   const pems = await generate([{ name: 'commonName', value: FCM_HOST }], {
     keyType: 'ec',
@@ -247,6 +256,7 @@ export async function generateFcmCertificate(): Promise<{ key: string; cert: str
         name: 'subjectAltName',
         altNames: [
           { type: 2, value: FCM_HOST },
+          { type: 2, value: GOOGLE_TOKEN_HOST },
           { type: 2, value: 'localhost' },
           { type: 7, ip: '127.0.0.1' },
         ],
@@ -268,6 +278,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   let idleWaiters: (() => void)[] = [];
   let fcmSeq = 0;
   const timers = new Set<NodeJS.Timeout>();
+  const tokens = new GoogleTokenEndpoint(() => cfg);
 
   const errorRate = (ch: Channel) => (ch === 'sms' ? cfg.smsErrorRate : cfg.pushErrorRate) ?? cfg.errorRate;
 
@@ -415,7 +426,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return void answer(ctx, 503, googleError(503, 'UNAVAILABLE', 'The service is currently unavailable.', 'UNAVAILABLE'), push, 'UNAVAILABLE');
     }
     const auth = ctx.get('authorization');
-    if (!auth.startsWith('Bearer ') || !cfg.fcmAccessTokens.includes(auth.slice(7))) {
+    const bearer = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!cfg.fcmAccessTokens.includes(bearer) && !tokens.accepts(bearer)) {
       return void answer(ctx, 401, googleError(401, 'UNAUTHENTICATED',
         'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.'), push, 'UNAUTHENTICATED');
     }
@@ -554,6 +566,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   function reset(): void {
     sms.reset();
     push.reset();
+    tokens.reset();
     sender.reset();
   }
 
@@ -624,6 +637,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   app.use(async (ctx) => {
     const path = ctx.path;
     if (ctx.method === 'POST' && path === '/v2/messages') return handleTelnyxSend(ctx);
+    // Google's token endpoint shares the TLS port; a client reaches it by its own name.
+    if (ctx.method === 'POST' && path === '/token' && ctx.hostname === GOOGLE_TOKEN_HOST) return tokens.handle(ctx, await readBody(ctx.req));
     if (ctx.method === 'POST') {
       const m = FCM_PATH.exec(path);
       if (m) return handleFcmSend(ctx, decodeURIComponent(m[1]!));
@@ -666,6 +681,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     configure,
     failNext,
     received,
+    tokenGrants: () => ({ granted: tokens.grants.map((g) => ({ ...g })), refused: tokens.refused }),
     countFor: (r) => sms.perRecipient.get(r) ?? push.perRecipient.get(r) ?? 0,
     reset,
     inbound,

@@ -8,5 +8,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two cores: files run two at a time; each gets its own database.
     maxWorkers: 2,
+    // Any unhandled rejection or uncaught exception fails the run, even when every test
+    // passed (lib/crash.test.ts holds this); the services' processes exit on one (lib/crash.ts).
+    dangerouslyIgnoreUnhandledErrors: false,
   },
 });

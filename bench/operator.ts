@@ -37,6 +37,7 @@ import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { smsNumberOk } from '../services/simulator/behaviours.js';
 import { startLocalPlatform, type LocalPlatform } from '../devenv/local-platform.js';
+import { raiseDemoLimits } from '../devenv/seed-demo.js';
 import { kubeAdmin, processesUnder } from './kube.js';
 import { cpuSeconds, peakRssMb, postgresCpuSeconds } from './processes.js';
 
@@ -74,7 +75,8 @@ const platform = await startLocalPlatform({
 });
 
 try {
-  await raiseLimits();
+  // The bench texts inline simulator numbers: raiseDemoLimits also gives the tenant consent for them.
+  await raiseDemoLimits(platform.apiUrl, platform.adminToken, TENANT, RAISED);
   await simulator('/_sim/config', { keepMessages: true });
   await simulator('/_sim/reset', {});
   const result = await run(platform);
@@ -82,31 +84,6 @@ try {
 } finally {
   await platform.stop();
   await rm(dataDir, { recursive: true, force: true });
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function admin(method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${platform.apiUrl}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${platform.adminToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
-
-async function raiseLimits(): Promise<void> {
-  // The bench texts inline simulator numbers that are no contacts of the tenant: it holds
-  // consent for them (otherwise the planner skips every one, and nothing is ever sent).
-  const t = await admin('PATCH', `/admin/tenants/${TENANT}`, { sms_per_second: RAISED, inline_numbers_consented: true });
-  if (t.status !== 200) throw new Error(`raise tenant rate: ${t.status} ${JSON.stringify(t.json)}`);
-  // A sending number's rate is fixed at registration: register it again with the raised one.
-  const numbers = (await admin('GET', `/admin/tenants/${TENANT}/sending-numbers`)).json.items as { id: number; phone_number: string; kind: string }[];
-  for (const n of numbers) {
-    await admin('DELETE', `/admin/tenants/${TENANT}/sending-numbers/${n.id}`);
-    const r = await admin('POST', `/admin/tenants/${TENANT}/sending-numbers`, { phone_number: n.phone_number, kind: n.kind, per_second: RAISED });
-    if (r.status !== 201) throw new Error(`re-register ${n.phone_number}: ${r.status} ${JSON.stringify(r.json)}`);
-  }
 }
 
 async function simulator(p: string, body: unknown): Promise<unknown> {

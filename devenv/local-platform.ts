@@ -90,6 +90,12 @@ export interface LocalPlatform {
   pids: Record<ServiceName, number>;
   seeded?: SeedReport;
   controlPlane: ControlPlane;
+  /**
+   * The embedded PostgreSQL, to take it away and bring it back under running services
+   * (a restart or failover as they see it: every connection ends with 57P01, the server
+   * returns at the same address). With databaseUrl both throw: that server is not ours.
+   */
+  database: { stop(): Promise<void>; start(): Promise<void> };
   /** kubectl with the admin kubeconfig. */
   kubectl(args: string[], input?: string): Promise<RunResult>;
   /** Stop every service in reverse order, then the control plane and the database. Data stays. */
@@ -189,11 +195,9 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     // PostgreSQL ---------------------------------------------------------------------------
     say(o.databaseUrl ? 'PostgreSQL: using the given server' : `PostgreSQL: embedded, data in ${path.join(dataDir, 'postgres')}`);
     database = await startDatabase({ databaseUrl: o.databaseUrl, dataDir, port: ports.postgres });
-    if (database.embedded) {
-      const pm = path.join(dataDir, 'postgres', 'postmaster.pid');
-      const pgPid = Number(readFileSync(pm, 'utf8').split('\n')[0]);
-      if (pgPid > 0) await notePid('INT', pgPid); // fast shutdown if this process dies
-    }
+    // Fast shutdown if this process dies.
+    const pgPid = database.pid();
+    if (pgPid) await notePid('INT', pgPid);
     const pool = createPool(database.url, 2, 'local-platform');
     let seeded: SeedReport | undefined;
     try {
@@ -314,6 +318,20 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       pids,
       seeded,
       controlPlane: cp,
+      database: {
+        stop: async () => {
+          if (!database?.embedded) throw new Error('the platform runs on DATABASE_URL: it cannot stop that server');
+          say('PostgreSQL: stopping (fast shutdown)');
+          await database.stop();
+        },
+        start: async () => {
+          if (!database?.embedded) throw new Error('the platform runs on DATABASE_URL: it cannot start that server');
+          await database.start();
+          const pid = database.pid();
+          if (pid) await notePid('INT', pid);
+          say('PostgreSQL: started again');
+        },
+      },
       kubectl,
       stop: () => (stopped ??= stopAll()),
     };

@@ -188,6 +188,32 @@ export async function seedDemo(pool: Pool, tenants: readonly DemoTenant[] = DEMO
   return report;
 }
 
+/**
+ * Raise a tenant's SMS rate and its sending numbers' rates to `perSecond` through the
+ * admin API (benchmarks and the chaos runs, whose subject is not the rate limits). A
+ * sending number's rate is fixed at registration, so each is registered again.
+ */
+export async function raiseDemoLimits(apiUrl: string, adminToken: string, tenant: string, perSecond: number): Promise<void> {
+  const admin = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> => {
+    const res = await fetch(`${apiUrl}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? JSON.parse(text) : undefined };
+  };
+  // Inline numbers that are no contacts of the tenant need its consent (otherwise the planner skips every one).
+  const t = await admin('PATCH', `/admin/tenants/${tenant}`, { sms_per_second: perSecond, inline_numbers_consented: true });
+  if (t.status !== 200) throw new Error(`raise tenant rate: ${t.status} ${JSON.stringify(t.json)}`);
+  const numbers = (await admin('GET', `/admin/tenants/${tenant}/sending-numbers`)).json.items as { id: number; phone_number: string; kind: string }[];
+  for (const n of numbers) {
+    await admin('DELETE', `/admin/tenants/${tenant}/sending-numbers/${n.id}`);
+    const r = await admin('POST', `/admin/tenants/${tenant}/sending-numbers`, { phone_number: n.phone_number, kind: n.kind, per_second: perSecond });
+    if (r.status !== 201) throw new Error(`re-register ${n.phone_number}: ${r.status} ${JSON.stringify(r.json)}`);
+  }
+}
+
 // CLI: seed the database DATABASE_URL names.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { createPool } = await import('../lib/db/postgres.js');

@@ -23,6 +23,7 @@
  */
 import { z } from 'zod';
 import { clockFromEnv } from '../lib/clock.js';
+import { exitOnUnhandled } from '../lib/crash.js';
 import { loadConfig } from '../lib/config.js';
 import { migrate } from '../lib/db/migrate.js';
 import { createPool, startDatabase } from '../lib/db/postgres.js';
@@ -53,6 +54,7 @@ const operatorEnv = z.object({
 
 async function main(): Promise<void> {
   const log = createLogger('operator');
+  exitOnUnhandled(log);
   const config = loadConfig();
   const parsed = operatorEnv.safeParse(process.env);
   if (!parsed.success) throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { useDeliveryDatabase } from './testing/setup.js';
 import { planOccurrence } from './plan.js';
 import { markDelivered, recordOutcomes } from './outcomes.js';
+import { OutcomeRecorder } from './outcome-recorder.js';
+import { ManualClock } from '../../lib/clock.js';
 import { seedBroadcast, seedContacts, seedTenant } from './testing/fixtures.js';
 
 const now = new Date('2026-06-01T15:00:00Z');
@@ -84,5 +86,62 @@ describe('recordOutcomes', () => {
     await fx.db.pool.query(`UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, [id]);
     await recordOutcomes(fx.db.pool, [{ deliveryId: id!, outcome: { kind: 'accepted', providerMessageId: 'late' } }], now);
     expect((await row(id!)).status).toBe('cancelled');
+  });
+});
+
+describe('OutcomeRecorder when the database is out of reach', () => {
+  /** The test pool, except that its next `failures` checkouts fail as a refused or dropped connection would. */
+  function flaky(failures: number, error: () => Error) {
+    let left = failures;
+    const pool = fx.db.pool;
+    return {
+      tries: () => failures - left,
+      pool: new Proxy(pool, {
+        get(target, prop, receiver) {
+          if (prop === 'connect') {
+            return () => {
+              if (left > 0) {
+                left--;
+                return Promise.reject(error());
+              }
+              return target.connect();
+            };
+          }
+          return Reflect.get(target, prop, receiver) as unknown;
+        },
+      }),
+    };
+  }
+  const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const adminShutdown = () => Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+
+  it('retries a write that failed for a connection fault until it lands: the outcome is never dropped', async () => {
+    const [a, b] = await inFlightRows('sms');
+    let n = 0;
+    const f = flaky(3, () => (n++ % 2 ? adminShutdown() : refused()));
+    const recorder = new OutcomeRecorder(f.pool, new ManualClock(now), { retryMs: { first: 5, max: 20 } });
+    await Promise.all([
+      recorder.add({ deliveryId: a!, outcome: { kind: 'accepted', providerMessageId: 'late-a' } }),
+      recorder.add({ deliveryId: b!, outcome: { kind: 'accepted', providerMessageId: 'late-b' } }),
+    ]);
+    expect(f.tries()).toBe(3);
+    expect(await row(a!)).toMatchObject({ status: 'sent', provider_message_id: 'late-a' });
+    expect(await row(b!)).toMatchObject({ status: 'sent', provider_message_id: 'late-b' });
+  });
+
+  it('does not retry a statement the database refused (not a connection fault); close() stops retrying and leaves the row in flight for the sweeper', async () => {
+    const [a, b] = await inFlightRows('sms');
+    const bad = flaky(1, () => Object.assign(new Error('duplicate key'), { code: '23505' }));
+    const r1 = new OutcomeRecorder(bad.pool, new ManualClock(now), { retryMs: { first: 5, max: 20 } });
+    await expect(r1.add({ deliveryId: a!, outcome: { kind: 'accepted', providerMessageId: 'x' } })).rejects.toThrow('duplicate key');
+    expect(bad.tries()).toBe(1);
+
+    const down = flaky(1_000_000, refused);
+    const r2 = new OutcomeRecorder(down.pool, new ManualClock(now), { retryMs: { first: 5, max: 5 } });
+    const pending = r2.add({ deliveryId: b!, outcome: { kind: 'accepted', providerMessageId: 'y' } });
+    await expect.poll(() => down.tries()).toBeGreaterThan(2);
+    await r2.close().catch(() => {});
+    await expect(pending).rejects.toThrow('ECONNREFUSED');
+    expect((await row(b!)).status).toBe('sending');
   });
 });

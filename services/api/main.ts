@@ -1,4 +1,5 @@
 import { loadConfig } from '../../lib/config.js';
+import { exitOnUnhandled } from '../../lib/crash.js';
 import { clockFromEnv } from '../../lib/clock.js';
 import { createLogger, redactUrl } from '../../lib/logger.js';
 import { createPool, startDatabase } from '../../lib/db/postgres.js';
@@ -18,6 +19,7 @@ import { SIMULATOR_TELNYX_API_KEY } from '../simulator/client.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('api');
+  exitOnUnhandled(log);
   const clock = clockFromEnv();
   const db = await startDatabase({ databaseUrl: config.databaseUrl, dataDir: config.HERALD_DATA_DIR, port: config.HERALD_PG_PORT, log });
   const pool = createPool(db.url, config.HERALD_DB_POOL_MAX, 'api');

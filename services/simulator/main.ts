@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { exitOnUnhandled } from '../../lib/crash.js';
 import { createLogger } from '../../lib/logger.js';
 import { generateFcmCertificate, startSimulator, type SimulatorConfig } from './simulator.js';
 import { createSigningKey, signingKeySeed } from './webhooks.js';
@@ -16,6 +17,7 @@ import { createSigningKey, signingKeySeed } from './webhooks.js';
  * api and workers were given (also served at GET /_sim/info).
  */
 const log = createLogger('simulator');
+exitOnUnhandled(log);
 const env = process.env;
 const num = (name: string): number | undefined => (env[name] === undefined || env[name] === '' ? undefined : Number(env[name]));
 

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../lib/config.js';
 import { clockFromEnv } from '../../lib/clock.js';
 import { createLogger } from '../../lib/logger.js';
+import { exitOnUnhandled } from '../../lib/crash.js';
 import { createPool, startDatabase } from '../../lib/db/postgres.js';
 import { migrate } from '../../lib/db/migrate.js';
 import { startBoss } from '../../lib/queue.js';
@@ -20,6 +21,7 @@ import { startWorker } from './worker.js';
  */
 const config = loadConfig();
 const log = createLogger(`worker-${config.HERALD_LANE}`);
+exitOnUnhandled(log);
 const clock = clockFromEnv();
 const db = await startDatabase({ databaseUrl: config.databaseUrl, dataDir: config.HERALD_DATA_DIR, port: config.HERALD_PG_PORT, log });
 const pool = createPool(db.url, config.HERALD_DB_POOL_MAX, 'worker');

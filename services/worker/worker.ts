@@ -68,7 +68,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   // `concurrency` is what the provider clients put on the wire (their sockets); two more
   // chunks may be claiming meanwhile, so a claim's round trips never leave the wire idle.
   const inFlight = new Semaphore((o.concurrency ?? 128) + 2 * (o.chunkSize ?? 25));
-  const recorder = new OutcomeRecorder(o.pool, o.clock);
+  const recorder = new OutcomeRecorder(o.pool, o.clock, { log: o.log });
   const limiter = new RateLimiter(o.pool, { signal: abort.signal });
   const lane = o.lane ?? 'blue';
   const version = o.version ?? '';
@@ -180,7 +180,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
         new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
       ]);
       abort.abort();
-      await recorder.flush().catch(() => {});
+      // Outcomes the database still cannot take stay with their rows (sending): the sweeper's.
+      await recorder.close().catch((err) => o.log.warn({ err }, 'outcomes not recorded at stop; the sweeper hands their rows on'));
       // A clean stop leaves nothing in flight, so the sweeper need not wait for a lease.
       await o.pool.query('UPDATE workers SET stopped_at = now() WHERE id = $1', [id]).catch(() => {});
       o.log.info({ worker: id, drained }, 'worker stopped');

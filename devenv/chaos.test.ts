@@ -1,0 +1,73 @@
+/**
+ * The chaos scenarios of devenv/chaos.ts, small, under one local platform (every service
+ * a process, the embedded PostgreSQL, the real API server): each fault during a send,
+ * counted from the simulator's own record against the audience. Lost 0 and uncounted
+ * duplicates 0 in every one; the services ride the faults out.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chaosJson, prepareChaos, runScenario, type ChaosContext } from './chaos.js';
+import { startLocalPlatform, type LocalPlatform, type ServiceName } from './local-platform.js';
+import { isAlive } from './processes.js';
+import { waitFor } from './poll.js';
+
+let dataDir: string;
+let platform: LocalPlatform;
+let ctx: ChaosContext;
+const exits: { service: ServiceName; code: number | null; signal: string | null }[] = [];
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-chaos-'));
+  platform = await startLocalPlatform({
+    dataDir,
+    ports: 'free',
+    logLevel: 'warn',
+    env: { worker: { HERALD_ACCOUNT_SMS_PER_SECOND: '100000', HERALD_WORKER_LEASE_SECONDS: '10' } },
+    onUnexpectedExit: (service, code, signal) => exits.push({ service, code, signal }),
+  });
+  ctx = await prepareChaos(platform);
+}, 300_000);
+
+afterAll(async () => {
+  await ctx?.pool.end();
+  await platform?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}, 120_000);
+
+const ready = async (service: 'api' | 'worker' | 'operator'): Promise<number> => {
+  const res = await fetch(`http://127.0.0.1:${platform.ports[service]}/readyz`, { signal: AbortSignal.timeout(5_000) });
+  await res.body?.cancel();
+  return res.status;
+};
+const SERVICES = ['api', 'worker', 'operator'] as const;
+
+describe('chaos, small', () => {
+  it('PostgreSQL stopped mid-send and started again: no service exits, each is not ready while it is gone and ready after; the broadcast completes, nothing lost', async () => {
+    const pids = { ...platform.pids };
+    const notReady: string[] = [];
+    const r = await runScenario(ctx, 'postgres-restart', {
+      recipients: 2_000,
+      faultMs: 5_000,
+      baseLatencyMs: 50,
+      timeoutMs: 240_000,
+      duringFault: async () => {
+        for (const s of SERVICES) {
+          await waitFor(`${s} reporting not ready`, async () => (await ready(s)) === 503, { timeoutMs: 30_000 });
+          notReady.push(s);
+        }
+      },
+    });
+    for (const s of SERVICES) await waitFor(`${s} ready again`, async () => (await ready(s)) === 200, { timeoutMs: 60_000 });
+    process.stdout.write(chaosJson(r) + '\n');
+    expect(notReady).toEqual([...SERVICES]);
+    expect(exits).toEqual([]);
+    for (const s of Object.keys(pids) as ServiceName[]) {
+      expect(platform.pids[s]).toBe(pids[s]);
+      expect(isAlive(pids[s])).toBe(true);
+    }
+    expect(r).toMatchObject({ completed: true, recipients: 2_000, lost: 0, duplicates_uncounted: 0 });
+    expect(r.rows).toEqual({ sent: 2_000 });
+  }, 400_000);
+});

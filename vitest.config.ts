@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{lib,core,services,operator,platform,scripts,loadtests,devenv,bench}/**/*.test.ts'],
+    include: ['{lib,core,services,operator,platform,scripts,loadtests,devenv,bench,runbooks}/**/*.test.ts'],
     globalSetup: ['devenv/vitest-global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

@@ -1,10 +1,12 @@
 /**
  * The alerting rules pass `promtool check rules` and their unit tests
  * (alerts.promtool.yaml, `promtool test rules`, promtool built from its Go module by
- * `npm run tools`); each alert is tested firing and not firing.
+ * `npm run tools`); each alert is tested firing and not firing; each names a runbook
+ * that exists, names the alert, and has the section it points at.
  */
 import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +14,7 @@ import { load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toolPath, toolVersions } from '../../devenv/control-plane.js';
 import { REPO_ROOT } from '../operator-manifests.js';
-import { ALERTS, ruleFileYaml, type AlertRule } from './alerts.js';
+import { ALERTS, anchor, ruleFileYaml, type AlertRule } from './alerts.js';
 
 const exec = promisify(execFile);
 const TESTS = path.join(REPO_ROOT, 'platform', 'monitoring', 'alerts.promtool.yaml');
@@ -85,6 +87,20 @@ describe('alerting rules', () => {
       expect(r.out).toContain('HeraldQueueBacklog');
     } finally {
       await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  it('each links a runbook that exists, at a heading it has', () => {
+    for (const a of ALERTS) {
+      const file = path.join(REPO_ROOT, 'runbooks', `${a.runbook}.md`);
+      expect(existsSync(file), `${a.alert}: ${file}`).toBe(true);
+      const text = readFileSync(file, 'utf8');
+      // The alert's name appears in its runbook, so someone paged finds where to start.
+      expect(text, `${a.alert} named in ${a.runbook}.md`).toContain(a.alert);
+      if (a.section) {
+        const headings = [...text.matchAll(/^#+\s+(.+)$/gm)].map((m) => anchor(m[1]!.trim()));
+        expect(headings, `${a.alert}: ${a.runbook}.md#${anchor(a.section)}`).toContain(anchor(a.section));
+      }
     }
   });
 });

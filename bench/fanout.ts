@@ -107,7 +107,7 @@ async function herald(channel: 'sms' | 'push', n: number, tenant: string) {
   await seedContacts(pool, tenant, n, { tokens: channel === 'push', tokenPrefix: `${tenant}-` });
   const worker = startTs('services/worker/main.ts', { name: 'worker', output: 'inherit', ipc: true, env: {
     ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: db.url, HERALD_SIMULATOR_URL: simUrl, HERALD_WORKER_PORT: '0',
-    HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_ACCOUNT_SMS_PER_SECOND: '1000000',
+    HERALD_WORKER_CONCURRENCY: String(CONCURRENCY), HERALD_ACCOUNT_SMS_PER_SECOND: '1000000', HERALD_ACCOUNT_PUSH_PER_SECOND: '1000000',
   } });
   await new Promise((r) => worker.child.once('message', r));
   const boss = await startBoss(db.url, { supervise: false, max: 2 });

@@ -25,6 +25,8 @@ const schema = z.object({
   HERALD_WORKER_JOBS: intFromEnv(32),
   // Rows claimed together, right before they are sent.
   HERALD_WORKER_CHUNK: intFromEnv(25),
+  // Batches of one tenant (its normal or its urgent work) handled at once, per worker process.
+  HERALD_WORKER_JOBS_PER_TENANT: intFromEnv(8),
   HERALD_WORKER_PORT: z.coerce.number().int().min(0).default(8081),
   HERALD_API_PORT: z.coerce.number().int().min(0).default(8080),
   HERALD_SIMULATOR_PORT: z.coerce.number().int().min(0).default(8090),
@@ -35,6 +37,9 @@ const schema = z.object({
   TELNYX_BASE_URL: z.string().url().optional(),
   FCM_PROJECT_ID: z.string().default('herald-local'),
   HERALD_ACCOUNT_SMS_PER_SECOND: z.coerce.number().positive().default(50),
+  // The push project's send limit, shared fairly between tenants: FCM's published default
+  // quota is 600,000 messages a minute per project.
+  HERALD_ACCOUNT_PUSH_PER_SECOND: z.coerce.number().positive().default(10_000),
 });
 
 export type HeraldConfig = z.infer<typeof schema> & {

@@ -14,6 +14,16 @@ export interface DeliverJob {
   batchNo?: number;
   /** Rows woken by the sweeper (retries, deferrals, resumes). */
   deliveryIds?: number[];
+  /** The tenant whose rows these are (jobs made before it was carried have none). */
+  tenantId?: string;
+}
+
+/**
+ * The pg-boss group of a deliver job: a tenant's normal and urgent work apart, so a worker
+ * can leave out the jobs of a tenant that waits for capacity without leaving out its alerts.
+ */
+export function deliverGroup(tenantId: string, urgent: boolean): { id: string } {
+  return { id: urgent ? `${tenantId}!urgent` : tenantId };
 }
 
 export async function startBoss(

@@ -7,6 +7,7 @@
 import type { Pool } from '../../lib/db/postgres.js';
 import type { DeliverJob } from '../../lib/queue.js';
 import { countSegments } from './segments.js';
+import type { RateKey } from './rate-limit.js';
 
 interface Queryable {
   query<R = unknown>(text: string, values?: unknown[]): Promise<{ rows: R[]; rowCount: number | null }>;
@@ -106,6 +107,13 @@ export async function settleUnsent(db: Queryable, rows: Unsent[], now: Date): Pr
   );
 }
 
+/** A bucket shared fairly: the request is `party` there, weighing `weight` (the tenant's plan when omitted). */
+export interface FairLevel {
+  key: string;
+  party: string;
+  weight?: number;
+}
+
 /** What a claim asks for: these rows of one broadcast and tenant, for this worker in this lane. */
 export interface ClaimRequest {
   ids: number[];
@@ -118,6 +126,10 @@ export interface ClaimRequest {
   leaseSeconds: number;
   /** SMS only: the segments of the text as loaded (to bill it), and the text itself. */
   sms?: { segments: number; encoding: string; text: string };
+  /** The buckets the rows' sends take a token each from (times segments); none: no limit. */
+  keys?: RateKey[];
+  /** Of those, the ones shared fairly, outermost first (the account between tenants first). */
+  fair?: FairLevel[];
 }
 
 export interface Claim {
@@ -132,48 +144,68 @@ export interface Claim {
   halt?: 'held' | 'cancelled';
   /**
    * The lane's verdict: 'share' (ahead of its weight: ask again), 'busy' (stayed ahead:
-   * offer the rest to the other lanes), 'closed' (takes none of it: hand the rest back).
+   * offer the rest to the other lanes), 'closed' (takes none of it: hand the rest back);
+   * or 'wait': the shared buckets have no tokens for this tenant now (hand the rest back
+   * for waitMs).
    */
-  lane: 'ok' | 'share' | 'busy' | 'closed';
+  lane: 'ok' | 'share' | 'busy' | 'closed' | 'wait';
+  /** With 'wait': how long until asking again is worth it. */
+  waitMs?: number;
+  /** The tenant's share of the outermost fair bucket among the tenants wanting it now. */
+  share?: number;
 }
 
 /**
  * $1 ids, $2 worker, $3 segments, $4 encoding, $5 broadcast, $6 lane, $7 tenant, $8 urgent,
- * $9 worker lease seconds. The lane's admission (herald_lane_admit) and the claim are one
- * statement, so a weight change reaches the very next chunk.
+ * $9 worker lease seconds, $10 bucket keys, $11 their rates, $12 tokens, $13 fair buckets,
+ * $14 parties, $15 weights (null: the tenant's plan weight). The lane's admission, the fair
+ * split of the shared buckets (herald_claim_admit) and the claim are one statement, so a
+ * weight change reaches the very next chunk and rows are claimed only with their tokens.
  */
 export const CLAIM_ROWS = `
   WITH b AS (SELECT message_text, message_title, suspended, cancelled_at IS NOT NULL AS cancelled FROM broadcasts WHERE id = $5),
-       adm AS (SELECT herald_lane_admit($6, $7, cardinality($1::bigint[]), $8, true, $9) AS verdict),
+       w AS (SELECT coalesce(p.fair_share_weight, 1)::float8 AS plan_weight
+               FROM (SELECT 1) one LEFT JOIN tenants t ON t.id = $7 LEFT JOIN tenant_plans p ON p.plan = t.plan),
+       adm AS (
+         SELECT a.verdict, a.wait_s, a.share
+           FROM b, w, LATERAL herald_claim_admit($6, $7, cardinality($1::bigint[]), $8, $9, $10::text[], $11::float8[], $12::float8,
+                  $13::text[], $14::text[], (SELECT array_agg(coalesce(x, w.plan_weight)) FROM unnest($15::float8[]) x)) a
+          WHERE NOT b.suspended AND NOT b.cancelled),
        claimed AS (
          UPDATE deliveries SET status = 'sending', attempts = attempts + 1, claimed_by = $2, claimed_at = now(), lane = $6,
                 segments = coalesce($3, segments), encoding = coalesce($4, encoding), updated_at = now(),
                 -- the last attempt's answer was lost: this send may be the recipient's second
                 possible_duplicate = possible_duplicate OR outcome_unknown, outcome_unknown = false
           WHERE id = ANY($1::bigint[]) AND status = 'queued'
-            AND (SELECT NOT suspended AND NOT cancelled FROM b)
             AND (SELECT verdict FROM adm) = 'ok'
          RETURNING id, possible_duplicate),
        -- rows whose flag this claim set (the snapshot is the one before the update)
        flagged AS (SELECT count(*)::int AS n FROM deliveries WHERE id IN (SELECT id FROM claimed) AND outcome_unknown)
-  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged, (SELECT verdict FROM adm) AS verdict, b.* FROM b`;
+  SELECT (SELECT array_agg(id) FROM claimed) AS ids, (SELECT n FROM flagged) AS flagged,
+         coalesce((SELECT verdict FROM adm), 'ok') AS verdict, (SELECT wait_s FROM adm) AS wait_s, (SELECT share FROM adm) AS share, b.* FROM b`;
 
 /**
- * queued → sending for these rows, in the same statement that reads the broadcast,
- * so the text sent is the text at claim time and a suspension or cancellation
- * stops the very next claim.
+ * queued → sending for these rows, in the same statement that admits them (lane weight,
+ * fair share, tokens) and reads the broadcast, so the text sent is the text at claim time
+ * and a suspension or cancellation stops the very next claim.
  */
 export async function claim(pool: Pool, r: ClaimRequest): Promise<Claim> {
-  const { rows } = await pool.query<{ ids: number[] | null; flagged: number; verdict: Claim['lane']; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
+  const keys = r.keys ?? [];
+  const fair = (r.fair ?? []).filter((f) => keys.some((k) => k.key === f.key));
+  const tokens = r.ids.length * (r.sms?.segments ?? 1);
+  const { rows } = await pool.query<{ ids: number[] | null; flagged: number; verdict: Claim['lane']; wait_s: number | null; share: number | null; message_text: string; message_title: string | null; suspended: boolean; cancelled: boolean }>(
     CLAIM_ROWS,
-    [r.ids, r.workerId, r.sms?.segments ?? null, r.sms?.encoding ?? null, r.broadcastId, r.lane, r.tenantId, r.urgent, r.leaseSeconds],
+    [r.ids, r.workerId, r.sms?.segments ?? null, r.sms?.encoding ?? null, r.broadcastId, r.lane, r.tenantId, r.urgent, r.leaseSeconds,
+      keys.map((k) => k.key), keys.map((k) => k.perSecond), tokens, fair.map((f) => f.key), fair.map((f) => f.party), fair.map((f) => f.weight ?? null)],
   );
   const row = rows[0];
   if (!row) return { owned: new Set(), flagged: 0, text: '', title: null, halt: 'cancelled', lane: 'ok' };
   const owned = new Set((row.ids ?? []).map(Number));
-  // The lane counted every row it asked for; give back the share of those it did not get.
-  if (row.verdict === 'ok' && owned.size < r.ids.length && !r.urgent) {
-    await pool.query('SELECT herald_lane_uncount($1, $2, $3)', [r.lane, r.tenantId, r.ids.length - owned.size]);
+  // The lane counted, and the buckets gave, every row asked for: give back those not taken.
+  if (row.verdict === 'ok' && owned.size < r.ids.length && !row.suspended && !row.cancelled) {
+    const missing = r.ids.length - owned.size;
+    await pool.query('SELECT herald_claim_refund($1, $2, $3, $4, $5::text[], $6::float8[], $7)',
+      [r.lane, r.tenantId, missing, r.urgent, keys.map((k) => k.key), keys.map((k) => k.perSecond), missing * (r.sms?.segments ?? 1)]);
   }
   if (r.sms && owned.size > 0 && row.message_text !== r.sms.text) {
     // Edited since the batch was loaded: bill what is actually sent.
@@ -183,5 +215,7 @@ export async function claim(pool: Pool, r: ClaimRequest): Promise<Claim> {
   return {
     owned, flagged: row.flagged, text: row.message_text, title: row.message_title,
     halt: row.cancelled ? 'cancelled' : row.suspended ? 'held' : undefined, lane: row.verdict,
+    ...(row.verdict === 'wait' ? { waitMs: Math.max(1, Number(row.wait_s ?? 0) * 1000) } : {}),
+    ...(row.share != null ? { share: Number(row.share) } : {}),
   };
 }

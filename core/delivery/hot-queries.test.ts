@@ -44,7 +44,7 @@ describe('hot queries use their indexes', () => {
   it('a worker loading the rows a sweeper job names, and claiming them (deliver-batch.ts)', async () => {
     for (const plan of [
       await explain(fx.db.pool, SELECT_ROWS_BY_ID, [[1, 2, 3]]),
-      await explain(fx.db.pool, CLAIM_ROWS, [[1, 2, 3], 'worker-1', 1, 'GSM-7', smallBroadcastId, 'blue', 'big', false, 30]),
+      await explain(fx.db.pool, CLAIM_ROWS, [[1, 2, 3], 'worker-1', 1, 'GSM-7', smallBroadcastId, 'blue', 'big', false, 30, ['account:telnyx:sms'], [50], 3, ['account:telnyx:sms'], ['big'], [null]]),
     ]) {
       expect(plan).toMatch(/deliveries_pkey/);
       expect(plan).not.toMatch(noSeqScan);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../../lib/db/postgres.js';
 import { inTransaction, planEachTime } from '../../lib/db/postgres.js';
-import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue.js';
+import { DELIVER_QUEUE, URGENT_PRIORITY, deliverGroup, type DeliverJob } from '../../lib/queue.js';
 import { metrics } from '../../lib/metrics.js';
 import { batchJobId, occurrenceId as occurrenceIdFor } from './ids.js';
 import type { Audience } from './broadcasts.js';
@@ -159,7 +159,8 @@ export async function planOccurrence(pool: Pool, boss: PgBoss, spec: OccurrenceS
     if (summary.batches > 0) {
       const jobs = Array.from({ length: summary.batches }, (_, batchNo) => ({
         id: batchJobId(occId, batchNo),
-        data: { occurrenceId: occId, batchNo } satisfies DeliverJob,
+        data: { occurrenceId: occId, batchNo, tenantId: b.tenant_id } satisfies DeliverJob,
+        group: deliverGroup(b.tenant_id, b.priority === 'urgent'),
         // Fairness: every broadcast's first batches outrank any broadcast's later
         // ones, so a small broadcast is not stuck behind a huge one. Urgent outranks all.
         priority: b.priority === 'urgent' ? URGENT_PRIORITY : -batchNo,

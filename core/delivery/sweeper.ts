@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
-import { DELIVER_QUEUE, URGENT_PRIORITY, type DeliverJob } from '../../lib/queue.js';
+import { DELIVER_QUEUE, URGENT_PRIORITY, deliverGroup, type DeliverJob } from '../../lib/queue.js';
 import { metrics } from '../../lib/metrics.js';
 import { BATCH_SIZE } from './plan.js';
 
@@ -39,7 +39,7 @@ export const WAKE_DUE = `
    WHERE b.id = d.broadcast_id AND d.id IN (
          SELECT id FROM deliveries WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1
           ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-   RETURNING d.id, d.broadcast_id, b.priority`;
+   RETURNING d.id, d.broadcast_id, d.tenant_id, b.priority`;
 
 export interface SweepResult {
   orphaned: number;
@@ -70,21 +70,21 @@ export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { wor
   let jobs = 0;
   for (;;) {
     const n = await inTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ id: number; broadcast_id: string; priority: string }>(
+      const { rows } = await tx.query<{ id: number; broadcast_id: string; tenant_id: string; priority: string }>(
         WAKE_DUE,
         [now, opts.limit ?? 5_000],
       );
       if (rows.length === 0) return 0;
-      const byBroadcast = new Map<string, { ids: number[]; urgent: boolean }>();
+      const byBroadcast = new Map<string, { ids: number[]; urgent: boolean; tenantId: string }>();
       for (const r of rows) {
-        const g = byBroadcast.get(r.broadcast_id) ?? { ids: [], urgent: r.priority === 'urgent' };
+        const g = byBroadcast.get(r.broadcast_id) ?? { ids: [], urgent: r.priority === 'urgent', tenantId: r.tenant_id };
         g.ids.push(r.id);
         byBroadcast.set(r.broadcast_id, g);
       }
-      const batch: { data: DeliverJob; priority: number }[] = [];
+      const batch: { data: DeliverJob; priority: number; group: { id: string } }[] = [];
       for (const g of byBroadcast.values()) {
         for (let i = 0; i < g.ids.length; i += BATCH_SIZE) {
-          batch.push({ data: { deliveryIds: g.ids.slice(i, i + BATCH_SIZE) }, priority: g.urgent ? URGENT_PRIORITY : 0 });
+          batch.push({ data: { deliveryIds: g.ids.slice(i, i + BATCH_SIZE), tenantId: g.tenantId }, priority: g.urgent ? URGENT_PRIORITY : 0, group: deliverGroup(g.tenantId, g.urgent) });
         }
       }
       await boss.insert(DELIVER_QUEUE, batch, { db: { executeSql: (text, values) => tx.query(text, values as unknown[]) } });

@@ -10,11 +10,13 @@ import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../.
 type SegmentCount = Segments & { text: string };
 import { quietUntil } from '../../core/delivery/quiet-hours.js';
 import { RateLimiter, type RateKey } from '../../core/delivery/rate-limit.js';
+import type { HandBack } from '../../core/delivery/hand-back.js';
+import { deliverGroup } from '../../lib/queue.js';
 import { retryDelayMs } from '../../core/delivery/backoff.js';
 import type { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
 import type { LaneGate } from './lane-gate.js';
-import { claim as claimRows, loadBatch, sendingNumbers, settleUnsent, type Claim, type DeliveryRow as Row, type SendingNumber } from '../../core/delivery/claims.js';
+import { claim as claimRows, loadBatch, sendingNumbers, settleUnsent, type Claim, type DeliveryRow as Row, type FairLevel, type SendingNumber } from '../../core/delivery/claims.js';
 import { attemptClass, type Attempt } from '../../core/delivery/attempts.js';
 
 export interface DeliverDeps {
@@ -32,13 +34,14 @@ export interface DeliverDeps {
    * so a long outage ends in delivery (or expiry), never in "failed".
    */
   circuitState?: { sms?: () => string; push?: () => string };
-  limiter: RateLimiter;
   recorder: OutcomeRecorder;
   inFlight: Semaphore;
   clock: Clock;
   log: Logger;
   workerId: string;
   accountSmsPerSecond: number;
+  /** The push project's limit, shared fairly between tenants (none: push has no account bucket). */
+  accountPushPerSecond?: number;
   longCodeInternationalPerSecond?: number;
   webhookUrl?: string;
   /** Rows claimed per round trip; also the largest sendEach call. */
@@ -51,7 +54,9 @@ export interface DeliverDeps {
   /** Waits until the lane may claim a tenant's rows, or says it takes none of them now. */
   gate: LaneGate;
   /** Puts unclaimed rows back on the queue as a new job: a hand-back spends no pg-boss retry. */
-  handBack: (ids: number[], o: { urgent: boolean; startAfterSeconds?: number; jobSize?: number }) => Promise<void>;
+  handBack: (ids: number[], o: HandBack) => Promise<void>;
+  /** The shared limits have no tokens for this group (a tenant's normal or urgent work) for `ms`. */
+  onCapacityWait?: (group: string, ms: number) => void;
 }
 
 type Decision =
@@ -62,8 +67,10 @@ type Decision =
 export interface BatchSummary {
   /** The broadcast whose rows this batch moved (undefined when it found none to move). */
   broadcastId?: string;
-  /** Rows put back on the queue unclaimed (a drain, or the lane takes none of them now). */
+  /** Rows put back on the queue unclaimed (a drain, the lane takes none of them now, or no tokens for them now). */
   handedBack?: number;
+  /** Set when the rest was handed back for capacity: the wait the shared limits gave (ms). */
+  capacityWaitMs?: number;
   sent: number;
   retry: number;
   failed: number;
@@ -107,9 +114,10 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
   const first = sendable[0]!;
   const sim = deps.simulated?.tenants.has(first.tenant_id) ? deps.simulated : undefined;
   const via = sim ? { ...deps, sms: sim.sms, push: sim.push } : deps;
-  const back = { handedBack: 0 };
+  const back: Back = { handedBack: 0 };
   const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, job, back) : await sendPush(via, sendable, back);
   if (back.handedBack > 0) summary.handedBack = back.handedBack;
+  if (back.capacityWaitMs !== undefined) summary.capacityWaitMs = back.capacityWaitMs;
   for (const o of outcomes) {
     if (o === 'accepted') summary.sent++;
     else if (o === 'retryable' || o === 'wait') summary.retry++;
@@ -141,36 +149,51 @@ export function decide(row: Row, now: Date): Decision {
   return { status: 'send' };
 }
 
-/** Claim these rows of the batch for this worker and lane; count the possible duplicates it flagged. */
-async function claim(deps: DeliverDeps, first: Row, ids: number[], seg: SegmentCount | null): Promise<Claim> {
+interface Back {
+  handedBack: number;
+  capacityWaitMs?: number;
+}
+
+/** The buckets a send takes tokens from, and which of them are shared fairly (outermost first). */
+interface Limits {
+  keys: RateKey[];
+  fair: FairLevel[];
+}
+
+/**
+ * Claim these rows of the batch for this worker and lane, with their tokens; count the
+ * possible duplicates it flagged. Without limits (a claim that sends nothing) no tokens.
+ */
+async function claim(deps: DeliverDeps, first: Row, ids: number[], seg: SegmentCount | null, limits?: Limits): Promise<Claim> {
   const c = await claimRows(deps.pool, {
     ids, workerId: deps.workerId, broadcastId: first.broadcast_id, tenantId: first.tenant_id, urgent: first.priority === 'urgent',
     lane: deps.lane, leaseSeconds: deps.gate.leaseSeconds, ...(seg ? { sms: { segments: seg.segments, encoding: seg.encoding, text: seg.text } } : {}),
+    ...(limits ? { keys: limits.keys, fair: limits.fair } : {}),
   });
   if (c.flagged > 0) metrics.possibleDuplicates.inc({ channel: seg ? 'sms' : 'push' }, c.flagged);
   return c;
 }
 
 /**
- * Take in-flight slots and rate tokens for a chunk, then claim its rows, then send at
- * once. Claimed rows never wait: a suspension or cancellation stops everything not yet
- * claimed, tokens are spent when the sends go out (so a provider stall cannot bunch
- * them into a burst over the carrier's rate), and rows flagged possible duplicates
- * after a crash are only those really in flight. The slots of rows not claimed
- * (another worker was first, or the broadcast was paused) are given back at once; the
- * caller releases the rest as each send finishes.
+ * Take in-flight slots for a chunk, then claim its rows with their tokens (one statement:
+ * lane weight, fair share of the shared buckets, tokens, claim), then send at once. Claimed
+ * rows never wait: a suspension or cancellation stops everything not yet claimed, tokens
+ * are spent when the sends go out (so a provider stall cannot bunch them into a burst over
+ * the carrier's rate), and rows flagged possible duplicates after a crash are only those
+ * really in flight. A claim refused tokens ('wait') takes nothing: the caller hands the
+ * rest back for the wait, so the slot never sleeps on tokens. The slots of rows not
+ * claimed are given back at once; the caller releases the rest as each send finishes.
  */
-async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[], seg: SegmentCount | null): Promise<Claim> {
+async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], limits: Limits, seg: SegmentCount | null): Promise<Claim> {
   const first = chunk[0]!;
   for (;;) {
-    // Asked before tokens are taken, so a lane ahead of its weight spends none.
+    // Asked before the claim, so a lane ahead of its weight does not even ask for tokens.
     const open = await deps.gate.admit(first.tenant_id, chunk.length, first.priority === 'urgent', deps.draining);
     if (open !== 'ok') return { owned: new Set(), flagged: 0, text: '', title: null, lane: open };
     await deps.inFlight.acquire(chunk.length);
     let c: Claim;
     try {
-      await deps.limiter.take(keys, chunk.length * (seg?.segments ?? 1));
-      c = await claim(deps, first, chunk.map((r) => r.id), seg);
+      c = await claim(deps, first, chunk.map((r) => r.id), seg, limits);
     } catch (err) {
       deps.inFlight.release(chunk.length);
       throw err;
@@ -187,22 +210,33 @@ async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], keys: RateKey[],
  * the lanes behind, which hold none of this tenant's rows, can take their share of them.
  * Rows a lane refuses ('closed') wait a second before they are offered again, so a
  * tenant no live lane serves (a preview lane not up yet) is not passed around in a loop.
+ * Rows refused tokens ('wait') go back for the wait the shared limits gave, and this
+ * process fetches none of the tenant's jobs meanwhile (onCapacityWait).
  */
-async function handBackRest(deps: DeliverDeps, rest: Row[], summary: { handedBack: number }, why: 'busy' | 'closed' | 'drain'): Promise<void> {
+async function handBackRest(deps: DeliverDeps, rest: Row[], summary: Back, c: Claim | undefined): Promise<void> {
   if (rest.length === 0) return;
+  const why = !c ? 'drain' : c.lane === 'busy' ? 'busy' : c.lane === 'wait' ? 'wait' : 'closed';
+  const first = rest[0]!;
+  const urgent = first.priority === 'urgent';
+  const waitMs = why === 'wait' ? Math.ceil(c?.waitMs ?? 1) : why === 'closed' ? 1_000 : 0;
   await deps.handBack(rest.map((r) => r.id), {
-    urgent: rest[0]!.priority === 'urgent',
-    startAfterSeconds: why === 'closed' ? 1 : 0,
+    urgent, tenantId: first.tenant_id,
+    startAfterMs: waitMs,
     jobSize: why === 'busy' ? deps.chunkSize ?? 25 : undefined,
   });
   summary.handedBack += rest.length;
+  if (why === 'wait') {
+    summary.capacityWaitMs = waitMs;
+    metrics.capacityWaits.inc({ tenant: first.tenant_id });
+    deps.onCapacityWait?.(deliverGroup(first.tenant_id, urgent).id, waitMs);
+  }
 }
 
 /** Claim every row and record one outcome for all (no provider call was possible). */
 async function settleAll(deps: DeliverDeps, rows: Row[], seg: SegmentCount | null, outcome: Outcome | WaitOutcome): Promise<string[]> {
   const c = await claim(deps, rows[0]!, rows.map((r) => r.id), seg);
   if (c.lane !== 'ok') {
-    await deps.handBack(rows.map((r) => r.id), { urgent: rows[0]!.priority === 'urgent', startAfterSeconds: 1 });
+    await deps.handBack(rows.map((r) => r.id), { urgent: rows[0]!.priority === 'urgent', tenantId: rows[0]!.tenant_id, startAfterMs: 1_000 });
     return [];
   }
   if (c.halt) {
@@ -246,6 +280,17 @@ function errorOutcome(err: unknown): Outcome | WaitOutcome {
   return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err), fault: 'provider' };
 }
 
+/**
+ * The shared buckets of an SMS, fairly split: the provider account between tenants (by
+ * their plans' weights), the tenant's own allowance between its broadcasts.
+ */
+function smsFair(row: Row): FairLevel[] {
+  return [
+    { key: 'account:telnyx:sms', party: row.tenant_id },
+    { key: `tenant:${row.tenant_id}:sms`, party: row.broadcast_id, weight: 1 },
+  ];
+}
+
 export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {
   const keys: RateKey[] = [
     { key: 'account:telnyx:sms', perSecond: deps.accountSmsPerSecond },
@@ -261,7 +306,7 @@ export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): R
   return keys;
 }
 
-async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary: { handedBack: number }): Promise<string[]> {
+async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary: Back): Promise<string[]> {
   const first = rows[0]!;
   const numbers = await sendingNumbers(deps.pool, first.tenant_id);
   if (!deps.sms || numbers.length === 0) {
@@ -298,9 +343,9 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary:
     const parts = chunks(group, perChunk);
     for (let i = 0; i < parts.length; i++) {
       const chunk = parts[i]!;
-      const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, keys, segText);
+      const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, { keys, fair: smsFair(chunk[0]!) }, segText);
       if (!c || c.lane !== 'ok') {
-        await handBackRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], summary, c?.lane === 'busy' ? 'busy' : c ? 'closed' : 'drain');
+        await handBackRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], summary, c);
         break outer;
       }
       if (c.halt) {
@@ -338,22 +383,27 @@ async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber, text
   return outcome.kind;
 }
 
-async function sendPush(deps: DeliverDeps, rows: Row[], summary: { handedBack: number }): Promise<string[]> {
+async function sendPush(deps: DeliverDeps, rows: Row[], summary: Back): Promise<string[]> {
   const first = rows[0]!;
   const push = deps.push;
   if (!push) {
     return waitAll(deps, rows, 'no push provider configured');
   }
   const keys: RateKey[] = [{ key: `tenant:${first.tenant_id}:push`, perSecond: first.push_per_second }];
+  const fair: FairLevel[] = [{ key: `tenant:${first.tenant_id}:push`, party: first.broadcast_id, weight: 1 }];
+  if (deps.accountPushPerSecond) {
+    keys.unshift({ key: 'account:fcm:push', perSecond: deps.accountPushPerSecond });
+    fair.unshift({ key: 'account:fcm:push', party: first.tenant_id });
+  }
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
   const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500, deps.inFlight.capacity));
   const results: Promise<string[]>[] = [];
   const parts = chunks(rows, perChunk);
   for (let i = 0; i < parts.length; i++) {
     const chunk = parts[i]!;
-    const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, keys, null);
+    const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, { keys, fair }, null);
     if (!c || c.lane !== 'ok') {
-      await handBackRest(deps, parts.slice(i).flat(), summary, c?.lane === 'busy' ? 'busy' : c ? 'closed' : 'drain');
+      await handBackRest(deps, parts.slice(i).flat(), summary, c);
       break;
     }
     if (c.halt) {
@@ -409,6 +459,7 @@ function attemptOf(deps: DeliverDeps, row: Row, raw: Outcome | WaitOutcome, star
 
 function observe(row: Row, outcome: Outcome | WaitOutcome, provider: string, startedMs: number, clock: Clock): void {
   metrics.messagesSent.inc({ channel: row.channel, provider, outcome: outcome.kind });
+  if (outcome.kind === 'accepted') metrics.tenantSent.inc({ tenant: row.tenant_id, channel: row.channel });
   metrics.sendDuration.observe({ channel: row.channel, provider }, (performance.now() - startedMs) / 1000);
   if (outcome.kind === 'accepted') {
     metrics.deliveryDuration.observe({ channel: row.channel }, Math.max(0, (clock.now().getTime() - row.due_at.getTime()) / 1000));

@@ -46,8 +46,10 @@ const worker = await startWorker({
   maintenance: true,
   concurrency: config.HERALD_WORKER_CONCURRENCY,
   jobs: config.HERALD_WORKER_JOBS,
+  jobsPerTenant: config.HERALD_WORKER_JOBS_PER_TENANT,
   chunkSize: config.HERALD_WORKER_CHUNK,
   accountSmsPerSecond: config.HERALD_ACCOUNT_SMS_PER_SECOND,
+  accountPushPerSecond: config.HERALD_ACCOUNT_PUSH_PER_SECOND,
   webhookUrl: process.env.HERALD_WEBHOOK_URL,
   workerLeaseSeconds: process.env.HERALD_WORKER_LEASE_SECONDS ? Number(process.env.HERALD_WORKER_LEASE_SECONDS) : undefined,
 });

@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Job, PgBoss } from 'pg-boss';
+import { Slots } from './slots.js';
 import type { Pool } from '../../lib/db/postgres.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
-import { RateLimiter } from '../../core/delivery/rate-limit.js';
 import { sweepOnce } from '../../core/delivery/sweeper.js';
 import { deliverBatch, type DeliverDeps } from './deliver-batch.js';
 import { LaneGate } from './lane-gate.js';
@@ -38,7 +38,11 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Jobs (batches) handled at once. */
   jobs?: number;
+  /** Jobs of one tenant (its normal or its urgent work) handled at once by this process. */
+  jobsPerTenant?: number;
   accountSmsPerSecond?: number;
+  /** The push project's limit, shared fairly between tenants (default: none). */
+  accountPushPerSecond?: number;
   webhookUrl?: string;
   sweepIntervalMs?: number;
   heartbeatIntervalMs?: number;
@@ -63,13 +67,11 @@ export interface RunningWorker {
  */
 export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const abort = new AbortController();
   const draining = new AbortController();
   // `concurrency` is what the provider clients put on the wire (their sockets); two more
   // chunks may be claiming meanwhile, so a claim's round trips never leave the wire idle.
   const inFlight = new Semaphore((o.concurrency ?? 128) + 2 * (o.chunkSize ?? 25));
   const recorder = new OutcomeRecorder(o.pool, o.clock, { log: o.log });
-  const limiter = new RateLimiter(o.pool, { signal: abort.signal });
   const lane = o.lane ?? 'blue';
   const version = o.version ?? '';
   const leaseSeconds = o.workerLeaseSeconds ?? 30;
@@ -79,31 +81,28 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
 
   const active = new Set<Promise<unknown>>();
   let accepting = true;
+  // A slot holds a job only while it can send: a claim refused tokens hands the rest back
+  // (services/worker/slots.ts), so no tenant's backlog holds the slots the others need.
+  const slots = new Slots(o.boss, {
+    slots: o.jobs ?? 32,
+    perGroup: o.jobsPerTenant ?? 8,
+    pollMs: (o.pollingIntervalSeconds ?? 1) * 1000,
+    handler: (job) => handle(job),
+    log: o.log,
+  });
   const deps = {
-    pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, circuitState: o.circuitState, limiter, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
-    accountSmsPerSecond: o.accountSmsPerSecond ?? 50, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
+    pool: o.pool, sms: o.sms, push: o.push, simulated: o.simulated, circuitState: o.circuitState, recorder, inFlight, clock: o.clock, log: o.log, workerId: id,
+    accountSmsPerSecond: o.accountSmsPerSecond ?? 50, accountPushPerSecond: o.accountPushPerSecond, webhookUrl: o.webhookUrl, chunkSize: o.chunkSize,
     draining: draining.signal,
     lane, version,
     // A lane drops out of the split only when its workers have been silent a while (not a
     // beat late on a busy machine), or the other lanes would take its share meanwhile.
     gate: new LaneGate(o.pool, lane, Math.max(leaseSeconds, 15)),
     handBack: (ids, h) => handBack(o.boss, ids, h),
+    onCapacityWait: (group, ms) => slots.waitFor(group, ms),
   } satisfies DeliverDeps;
 
-  // One pg-boss worker per batch slot, each its own work() so it knows its id: after a
-  // batch it asks for the next at once (notifyWorker). pg-boss otherwise waits out the
-  // rest of its polling interval after a job shorter than it, which caps a slot at two
-  // small batches a second however deep the queue. A slot that got a job also wakes the
-  // next slot, so a new backlog is taken up by every slot within milliseconds, not one
-  // polling interval, at the price of at most one empty fetch per job.
-  const workIds: string[] = [];
-  const wake = (i: number) => {
-    const id = workIds[i % workIds.length];
-    if (accepting && id) o.boss.notifyWorker(id);
-  };
-  const handle = (slot: number) => async ([job]: Job<DeliverJob>[]) => {
-    if (!job) return;
-    wake(slot + 1);
+  const handle = async (job: Job<DeliverJob>) => {
     const run = deliverBatch(deps, job.data);
     active.add(run);
     try {
@@ -112,8 +111,6 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       // The operator folds this into the Broadcast's status; a lost hint only delays that.
       if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
       o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
-      // An empty fetch ends this: the slot then polls at its interval again.
-      wake(slot);
       return summary;
     } catch (err) {
       metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
@@ -123,9 +120,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       active.delete(run);
     }
   };
-  for (let i = 0; i < (o.jobs ?? 32); i++) {
-    workIds.push(await o.boss.work<DeliverJob>(DELIVER_QUEUE, { batchSize: 1, pollingIntervalSeconds: o.pollingIntervalSeconds ?? 1 }, handle(i)));
-  }
+  slots.start();
 
   // Slots are taking work: the worker says it is ready with its heartbeat.
   await o.pool.query('UPDATE workers SET ready = true, heartbeat_at = now() WHERE id = $1', [id]);
@@ -174,12 +169,11 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       await o.pool.query('UPDATE workers SET ready = false WHERE id = $1', [id]).catch(() => {});
       for (const t of timers) clearInterval(t);
       // Stop fetching; jobs already handed to us run on.
-      await Promise.all(workIds.map((id) => o.boss.offWork(DELIVER_QUEUE, { id, wait: false })));
+      void slots.stop();
       const drained = await Promise.race([
         Promise.allSettled([...active]).then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),
       ]);
-      abort.abort();
       // Outcomes the database still cannot take stay with their rows (sending): the sweeper's.
       await recorder.close().catch((err) => o.log.warn({ err }, 'outcomes not recorded at stop; the sweeper hands their rows on'));
       // A clean stop leaves nothing in flight, so the sweeper need not wait for a lease.

@@ -34,7 +34,8 @@ try {
   await waitFor('the api', () => httpOk(`${base}/readyz`), { timeoutMs: 60_000, everyMs: 100, process: api });
   const admin = (method: string, path: string, body?: unknown) =>
     fetch(base + path, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  await admin('POST', '/admin/tenants', { id: 'bench', name: 'Bench' });
+  // The synthetic plan: the bench registers devices far past a customer's API allowance.
+  await admin('POST', '/admin/tenants', { id: 'bench', name: 'Bench', plan: 'synthetic' });
   const key = ((await (await admin('POST', '/admin/tenants/bench/api-keys')).json()) as { key: string }).key;
   const auth = { authorization: `Bearer ${key}` };
 

@@ -40,6 +40,7 @@ export const metrics = {
   dbQueryDuration: histogram('herald_db_query_duration_seconds', 'Duration of Herald queries', ['query'], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]),
   httpRequests: counter('herald_http_requests_total', 'HTTP requests', ['service', 'method', 'route', 'status']),
   httpDuration: histogram('herald_http_request_duration_seconds', 'HTTP request duration', ['service', 'method', 'route', 'status'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2]),
+  apiRateLimited: counter('herald_api_rate_limited_total', "Tenant API requests refused with 429: over the plan's requests a minute", ['tenant']),
   webhookEvents: counter('herald_webhook_events_total', 'Provider webhook events by type and result', ['provider', 'type', 'result']),
   receiptsPerStatement: histogram('herald_webhook_receipts_per_statement', 'Common receipts written by one statement (grouped under load)', [], [1, 2, 5, 10, 25, 50, 100, 200]),
   reconcileTotal: counter('herald_operator_reconcile_total', 'Reconciles by result', ['result']),

@@ -101,17 +101,17 @@ export function requireLoopback(what) {
   }
 }
 
-/** The synthetic tenant with limits out of the way, its sending number, and an API key. */
+/** The synthetic tenant with limits out of the way (its plan's API allowance too: k6 registers one device a request), its sending number, and an API key. */
 function prepareTenant() {
   if (GIVEN_API_KEY) return { apiKey: GIVEN_API_KEY };
   if (!ADMIN_TOKEN) fail('set HERALD_API_KEY (a key of the tenant) or HERALD_ADMIN_TOKEN (to create one)');
   const t = http.post(
     `${API}/admin/tenants`,
-    JSON.stringify({ id: TENANT, name: 'k6 synthetic load', sms_per_second: SYNTHETIC_RATE, push_per_second: SYNTHETIC_RATE }),
+    JSON.stringify({ id: TENANT, name: 'k6 synthetic load', plan: 'synthetic', sms_per_second: SYNTHETIC_RATE, push_per_second: SYNTHETIC_RATE }),
     adminParams([201, 409]),
   );
   if (t.status === 409) {
-    const p = http.patch(`${API}/admin/tenants/${TENANT}`, JSON.stringify({ sms_per_second: SYNTHETIC_RATE, push_per_second: SYNTHETIC_RATE }), adminParams());
+    const p = http.patch(`${API}/admin/tenants/${TENANT}`, JSON.stringify({ plan: 'synthetic', sms_per_second: SYNTHETIC_RATE, push_per_second: SYNTHETIC_RATE }), adminParams());
     if (p.status !== 200) fail(`could not raise ${TENANT}'s rates: ${p.status} ${p.body}`);
   } else if (t.status !== 201) fail(`could not create tenant ${TENANT}: ${t.status} ${t.body}`);
   const list = http.get(`${API}/admin/tenants/${TENANT}/sending-numbers`, adminParams()).json('items') || [];

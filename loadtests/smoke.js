@@ -74,7 +74,7 @@ export function setup() {
     if (!ADMIN_TOKEN) fail('set HERALD_API_KEY (a key of the tenant) or HERALD_ADMIN_TOKEN (to create one)');
     const admin = { headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' } };
     const ok409 = { ...admin, responseCallback: http.expectedStatuses(201, 409) };
-    const t = http.post(`${API}/admin/tenants`, JSON.stringify({ id: TENANT, name: 'k6 synthetic load', sms_per_second: 1000, push_per_second: 1000 }), ok409);
+    const t = http.post(`${API}/admin/tenants`, JSON.stringify({ id: TENANT, name: 'k6 synthetic load', plan: 'synthetic', sms_per_second: 1000, push_per_second: 1000 }), ok409);
     check(t, { 'tenant exists': (r) => r.status === 201 || r.status === 409 });
     http.post(`${API}/admin/tenants/${TENANT}/sending-numbers`, JSON.stringify({ phone_number: SENDING_NUMBER, kind: 'toll_free', per_second: 1000 }), ok409);
     const numbers = json(http.get(`${API}/admin/tenants/${TENANT}/sending-numbers`, admin));

@@ -119,7 +119,7 @@ describe('tenant plans and namespaces', () => {
     expect((await api.admin('PATCH', '/admin/tenants/planned', { plan: 'pro' })).body.plan).toBe('pro');
     const bad = await api.admin('POST', '/admin/tenants', { id: 'gold', name: 'G', plan: 'platinum' });
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toEqual({ field: 'plan', reason: 'unknown plan platinum; plans: free, standard, pro' });
+    expect(bad.body.error).toEqual({ field: 'plan', reason: 'unknown plan platinum; plans: free, standard, pro, synthetic' });
     expect((await api.admin('GET', '/admin/tenants/gold')).status).toBe(404);
   });
 

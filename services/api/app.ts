@@ -3,6 +3,7 @@ import { Router } from '@koa/router';
 import { registry } from '../../lib/metrics.js';
 import { requireTenantKey } from './auth.js';
 import { BackgroundTasks } from './background.js';
+import { tenantAllowance } from './tenant-allowance.js';
 import type { ApiDeps } from './deps.js';
 import { errorHandler, httpMetrics } from './http.js';
 import { openApiRoutes } from './openapi/routes.js';
@@ -87,6 +88,7 @@ export function createApiApp(deps: ApiDeps & { classifyReceipt?: ClassifyReceipt
 
   const v1 = new Router({ prefix: '/v1' });
   v1.use(requireTenantKey(deps.pool, deps.clock));
+  v1.use(tenantAllowance(deps.pool));
   for (const r of [contactRoutes(deps, { runner: app.imports, limits: importLimits }), contactImportRoutes(deps), deviceTokenRoutes(deps), queryRoutes(deps)]) v1.use(r.routes(), r.allowedMethods());
   app.use(v1.routes()).use(v1.allowedMethods());
 

@@ -8,7 +8,16 @@ import { HttpError } from './http.js';
 export interface TenantState {
   tenantId: string;
   apiKeyId: number;
+  scopes: readonly ApiScope[];
 }
+
+/**
+ * What a tenant key may do, resource by resource. A key in a mobile app registers device
+ * tokens (`devices:write`) and can read nothing; a back-office key gets what it needs.
+ * The database holds the same list (api_keys.scopes CHECK, migration 013).
+ */
+export const API_SCOPES = ['contacts:read', 'contacts:write', 'devices:write', 'broadcasts:read', 'opt-outs:read', 'opt-outs:write'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
@@ -70,7 +79,7 @@ export function hashApiKey(key: string): string {
 }
 
 /** $1 the key's prefix. */
-export const API_KEY_BY_PREFIX = 'SELECT id, tenant_id, key_hash, revoked_at FROM api_keys WHERE prefix = $1';
+export const API_KEY_BY_PREFIX = 'SELECT id, tenant_id, key_hash, revoked_at, scopes FROM api_keys WHERE prefix = $1';
 
 /**
  * A tenant API key. A key whose revoked_at is in the future is still valid: that
@@ -85,7 +94,7 @@ export function requireTenantKey(pool: Pool, clock: Clock) {
     }
     const m = KEY_RE.exec(token);
     if (!m) throw unauthorized('invalid API key');
-    const { rows } = await pool.query<{ id: number; tenant_id: string; key_hash: string; revoked_at: Date | null }>(
+    const { rows } = await pool.query<{ id: number; tenant_id: string; key_hash: string; revoked_at: Date | null; scopes: ApiScope[] }>(
       API_KEY_BY_PREFIX,
       [m[1]],
     );
@@ -95,7 +104,17 @@ export function requireTenantKey(pool: Pool, clock: Clock) {
     const ok = timingSafeEqual(sha256(token), expected) && row !== undefined;
     if (!ok) throw unauthorized('invalid API key');
     if (row.revoked_at && row.revoked_at.getTime() <= clock.now().getTime()) throw unauthorized('API key revoked');
-    ctx.state.tenant = { tenantId: row.tenant_id, apiKeyId: row.id } satisfies TenantState;
+    ctx.state.tenant = { tenantId: row.tenant_id, apiKeyId: row.id, scopes: row.scopes } satisfies TenantState;
+    await next();
+  };
+}
+
+/** A tenant route's scope: a key without it is refused with 403, naming the scope. */
+export function requireScope(scope: ApiScope) {
+  return async (ctx: Context, next: Next) => {
+    const t = ctx.state.tenant as TenantState | undefined;
+    if (!t) throw new Error('tenant route mounted without requireTenantKey');
+    if (!t.scopes.includes(scope)) throw new HttpError(403, 'authorization', `this API key lacks the scope ${scope}`);
     await next();
   };
 }

@@ -67,9 +67,13 @@ export async function startTestApi(pool: Pool, clock: Clock, extra: Partial<ApiD
   };
 }
 
-/** A tenant with a sending number and an API key, made through the admin routes. */
-export async function makeTenant(api: TestApi, id: string, number?: string): Promise<{ id: string; key: string; keyId: number }> {
-  const t = await api.admin('POST', '/admin/tenants', { id, name: `Tenant ${id}`, default_time_zone: 'America/Chicago' });
+/**
+ * A tenant with a sending number and an API key, made through the admin routes. Its plan
+ * is the synthetic one unless given, so a test's requests stay inside the API allowance
+ * (tenant-allowance.test.ts tests the allowances themselves).
+ */
+export async function makeTenant(api: TestApi, id: string, number?: string, plan = 'synthetic'): Promise<{ id: string; key: string; keyId: number }> {
+  const t = await api.admin('POST', '/admin/tenants', { id, name: `Tenant ${id}`, default_time_zone: 'America/Chicago', plan });
   if (t.status !== 201) throw new Error(`tenant: ${t.status} ${JSON.stringify(t.body)}`);
   if (number) {
     const n = await api.admin('POST', `/admin/tenants/${id}/sending-numbers`, { phone_number: number, kind: 'toll_free' });

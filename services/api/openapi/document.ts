@@ -6,7 +6,7 @@ import { DEFAULT_MAX_BODY_BYTES, SMALL_BODY_BYTES } from '../deps.js';
 import { DEFAULT_IMPORT_LIMITS, MAX_JOB_ERRORS } from '../import-jobs.js';
 import { MB } from '../http.js';
 import { pageQuery } from '../pagination.js';
-import { namespaceQuery, rotateBody, sendingNumberCreate, slug, tenantCreate, tenantPatch } from '../routes/admin.js';
+import { createKeyBody, namespaceQuery, rotateBody, sendingNumberCreate, slug, tenantCreate, tenantPatch } from '../routes/admin.js';
 import { contactsQuery } from '../routes/contacts.js';
 import { registerBody, unregisterBody } from '../routes/device-tokens.js';
 import { deliveriesQuery, optOutBody } from '../routes/queries.js';
@@ -23,10 +23,12 @@ import * as s from './schemas.js';
 const ERRORS = {
   400: 'The request is invalid: `error.field` names the body path, query parameter or header, `error.reason` says why',
   401: 'No credential, or not a valid one (`WWW-Authenticate: Bearer` when none was given)',
+  403: 'The API key lacks the scope this route needs (`error.reason` names it)',
   404: 'Not found (for this tenant: another tenant\u2019s rows are not found either)',
   409: 'Conflicts with what exists (`error.field` says with what)',
   413: 'The body is larger than this route accepts',
   415: 'The body\u2019s Content-Type is not one this route reads',
+  429: 'The tenant is over its plan\u2019s API requests a minute (free 100, standard 300, pro 1,000, counted across api replicas); `Retry-After` says how many seconds to wait',
   503: 'The server is not configured for this route (admin token or webhook key missing)',
 } as const;
 type ErrorStatus = keyof typeof ERRORS;
@@ -40,9 +42,12 @@ const noContent = { description: 'Done; no body' };
 const tenantSecurity = [{ TenantApiKey: [] }];
 const adminSecurity = [{ AdminToken: [] }];
 
-/** Tenant routes: the API key's tenant only; every one may answer 401. */
+const retryAfter = { 'Retry-After': { description: 'Seconds until the tenant may send another request', schema: { type: 'integer' as const, minimum: 1 } } };
+
+/** Tenant routes: the API key's tenant only; every one may answer 401, 403 (scope) and 429 (plan allowance). */
 function tenantOp(op: ZodOpenApiOperationObject, ...statuses: ErrorStatus[]): ZodOpenApiOperationObject {
-  return { security: tenantSecurity, ...op, responses: { ...op.responses, ...errorResponses(401, ...statuses) } };
+  const limited = { description: ERRORS[429], headers: retryAfter, content: { 'application/json': { schema: s.errorBody } } };
+  return { security: tenantSecurity, ...op, responses: { ...op.responses, ...errorResponses(401, 403, ...statuses), 429: limited } };
 }
 /** Admin routes: the admin token; 401 without it, 503 when the server has none configured. */
 function adminOp(op: ZodOpenApiOperationObject, ...statuses: ErrorStatus[]): ZodOpenApiOperationObject {
@@ -315,10 +320,12 @@ const adminPaths = {
       {
         operationId: 'createApiKey',
         summary: 'Make an API key (shown once, in this answer)',
+        description: `${smallBodyNote} Without a body the key gets every scope.`,
         requestParams: { path: tenantId },
+        requestBody: jsonBody(createKeyBody, false),
         responses: { 201: json(s.newApiKey, 'The key, with its secret') },
       },
-      404,
+      400, 404, 413, 415,
     ),
     get: adminOp(
       {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DELIVERY_STATUSES } from '../routes/queries.js';
+import { API_SCOPES } from '../auth.js';
 
 /**
  * What the api answers, as zod schemas rendered into the OpenAPI document. Request
@@ -179,7 +180,14 @@ export const sendingNumber = z
   })
   .meta({ id: 'SendingNumber' });
 
-const apiKeyFields = { id, tenant_id: z.string(), prefix: z.string(), created_at: timestamp, revoked_at: timestamp.nullable() };
+const apiKeyFields = {
+  id,
+  tenant_id: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.enum(API_SCOPES)).meta({ description: 'What the key may do; a route outside them answers 403' }),
+  created_at: timestamp,
+  revoked_at: timestamp.nullable(),
+};
 export const apiKey = z.object(apiKeyFields).meta({ id: 'ApiKey', description: 'An API key without its secret' });
 export const newApiKey = z
   .object({ ...apiKeyFields, key: z.string().meta({ description: 'The key itself, shown only in this response' }) })

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { inTransaction } from '../../../lib/db/postgres.js';
 import { tenantNamespaceManifest } from '../../../lib/tenancy/namespace.js';
-import { generateApiKey, requireAdmin } from '../auth.js';
+import { API_SCOPES, generateApiKey, requireAdmin } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { SMALL_BODY_BYTES } from '../deps.js';
 import { HttpError, notFound, parseOr400, readJson } from '../http.js';
@@ -123,6 +123,17 @@ export const rotateBody = z
   })
   .default({ grace_seconds: 0 });
 
+export const createKeyBody = z
+  .strictObject({
+    /** What the key may do; default every scope. A key for a mobile app gets ["devices:write"]. */
+    scopes: z
+      .array(z.enum(API_SCOPES))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'each scope once')
+      .default([...API_SCOPES]),
+  })
+  .default({ scopes: [...API_SCOPES] });
+
 interface TenantRow {
   id: string;
   name: string;
@@ -167,8 +178,10 @@ async function checkPlan(deps: ApiDeps, plan: string | undefined): Promise<void>
   if (!rows.some((r) => r.plan === plan)) throw new HttpError(400, 'plan', `unknown plan ${plan}; plans: ${rows.map((r) => r.plan).join(', ')}`);
 }
 
-function keyView(r: { id: number; tenant_id: string; prefix: string; created_at: Date; revoked_at: Date | null }) {
-  return { id: r.id, tenant_id: r.tenant_id, prefix: r.prefix, created_at: r.created_at, revoked_at: r.revoked_at };
+const KEY_COLUMNS = 'id, tenant_id, prefix, scopes, created_at, revoked_at';
+
+function keyView(r: { id: number; tenant_id: string; prefix: string; scopes: string[]; created_at: Date; revoked_at: Date | null }) {
+  return { id: r.id, tenant_id: r.tenant_id, prefix: r.prefix, scopes: r.scopes, created_at: r.created_at, revoked_at: r.revoked_at };
 }
 
 /** Tenants, their sending numbers and API keys: the admin credential only. */
@@ -279,11 +292,12 @@ export function adminRoutes(deps: ApiDeps): Router {
   // --- API keys ----------------------------------------------------------------------
   router.post('/tenants/:tenantId/api-keys', async (ctx) => {
     const tenant = await loadTenant(deps, tenantParam(ctx));
+    const { scopes } = parseOr400(createKeyBody, await readJson(ctx, SMALL_BODY_BYTES));
     const k = generateApiKey();
     const { rows } = await pool.query(
-      `INSERT INTO api_keys (tenant_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)
-       RETURNING id, tenant_id, prefix, created_at, revoked_at`,
-      [tenant.id, k.prefix, k.hash, clock.now()],
+      `INSERT INTO api_keys (tenant_id, prefix, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
+       RETURNING ${KEY_COLUMNS}`,
+      [tenant.id, k.prefix, k.hash, scopes, clock.now()],
     );
     ctx.status = 201;
     // The only time the key is ever shown.
@@ -293,7 +307,7 @@ export function adminRoutes(deps: ApiDeps): Router {
   router.get('/tenants/:tenantId/api-keys', async (ctx) => {
     const tenant = await loadTenant(deps, tenantParam(ctx));
     const { rows } = await pool.query(
-      'SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id',
+      `SELECT ${KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY id`,
       [tenant.id],
     );
     ctx.body = { items: rows.map(keyView) };
@@ -307,8 +321,8 @@ export function adminRoutes(deps: ApiDeps): Router {
     const revokeAt = new Date(now.getTime() + grace_seconds * 1000);
     const k = generateApiKey();
     const result = await inTransaction(pool, async (c) => {
-      const old = await c.query<{ id: number; revoked_at: Date | null }>(
-        'SELECT id, revoked_at FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
+      const old = await c.query<{ id: number; revoked_at: Date | null; scopes: string[] }>(
+        'SELECT id, revoked_at, scopes FROM api_keys WHERE tenant_id = $1 AND id = $2 FOR UPDATE',
         [tenantId, keyId],
       );
       const row = old.rows[0];
@@ -317,10 +331,11 @@ export function adminRoutes(deps: ApiDeps): Router {
       // A key already in a grace period keeps the earlier of the two deadlines.
       const oldRevokedAt = row.revoked_at && row.revoked_at < revokeAt ? row.revoked_at : revokeAt;
       await c.query('UPDATE api_keys SET revoked_at = $2 WHERE id = $1', [keyId, oldRevokedAt]);
+      // The new key may do what the old one could, no more.
       const ins = await c.query(
-        `INSERT INTO api_keys (tenant_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4)
-         RETURNING id, tenant_id, prefix, created_at, revoked_at`,
-        [tenantId, k.prefix, k.hash, now],
+        `INSERT INTO api_keys (tenant_id, prefix, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING ${KEY_COLUMNS}`,
+        [tenantId, k.prefix, k.hash, row.scopes, now],
       );
       return { created: ins.rows[0], oldRevokedAt };
     });
@@ -333,7 +348,7 @@ export function adminRoutes(deps: ApiDeps): Router {
     const { rows } = await pool.query(
       `UPDATE api_keys SET revoked_at = CASE WHEN revoked_at IS NOT NULL AND revoked_at <= $3 THEN revoked_at ELSE $3 END
         WHERE tenant_id = $1 AND id = $2
-        RETURNING id, tenant_id, prefix, created_at, revoked_at`,
+        RETURNING ${KEY_COLUMNS}`,
       [tenantParam(ctx), idParam(ctx, 'keyId'), now],
     );
     if (!rows[0]) throw notFound('API key');

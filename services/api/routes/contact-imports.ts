@@ -1,6 +1,6 @@
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import { tenantOf } from '../auth.js';
+import { requireScope, tenantOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { notFound } from '../http.js';
 import { JOB_COLUMNS, importUrl, type ImportJobView } from '../import-jobs.js';
@@ -16,7 +16,7 @@ function jobIdParam(ctx: Context): string {
 /** An import job of the key's tenant: its progress while it runs, its report after. */
 export function contactImportRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  router.get('/contact-imports/:id', async (ctx) => {
+  router.get('/contact-imports/:id', requireScope('contacts:read'), async (ctx) => {
     const { rows } = await deps.pool.query<ImportJobView>(`SELECT ${JOB_COLUMNS} FROM import_jobs WHERE tenant_id = $1 AND id = $2`, [
       tenantOf(ctx),
       jobIdParam(ctx),

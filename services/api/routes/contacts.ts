@@ -2,7 +2,7 @@ import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
-import { tenantOf } from '../auth.js';
+import { requireScope, tenantOf } from '../auth.js';
 import { parseContactsCsv } from '../contacts-csv.js';
 import { importUrl, readBodyHead, stageImport, type ImportLimits, type ImportRunner } from '../import-jobs.js';
 import { importRows, type RowError, type UpsertReport } from '../contacts-upsert.js';
@@ -44,7 +44,7 @@ export function contactRoutes(deps: ApiDeps, imports: { runner: ImportRunner; li
   const maxRows = deps.maxUploadRows ?? DEFAULT_MAX_UPLOAD_ROWS;
   const router = new Router();
 
-  router.post('/contacts', async (ctx) => {
+  router.post('/contacts', requireScope('contacts:write'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const country = defaultCountry(ctx);
     const type = ctx.request.type;
@@ -110,7 +110,7 @@ export function contactRoutes(deps: ApiDeps, imports: { runner: ImportRunner; li
     ctx.body = report;
   });
 
-  router.get('/contacts', async (ctx) => {
+  router.get('/contacts', requireScope('contacts:read'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.number().int()]));
@@ -122,7 +122,7 @@ export function contactRoutes(deps: ApiDeps, imports: { runner: ImportRunner; li
     ctx.body = page(rows, n, (r) => [r.id]);
   });
 
-  router.get('/contacts/:id', async (ctx) => {
+  router.get('/contacts/:id', requireScope('contacts:read'), async (ctx) => {
     const { rows } = await pool.query(`SELECT ${CONTACT_COLUMNS} FROM ${CONTACT_FROM} WHERE c.tenant_id = $1 AND c.id = $2`, [
       tenantOf(ctx),
       contactIdParam(ctx),
@@ -134,13 +134,13 @@ export function contactRoutes(deps: ApiDeps, imports: { runner: ImportRunner; li
   // Deleting a contact deletes their device tokens (FK cascade) but never their
   // opt-out: opt_outs is keyed by number and outlives the contact, so a re-import
   // of the same number is still not texted.
-  router.delete('/contacts/:id', async (ctx) => {
+  router.delete('/contacts/:id', requireScope('contacts:write'), async (ctx) => {
     const r = await pool.query('DELETE FROM contacts WHERE tenant_id = $1 AND id = $2', [tenantOf(ctx), contactIdParam(ctx)]);
     if (r.rowCount === 0) throw notFound('contact');
     ctx.status = 204;
   });
 
-  router.delete('/contacts', async (ctx) => {
+  router.delete('/contacts', requireScope('contacts:write'), async (ctx) => {
     const raw = queryParam(ctx, 'phone');
     if (raw === undefined) throw badRequest('phone', 'required (or DELETE /v1/contacts/:id)');
     // An unencoded "+" in a query string arrives as a space: read " 1202…" as "+1202…".

@@ -2,7 +2,7 @@ import { Router } from '@koa/router';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { inTransaction, type PoolClient } from '../../../lib/db/postgres.js';
-import { tenantOf } from '../auth.js';
+import { requireScope, tenantOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { SMALL_BODY_BYTES } from '../deps.js';
 import { HttpError, badRequest, notFound, parseOr400, readJson } from '../http.js';
@@ -71,7 +71,7 @@ export function deviceTokenRoutes(deps: ApiDeps): Router {
   const { pool, clock } = deps;
   const router = new Router();
 
-  router.post('/device-tokens', async (ctx) => {
+  router.post('/device-tokens', requireScope('devices:write'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const b = parseOr400(registerBody, await readJson(ctx, SMALL_BODY_BYTES));
     const now = clock.now();
@@ -114,7 +114,7 @@ export function deviceTokenRoutes(deps: ApiDeps): Router {
     ctx.body = { ...row, created, replaced_token_id: result.replaced };
   });
 
-  router.post('/device-tokens/unregister', async (ctx) => {
+  router.post('/device-tokens/unregister', requireScope('devices:write'), async (ctx) => {
     const b = parseOr400(unregisterBody, await readJson(ctx, SMALL_BODY_BYTES));
     const { rows } = await pool.query(
       `UPDATE device_tokens SET active = false,

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { maskPhone } from '../../../lib/logger.js';
-import { tenantOf } from '../auth.js';
+import { requireScope, tenantOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { SMALL_BODY_BYTES } from '../deps.js';
 import { badRequest, notFound, parseOr400, queryParam, readJson } from '../http.js';
@@ -60,7 +60,7 @@ export function queryRoutes(deps: ApiDeps): Router {
 
   // Newest first; keyset on (created_at, id). The cursor keeps created_at as PostgreSQL
   // text, since a JS Date would drop its microseconds and repeat or skip rows.
-  router.get('/broadcasts', async (ctx) => {
+  router.get('/broadcasts', requireScope('broadcasts:read'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().regex(UUID_RE)]));
@@ -69,7 +69,7 @@ export function queryRoutes(deps: ApiDeps): Router {
     ctx.body = { items: await withCounts(tenantId, p.items), next_cursor: p.next_cursor };
   });
 
-  router.get('/broadcasts/:id', async (ctx) => {
+  router.get('/broadcasts/:id', requireScope('broadcasts:read'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const b = await tenantBroadcast(pool, tenantId, broadcastIdParam(ctx));
     if (!b) throw notFound('broadcast');
@@ -78,7 +78,7 @@ export function queryRoutes(deps: ApiDeps): Router {
 
   // Ordered by (status, id) so that one index (broadcast_id, status, id) serves both the
   // filtered and the unfiltered listing.
-  router.get('/broadcasts/:id/deliveries', async (ctx) => {
+  router.get('/broadcasts/:id/deliveries', requireScope('broadcasts:read'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const id = broadcastIdParam(ctx);
     const status = parseOr400(deliveriesQuery.shape.status, queryParam(ctx, 'status'), 'status');
@@ -99,7 +99,7 @@ export function queryRoutes(deps: ApiDeps): Router {
 
   // The tenant's own opt-out list, newest first, with full numbers: the tenant needs
   // them to update its own records.
-  router.get('/opt-outs', async (ctx) => {
+  router.get('/opt-outs', requireScope('opt-outs:read'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const n = pageLimit(ctx);
     const after = decodeCursor(ctx, z.tuple([z.string().max(64), z.string().max(20)]));
@@ -112,7 +112,7 @@ export function queryRoutes(deps: ApiDeps): Router {
   });
 
   // An opt-out the tenant heard about elsewhere (a form, a phone call).
-  router.post('/opt-outs', async (ctx) => {
+  router.post('/opt-outs', requireScope('opt-outs:write'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const b = parseOr400(optOutBody, await readJson(ctx, SMALL_BODY_BYTES));
     const p = normalizePhone(b.phone, (b.default_country ?? 'US') as CountryCode);

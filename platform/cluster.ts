@@ -70,6 +70,19 @@ export class Cluster extends pulumi.ComponentResource {
       o({ dependsOn: [clusterPolicy] }),
     );
 
+    // The VPC CNI enforces NetworkPolicies only with its network policy agent on (network-policies.ts).
+    new aws.eks.Addon(
+      ctx.name('vpc-cni'),
+      {
+        clusterName: cluster.name,
+        addonName: 'vpc-cni',
+        configurationValues: JSON.stringify({ enableNetworkPolicy: 'true' }),
+        resolveConflictsOnCreate: 'OVERWRITE',
+        resolveConflictsOnUpdate: 'OVERWRITE',
+      },
+      o(),
+    );
+
     const nodeRole = new aws.iam.Role(ctx.name('node-role'), { assumeRolePolicy: assumeRole('ec2.amazonaws.com') }, o());
     const nodePolicies = ['AmazonEKSWorkerNodePolicy', 'AmazonEKS_CNI_Policy', 'AmazonEC2ContainerRegistryReadOnly'].map(
       (policy) =>

@@ -92,6 +92,8 @@ const schema = z
     }),
     alerting: z.object({ emails: z.array(z.string().email()).min(1) }),
     loadTest: z.object({
+      // off: no provider simulator, no k6 CronJob, and no tenant's sends are routed to a simulator
+      enabled: z.boolean(),
       schedule: z.string().min(9),
       tenant: z.string().min(1),
       scriptPath: z.string().default('loadtests/capacity.js'),

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type ControlPlane } from '../devenv/control-plane.js';
 import { runKubectl } from '../devenv/kubectl.js';
 import type { Manifest } from './operator-manifests.js';
+import { podContainers } from './policy/policies.js';
 import { renderKubernetesManifests } from './testing/mocked-run.js';
 
 const kubectl = runKubectl;
@@ -64,6 +65,30 @@ describe('server-side dry run of the rendered Kubernetes objects', () => {
       }
     });
   }
+
+  it("creates a Pod of every pod template in its namespace, which enforces the restricted Pod Security Standard (and refuses one that is not)", async () => {
+    const manifests = [...rendered.get('staging')!.values()][0]!;
+    const podOf = (m: Manifest): Manifest => {
+      const spec = m['spec'] as Record<string, any>;
+      const template = m.kind === 'CronJob' ? spec['jobTemplate'].spec.template : spec['template'];
+      return { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${m.metadata.name}-pss`.slice(0, 63), namespace: m.metadata.namespace }, spec: template.spec };
+    };
+    const pods = manifests.filter((m) => podContainers(`kubernetes:x:${m.kind}`, m as Record<string, unknown>)).map(podOf);
+    expect(pods.map((p) => p.metadata.namespace).sort()).toEqual(expect.arrayContaining(['herald', 'herald-loadtest', 'herald-system']));
+    for (const p of pods) {
+      const ns = manifests.find((m) => m.kind === 'Namespace' && m.metadata.name === p.metadata.namespace)!;
+      expect((ns.metadata['labels'] as Record<string, string>)['pod-security.kubernetes.io/enforce'], p.metadata.namespace).toBe('restricted');
+    }
+    const r = await dryRun(cp, pods);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+
+    const escalating = structuredClone(pods.find((p) => p.metadata.name.startsWith('herald-api'))!) as Manifest & { spec: { containers: Record<string, any>[] } };
+    escalating.spec.containers[0]!['securityContext'] = { ...escalating.spec.containers[0]!['securityContext'], allowPrivilegeEscalation: true };
+    const refused = await dryRun(cp, [escalating]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/violates PodSecurity "restricted:latest": allowPrivilegeEscalation/);
+  });
 
   it('rejects a malformed object (so the dry run really validates)', async () => {
     const manifests = [...rendered.get('staging')!.values()][0]!;

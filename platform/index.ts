@@ -11,10 +11,11 @@ import { Database } from './database.js';
 import { ApiDns, Ingress } from './ingress.js';
 import { LoadTesting } from './loadtesting.js';
 import { Network, RegionPeering } from './network.js';
+import { createNetworkPolicies } from './network-policies.js';
 import { loadOperatorManifests } from './operator-manifests.js';
 import { regionContexts } from './region.js';
 import { SecretDelivery, Secrets } from './secrets.js';
-import { Workloads } from './workloads.js';
+import { NAMESPACE, PORTS, Workloads } from './workloads.js';
 
 export default async function herald(): Promise<Record<string, unknown>> {
   const cfg = loadStackConfig();
@@ -69,16 +70,33 @@ export default async function herald(): Promise<Record<string, unknown>> {
       api: cfg.api,
       workers: cfg.workers,
       syntheticTenant: cfg.loadTest.tenant,
+      simulator: cfg.loadTest.enabled,
     });
-    new LoadTesting(ctx.name('load-testing'), {
-      ctx,
-      cluster,
-      namespace: workloads.namespace,
-      images: cfg.images,
-      loadTest: cfg.loadTest,
-      apiServiceUrl: workloads.apiServiceUrl,
-      secretDelivery,
-    });
+    const loadTesting = cfg.loadTest.enabled
+      ? new LoadTesting(ctx.name('load-testing'), {
+          ctx,
+          cluster,
+          namespace: workloads.namespace,
+          images: cfg.images,
+          loadTest: cfg.loadTest,
+          apiServiceUrl: workloads.apiServiceUrl,
+          secretDelivery,
+        })
+      : undefined;
+    createNetworkPolicies(
+      {
+        ctx,
+        namespace: NAMESPACE,
+        operatorNamespace: operator.namespace,
+        loadTestNamespace: loadTesting?.namespace,
+        simulator: cfg.loadTest.enabled,
+        ports: PORTS,
+        loadBalancerCidrs: net(ctx.region).publicCidrs,
+        databaseCidrs: regions.flatMap((r) => net(r.region).privateCidrs),
+        kubeApiCidrs: net(ctx.region).privateCidrs,
+      },
+      { provider: cluster.k8s, dependsOn: [...workloads.namespaces, ...(loadTesting?.namespaces ?? [])] },
+    );
     return { ctx, loadBalancerHostname: workloads.apiLoadBalancerHostname, alertTopicArn: alerting.topicArn };
   });
   const dns = new ApiDns(primary.name('api-dns'), { home: primary, domain: cfg.domain, activeRegion: cfg.activeRegion, endpoints });

@@ -109,6 +109,10 @@ export interface LoadTestingArgs {
 }
 
 export class LoadTesting extends pulumi.ComponentResource {
+  /** The load-test namespace (loadtests/k8s/loadtest-rbac.yaml). */
+  readonly namespace: string;
+  readonly namespaces: pulumi.Resource[];
+
   constructor(name: string, args: LoadTestingArgs, opts?: pulumi.ComponentResourceOptions) {
     super('herald:platform:LoadTesting', name, {}, opts);
     const { ctx, cluster, images, loadTest } = args;
@@ -144,6 +148,8 @@ export class LoadTesting extends pulumi.ComponentResource {
                 env: [
                   { name: 'HERALD_SIMULATOR_PORT', value: String(PORTS.simulator) },
                   { name: 'HERALD_SIMULATOR_HOST', value: '0.0.0.0' },
+                  // only what a provider answers, plus health and the public key / CA the workers fetch: nobody resets, reconfigures or aims it here
+                  { name: 'HERALD_SIMULATOR_ADMIN_ROUTES', value: 'off' },
                 ],
               },
               { automountServiceAccountToken: false },
@@ -158,6 +164,7 @@ export class LoadTesting extends pulumi.ComponentResource {
       {
         metadata: { name: SIMULATOR_SERVICE, namespace: NAMESPACE, labels: simLabels },
         spec: {
+          type: 'ClusterIP',
           selector: simLabels,
           ports: [
             { name: 'http', port: 80, targetPort: 'http' }, // Telnyx API + /_sim admin
@@ -170,6 +177,8 @@ export class LoadTesting extends pulumi.ComponentResource {
     // --- the load-test namespace, ServiceAccount and Role (loadtests/k8s/loadtest-rbac.yaml) ---
     const prefix = ctx.name('loadtest-rbac');
     const loadTestNamespace = createManifests(prefix, rbac.manifests.filter((m) => m.kind === 'Namespace'), k({ dependsOn: [] }));
+    this.namespace = rbac.namespace;
+    this.namespaces = loadTestNamespace;
     const identity = createManifests(prefix, rbac.manifests.filter((m) => m.kind !== 'Namespace'), k({ dependsOn: loadTestNamespace }));
     const apiKey = loadTestApiKeySecret(ctx, args.secretDelivery, rbac.namespace, k({ dependsOn: loadTestNamespace }));
     const scripts = new k8s.core.v1.ConfigMap(

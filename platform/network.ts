@@ -27,6 +27,10 @@ export function subnetCidrs(vpcCidr: string, zones: number): { privateCidrs: str
 export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;
   readonly cidr: string;
+  /** Where nodes and pods are (and the database, RDS Proxy, EKS endpoint ENIs). */
+  readonly privateCidrs: string[];
+  /** Where the NAT gateways and the internet-facing load balancer are. */
+  readonly publicCidrs: string[];
   readonly privateSubnetIds: pulumi.Output<string>[];
   readonly publicSubnetIds: pulumi.Output<string>[];
   readonly privateRouteTableIds: pulumi.Output<string>[];
@@ -38,6 +42,8 @@ export class Network extends pulumi.ComponentResource {
     const zones = ctx.config.availabilityZones.slice(0, 3);
     const { privateCidrs, publicCidrs } = subnetCidrs(ctx.config.vpcCidr, zones.length);
     this.cidr = ctx.config.vpcCidr;
+    this.privateCidrs = privateCidrs;
+    this.publicCidrs = publicCidrs;
 
     const vpc = new aws.ec2.Vpc(
       ctx.name('vpc'),

@@ -32,6 +32,23 @@ export const QUEUE_DEPTH_QUERY =
   "SELECT count(*) FROM pgboss.job WHERE name='herald-deliver' AND state IN ('created','retry')";
 export const SECRET_MOUNT = '/var/run/secrets/herald';
 export const SIMULATOR_SERVICE = 'herald-provider-simulator';
+/** Pods in Herald's namespaces must satisfy the restricted Pod Security Standard (the API server refuses others). */
+export const POD_SECURITY_LABELS = {
+  'pod-security.kubernetes.io/enforce': 'restricted',
+  'pod-security.kubernetes.io/enforce-version': 'latest',
+  'pod-security.kubernetes.io/warn': 'restricted',
+  'pod-security.kubernetes.io/audit': 'restricted',
+} as const;
+/**
+ * What the public load balancer routes to the api: the tenant API, the signed provider
+ * webhooks, and Route 53's health check (which reaches /readyz through the ALB and reads
+ * only ready / not ready). /admin, /metrics and the rest answer in-cluster only.
+ */
+export const PUBLIC_PATHS = [
+  { path: '/v1', pathType: 'Prefix' },
+  { path: '/webhooks', pathType: 'Prefix' },
+  { path: '/readyz', pathType: 'Exact' },
+] as const;
 
 type Resources = k8sInput.core.v1.ResourceRequirements;
 export const RESOURCES = {
@@ -131,10 +148,14 @@ export interface WorkloadsArgs {
   api: StackConfig['api'];
   workers: StackConfig['workers'];
   syntheticTenant: string;
+  /** Load testing on: the provider simulator runs and the synthetic tenant's sends go to it. */
+  simulator: boolean;
 }
 
 export class Workloads extends pulumi.ComponentResource {
   readonly namespace: k8s.core.v1.Namespace;
+  /** Herald's own namespaces here (the api's and the operator's). */
+  readonly namespaces: k8s.core.v1.Namespace[];
   /** DNS name of the api's load balancer (from the Ingress status). */
   readonly apiLoadBalancerHostname: pulumi.Output<string>;
   readonly apiServiceUrl = `http://herald-api.${NAMESPACE}.svc.cluster.local`;
@@ -151,14 +172,16 @@ export class Workloads extends pulumi.ComponentResource {
     });
 
     // --- namespaces, operator CRD + RBAC (the operator's files) ----------------------
-    this.namespace = new k8s.core.v1.Namespace(ctx.name('ns'), { metadata: { name: NAMESPACE, labels: labels('namespace') } }, k());
+    const namespaceLabels = { ...labels('namespace'), ...POD_SECURITY_LABELS };
+    this.namespace = new k8s.core.v1.Namespace(ctx.name('ns'), { metadata: { name: NAMESPACE, labels: namespaceLabels } }, k());
     const namespaces = [this.namespace];
     const operatorNamespaceDeclared = args.operator.manifests.some((m) => m.kind === 'Namespace' && m.metadata.name === args.operator.namespace);
     if (args.operator.namespace !== NAMESPACE && !operatorNamespaceDeclared) {
       namespaces.push(
-        new k8s.core.v1.Namespace(ctx.name('operator-ns'), { metadata: { name: args.operator.namespace, labels: labels('namespace') } }, k()),
+        new k8s.core.v1.Namespace(ctx.name('operator-ns'), { metadata: { name: args.operator.namespace, labels: namespaceLabels } }, k()),
       );
     }
+    this.namespaces = namespaces;
     const operatorObjects = createManifests(ctx.name('operator'), args.operator.manifests, k({ dependsOn: namespaces }));
 
     const appNamespaces = [...new Set([NAMESPACE, args.operator.namespace])];
@@ -180,8 +203,12 @@ export class Workloads extends pulumi.ComponentResource {
       { name: 'TELNYX_PUBLIC_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxPublicKey}` },
       { name: 'FCM_SERVICE_ACCOUNT_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.fcmServiceAccount}` },
       // the synthetic (load-test) tenant never reaches a real provider
-      { name: 'HERALD_SIMULATED_TENANTS', value: args.syntheticTenant },
-      { name: 'HERALD_SIMULATOR_URL', value: `http://${SIMULATOR_SERVICE}.${NAMESPACE}.svc.cluster.local` },
+      ...(args.simulator
+        ? [
+            { name: 'HERALD_SIMULATED_TENANTS', value: args.syntheticTenant },
+            { name: 'HERALD_SIMULATOR_URL', value: `http://${SIMULATOR_SERVICE}.${NAMESPACE}.svc.cluster.local` },
+          ]
+        : []),
     ];
 
     // --- operator -----------------------------------------------------------------------
@@ -285,7 +312,7 @@ export class Workloads extends pulumi.ComponentResource {
           tls: [{ hosts: args.ingress.hostnames }],
           rules: args.ingress.hostnames.map((host) => ({
             host,
-            http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'herald-api', port: { name: 'http' } } } }] },
+            http: { paths: PUBLIC_PATHS.map((p) => ({ ...p, backend: { service: { name: 'herald-api', port: { name: 'http' } } } })) },
           })),
         },
       },

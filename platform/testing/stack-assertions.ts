@@ -10,8 +10,11 @@ import { LOADTEST_RBAC_FILE, loadLoadTestRbac } from '../loadtesting.js';
 import { readFinalStage } from '../image-layout.js';
 import { loadManifestFiles, loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
 import { podContainers } from '../policy/policies.js';
-import { QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
+import { subnetCidrs } from '../network.js';
+import { MONITORING_NAMESPACE } from '../network-policies.js';
+import { PORTS, QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
 import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
+import { allowed, parsePolicies, type Endpoint } from './network-policy-eval.js';
 
 export const T = {
   awsProvider: 'pulumi:providers:aws',
@@ -50,7 +53,23 @@ export const T = {
   scaledObject: 'kubernetes:keda.sh/v1alpha1:ScaledObject',
   externalSecret: 'kubernetes:external-secrets.io/v1:ExternalSecret',
   secretStore: 'kubernetes:external-secrets.io/v1:ClusterSecretStore',
+  networkPolicy: 'kubernetes:networking.k8s.io/v1:NetworkPolicy',
+  eksAddon: 'aws:eks/addon:Addon',
 } as const;
+
+/** The backend a request path reaches through an Ingress's rules (Kubernetes' Exact / Prefix matching, by path element), or undefined. */
+export function ingressBackend(spec: { rules: { http: { paths: { path: string; pathType: string; backend: { service: { name: string } } }[] } }[] }, requestPath: string): string | undefined {
+  const matches = spec.rules
+    .flatMap((r) => r.http.paths)
+    .filter((p) => {
+      if (p.pathType === 'Exact') return requestPath === p.path;
+      if (p.pathType !== 'Prefix') throw new Error(`pathType ${p.pathType} is not evaluated here`);
+      const prefix = p.path.replace(/\/$/, '');
+      return prefix === '' || requestPath === prefix || requestPath.startsWith(`${prefix}/`);
+    })
+    .sort((a, b) => b.path.length - a.path.length);
+  return matches[0]?.backend.service.name;
+}
 
 export const ofType = (run: StackRun, type: string): RegisteredResource[] => run.resources.filter((r) => r.type === type);
 export const one = (run: StackRun, type: string, pred: (r: RegisteredResource) => boolean = () => true): RegisteredResource => {
@@ -561,6 +580,106 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         const topics = run.outputs['alertTopicArns'] as Record<string, string>;
         expect(Object.keys(topics).sort()).toEqual(cfg.regions.map((r) => r.name).sort());
         for (const r of cfg.regions) expect(topics[r.name]).toBe(one(run, 'aws:sns/topic:Topic', (t) => t.region === r.name).state['arn']);
+      });
+    });
+
+    describe('exposure (issue 10)', () => {
+      it('routes only /v1, /webhooks and /readyz from the public load balancer: /admin, /metrics and the rest are not reachable through it', () => {
+        for (const r of cfg.regions) {
+          const ingress = one(run, T.ingress, (i) => i.region === r.name);
+          for (const path of ['/v1/contacts', '/v1', '/webhooks/telnyx', '/readyz']) expect(ingressBackend(ingress.inputs['spec'], path), path).toBe('herald-api');
+          for (const path of ['/admin/tenants', '/admin', '/metrics', '/', '/healthz', '/openapi.json', '/v1x', '/readyz/x', '/webhooksx']) {
+            expect(ingressBackend(ingress.inputs['spec'], path), path).toBeUndefined();
+          }
+        }
+      });
+
+      it("labels Herald's namespaces to enforce the restricted Pod Security Standard", () => {
+        for (const r of cfg.regions) {
+          for (const name of ['herald', loadOperatorManifests().namespace, 'herald-loadtest']) {
+            const ns = one(run, T.namespace, (n) => n.region === r.name && n.inputs['metadata'].name === name);
+            expect(ns.inputs['metadata'].labels['pod-security.kubernetes.io/enforce'], name).toBe('restricted');
+          }
+        }
+      });
+
+      it('turns on the VPC CNI network policy agent, so NetworkPolicies are enforced', () => {
+        for (const r of cfg.regions) {
+          const addon = one(run, T.eksAddon, (a) => a.region === r.name && a.inputs['addonName'] === 'vpc-cni');
+          expect(JSON.parse(addon.inputs['configurationValues'])).toMatchObject({ enableNetworkPolicy: 'true' });
+        }
+      });
+
+      it('admits exactly the flows Herald needs (NetworkPolicies evaluated connection by connection)', async () => {
+        const byRegion = await renderKubernetesManifests(stack, run);
+        const operatorNs = loadOperatorManifests().namespace;
+        for (const r of cfg.regions) {
+          const policies = parsePolicies(byRegion.get(r.name)!);
+          const { privateCidrs, publicCidrs } = subnetCidrs(r.vpcCidr, 3);
+          const host = (cidr: string, n: number) => cidr.replace(/\.0\/\d+$/, `.${n}`);
+          const podIp = host(privateCidrs[0]!, 10);
+          const pod = (namespace: string, component: string): Endpoint => ({ pod: { namespace, labels: { 'app.kubernetes.io/name': 'herald', 'app.kubernetes.io/component': component }, ip: podIp } });
+          const api = pod('herald', 'api');
+          const worker: Endpoint = { pod: { namespace: 'herald', labels: { 'app.kubernetes.io/name': 'herald', 'app.kubernetes.io/component': 'worker', 'herald.dev/lane': 'blue' }, ip: podIp } };
+          const operator = pod(operatorNs, 'operator');
+          const migrate = pod('herald', 'migrate');
+          const simulator = pod('herald', 'provider-simulator');
+          const k6 = pod('herald-loadtest', 'load-test');
+          const prometheus: Endpoint = { pod: { namespace: MONITORING_NAMESPACE, labels: { app: 'prometheus' }, ip: podIp } };
+          const tenantPod: Endpoint = { pod: { namespace: 'grace-church', labels: { app: 'anything' }, ip: podIp } };
+          const dns: Endpoint = { pod: { namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' }, ip: podIp } };
+          const loadBalancer: Endpoint = { ip: host(publicCidrs[0]!, 5) };
+          const internet: Endpoint = { ip: '203.0.113.7' }; // Telnyx, FCM, or anyone's server
+          const imds: Endpoint = { ip: '169.254.169.254' };
+          const otherRegion = cfg.regions.find((x) => x.name !== r.name)!;
+          const databases: Endpoint[] = [{ ip: host(privateCidrs[1]!, 4) }, { ip: host(subnetCidrs(otherRegion.vpcCidr, 3).privateCidrs[0]!, 4) }];
+          const kubeApi: Endpoint = { ip: host(privateCidrs[2]!, 9) };
+          const ok = (from: Endpoint, to: Endpoint, port: number, why: string) => expect(allowed(policies, from, to, port), `${r.name}: ${why}`).toBe(true);
+          const no = (from: Endpoint, to: Endpoint, port: number, why: string) => expect(allowed(policies, from, to, port), `${r.name}: ${why}`).toBe(false);
+
+          for (const [name, p] of [['api', api], ['worker', worker], ['operator', operator], ['migrate', migrate], ['simulator', simulator], ['k6', k6]] as const) {
+            expect(allowed(policies, p, dns, 53, 'UDP'), `${name} resolves names`).toBe(true);
+            no(p, imds, 80, `${name} reaches the instance metadata service`);
+            no(tenantPod, p, PORTS.api, `a pod of a tenant namespace reaches ${name}`);
+          }
+          for (const db of databases) {
+            for (const [name, p] of [['api', api], ['worker', worker], ['operator', operator], ['migrate', migrate]] as const) ok(p, db, 5432, `${name} -> PostgreSQL`);
+            no(simulator, db, 5432, 'simulator -> PostgreSQL');
+            no(k6, db, 5432, 'k6 -> PostgreSQL');
+          }
+          ok(worker, internet, 443, 'worker -> Telnyx / FCM');
+          ok(api, internet, 443, 'api -> Telnyx (HELP replies)');
+          no(worker, internet, 80, 'worker -> plain http on the internet');
+          no(operator, internet, 443, 'operator -> the internet');
+          ok(operator, kubeApi, 443, 'operator -> Kubernetes API');
+          ok(k6, kubeApi, 443, 'k6 -> Kubernetes API');
+          no(api, kubeApi, 443, 'api -> Kubernetes API');
+
+          ok(loadBalancer, api, PORTS.api, 'load balancer -> api');
+          no(loadBalancer, worker, PORTS.worker, 'load balancer -> worker');
+          no(loadBalancer, operator, PORTS.operator, 'load balancer -> operator');
+          no(internet, api, PORTS.api, 'the internet -> api, past the load balancer');
+          ok(k6, api, PORTS.api, 'k6 -> api');
+          for (const [p, port, name] of [[api, PORTS.api, 'api'], [worker, PORTS.worker, 'worker'], [operator, PORTS.operator, 'operator']] as const) {
+            ok(prometheus, p, port, `Prometheus scrapes ${name}`);
+          }
+          no(tenantPod, api, PORTS.api, 'a tenant namespace pod -> api /admin');
+
+          ok(worker, simulator, PORTS.simulator, 'worker -> simulator (Telnyx API)');
+          ok(worker, simulator, PORTS.simulator + 1, 'worker -> simulator (FCM)');
+          no(api, simulator, PORTS.simulator, 'api -> simulator');
+          no(k6, simulator, PORTS.simulator, 'k6 -> simulator admin routes');
+          no(loadBalancer, simulator, PORTS.simulator, 'load balancer -> simulator');
+          ok(simulator, api, PORTS.api, 'simulator -> api webhooks');
+          no(simulator, internet, 443, 'simulator (redeliver) -> an arbitrary https URL');
+          no(simulator, internet, 80, 'simulator (redeliver) -> an arbitrary http URL');
+          no(simulator, worker, PORTS.worker, 'simulator -> worker');
+          no(simulator, kubeApi, 443, 'simulator -> Kubernetes API');
+
+          const simService = one(run, T.service, (x) => x.region === r.name && x.inputs['metadata'].name === 'herald-provider-simulator');
+          expect(simService.inputs['spec'].type).toBe('ClusterIP');
+          expect(env(deployment(r.name, 'herald-provider-simulator'))['HERALD_SIMULATOR_ADMIN_ROUTES']).toBe('off');
+        }
       });
     });
 

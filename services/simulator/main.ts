@@ -12,6 +12,7 @@ import { createSigningKey, signingKeySeed } from './webhooks.js';
  *   HERALD_SIMULATOR_HOST       default 127.0.0.1
  *   HERALD_SIMULATOR_LATENCY_MS, _ERROR_RATE, _RECEIPT_DELAY_MS, _RECEIPTS (all|finalized|none), _HOLD_MS,
  *   HERALD_SIMULATOR_WEBHOOK_URL (default receipt/inbound target)
+ *   HERALD_SIMULATOR_ADMIN_ROUTES=off   only health, info, public key and CA of /_sim (in a cluster)
  * The webhook signing key and the TLS certificate are kept under
  * $HERALD_DATA_DIR/simulator so that a restart keeps the public key and CA the
  * api and workers were given (also served at GET /_sim/info).
@@ -46,6 +47,7 @@ const sim = await startSimulator({
   receiptDelayMs: num('HERALD_SIMULATOR_RECEIPT_DELAY_MS'),
   receipts: env.HERALD_SIMULATOR_RECEIPTS as SimulatorConfig['receipts'] | undefined,
   defaultWebhookUrl: env.HERALD_SIMULATOR_WEBHOOK_URL,
+  adminRoutes: env.HERALD_SIMULATOR_ADMIN_ROUTES !== 'off',
 });
 
 log.info({ url: sim.url, telnyxBaseURL: sim.telnyxBaseURL, fcm: { host: sim.fcm.host, port: sim.fcm.port, caFile: certFile }, publicKey: sim.publicKey }, 'provider simulator listening');

@@ -14,7 +14,7 @@ import {
   smsNumberUnconfirmed,
   type FcmErrorCode,
 } from './behaviours.js';
-import { SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY } from './client.js';
+import { connectToSimulator, SIMULATOR_FCM_ACCESS_TOKEN, SIMULATOR_TELNYX_API_KEY } from './client.js';
 import { smsParts } from './sms-parts.js';
 import { startSimulator, type Simulator } from './simulator.js';
 import { createSigningKey, telnyxEvent, WebhookSender } from './webhooks.js';
@@ -256,6 +256,63 @@ describe('signed webhooks', () => {
     expect(all[1]!.headers['telnyx-signature-ed25519']).toBe(hook!.headers['telnyx-signature-ed25519']);
     expect(all[2]!.json.data.id).toBe(eventId);
     expect(all[2]!.json.meta.attempt).toBe(2);
+  });
+
+  it('redelivers an event only to where it was sent, never to a URL the caller names', async () => {
+    const elsewhere = await startWebhookSink();
+    try {
+      const rec = await sim.inbound({ from: smsNumberOk(8), to: '+13125550100', text: 'HELP', webhookUrl: sink.url });
+      await sink.waitFor(1);
+      for (const sameRequest of [false, true]) {
+        const res = await fetch(`${sim.url}/_sim/webhooks/${rec.eventId}/redeliver`, {
+          method: 'POST',
+          body: JSON.stringify({ url: elsewhere.url, sameRequest }),
+        });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: string }).error).toMatch(/can be redelivered only to its own webhook or failover URL/);
+      }
+      await expect(sim.redeliver(rec.eventId, { url: elsewhere.url })).rejects.toThrow(/was not sent to/);
+      // its own URL still works, and nothing reached the other server
+      await sim.redeliver(rec.eventId, { url: sink.url });
+      await sink.waitFor(2);
+      await sim.idle();
+      expect(elsewhere.received).toHaveLength(0);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it('with admin routes off answers only health, info, public key and CA of /_sim, and still takes sends', async () => {
+    const locked = await startSimulator({ adminRoutes: false });
+    try {
+      for (const path of ['/_sim/health', '/_sim/info', '/_sim/public-key', '/_sim/ca']) {
+        expect((await fetch(`${locked.url}${path}`)).status, path).toBe(200);
+      }
+      const refused: [string, string][] = [
+        ['POST', '/_sim/config'],
+        ['GET', '/_sim/config'],
+        ['POST', '/_sim/reset'],
+        ['POST', '/_sim/fail-next'],
+        ['GET', '/_sim/received'],
+        ['POST', '/_sim/inbound'],
+        ['GET', '/_sim/webhooks'],
+        ['POST', '/_sim/webhooks/any/redeliver'],
+        ['POST', '/_sim/idle'],
+      ];
+      for (const [method, path] of refused) {
+        const body = method === 'POST' ? JSON.stringify({ down: true, from: '+1', to: '+1', text: 'x', webhookUrl: sink.url, url: sink.url }) : undefined;
+        expect((await fetch(`${locked.url}${path}`, { method, body })).status, `${method} ${path}`).toBe(404);
+      }
+      expect(locked.config().down).toBe(false);
+      // what a worker does: read its endpoints, then send
+      const info = await connectToSimulator(locked.url);
+      const lockedClient = new Telnyx({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: info.telnyxBaseURL, maxRetries: 0 });
+      await lockedClient.messages.send({ from: '+13125550100', to: smsNumberOk(7), text: 'hi' });
+      expect(locked.received().sms.accepted).toBe(1);
+      expect(sink.received).toHaveLength(0);
+    } finally {
+      await locked.close();
+    }
   });
 
   it('a burst waits its turn: the timeout counts from the send, connections are kept', async () => {

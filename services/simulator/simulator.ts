@@ -88,7 +88,16 @@ export interface SimulatorOptions extends Partial<SimulatorConfig> {
   signingKeySeed?: string;
   /** PEM key and certificate for the TLS port, to keep them stable across restarts */
   tls?: { key: string; cert: string };
+  /**
+   * false: of /_sim/* only what a process that did not start the simulator reads (health,
+   * info, public key, CA); configuring, resetting, reading what was sent, inbound and
+   * redelivery answer 404. In a cluster nothing may steer the simulator (default true).
+   */
+  adminRoutes?: boolean;
 }
+
+/** The /_sim routes left when admin routes are off: read-only, nothing secret in them. */
+const PUBLIC_SIM_ROUTES = new Set(['/_sim/health', '/_sim/info', '/_sim/public-key', '/_sim/ca']);
 
 export type Channel = 'sms' | 'push';
 
@@ -267,7 +276,7 @@ export async function generateFcmCertificate(): Promise<{ key: string; cert: str
 }
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
-  const { host = '127.0.0.1', port = 0, fcmPort = 0, signingKeySeed, tls, ...configOpts } = opts;
+  const { host = '127.0.0.1', port = 0, fcmPort = 0, signingKeySeed, tls, adminRoutes = true, ...configOpts } = opts;
   const cfg: SimulatorConfig = { ...DEFAULT_CONFIG, ...stripUndefined(configOpts) };
   const key = createSigningKey(signingKeySeed);
   const tlsPems = tls ?? (await generateFcmCertificate());
@@ -643,7 +652,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       const m = FCM_PATH.exec(path);
       if (m) return handleFcmSend(ctx, decodeURIComponent(m[1]!));
     }
-    if (path.startsWith('/_sim/')) return handleAdmin(ctx, path);
+    if (path.startsWith('/_sim/') && (adminRoutes || PUBLIC_SIM_ROUTES.has(path))) return handleAdmin(ctx, path);
     ctx.status = 404;
     ctx.type = 'application/json';
     ctx.body = path.startsWith('/v1/')

@@ -161,12 +161,16 @@ export class WebhookSender {
    * sameRequest the exact earlier request (timestamp and signature) is replayed.
    */
   async redeliver(eventId: string, opts: { sameRequest?: boolean; url?: string } = {}): Promise<WebhookRecord> {
+    const ev = this.events.get(eventId);
+    // Only to where the event was already sent (its URL or failover URL): redelivery is no way to make the simulator POST anywhere.
+    if (opts.url !== undefined && opts.url !== ev?.url && opts.url !== ev?.failoverUrl) {
+      throw new Error(`event ${eventId} was not sent to ${opts.url}; it can be redelivered only to its own webhook or failover URL`);
+    }
     if (opts.sameRequest) {
       const rec = [...this.ring].reverse().find((r) => r && r.eventId === eventId);
       if (!rec) throw new Error(`no recorded request for event ${eventId}`);
       return this.send(rec.eventId, rec.eventType, opts.url ?? rec.url, rec.attempt, rec.body, rec.headers);
     }
-    const ev = this.events.get(eventId);
     if (!ev) throw new Error(`unknown event ${eventId}`);
     const previous = this.ring.filter((r) => r && r.eventId === eventId).reduce((m, r) => Math.max(m, r.attempt), 0);
     return this.post(ev.data, opts.url ?? ev.url, previous + 1);

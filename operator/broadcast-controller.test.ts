@@ -127,7 +127,8 @@ describe('push', { timeout: 180_000 }, () => {
     expect(lecture.status).toMatchObject({ audienceSize: 10, counts: { sent: 10, failed: 0 } });
     const alert = await phaseIs(kube, 'alert', 'Completed');
     expect(alert.status).toMatchObject({ audienceSize: 1, counts: { sent: 1 } });
-    expect(delivery.sim.countFor('topic:all-students')).toBe(1);
+    // On the wire the topic is the tenant's (lib/tenancy/topic.ts).
+    expect(delivery.sim.countFor('topic:school.all-students')).toBe(1);
     // priority: urgent takes the delivery core's urgent path.
     const jobs = await delivery.db.pool.query<{ priority: number }>(
       `SELECT priority FROM pgboss.job WHERE data->>'occurrenceId' IN (SELECT id::text FROM occurrences WHERE broadcast_id = $1)`,

@@ -107,6 +107,19 @@ describe('planOccurrence', () => {
     expect(rt.audienceSize).toBe(1);
   });
 
+  it("a topic is the tenant's own: two tenants' `students` are two topics on the wire, neither reaching the other's subscribers", async () => {
+    await seedTenant(fx.db.pool, 'northfield');
+    const grace = await seedBroadcast(fx.db.pool, { tenantId: 'grace', channel: 'push', audience: { topic: 'students' } });
+    const northfield = await seedBroadcast(fx.db.pool, { tenantId: 'northfield', channel: 'push', audience: { topic: 'students' } });
+    // A tenant naming another's wire topic still gets a topic of its own.
+    const forged = await seedBroadcast(fx.db.pool, { tenantId: 'northfield', channel: 'push', audience: { topic: 'grace.students' } });
+    for (const b of [grace, northfield, forged]) await planOccurrence(fx.db.pool, fx.boss, { broadcastId: b.id, key: 'once', scheduledAt: now }, now);
+    const topicOf = async (id: string) => (await fx.db.pool.query(`SELECT address FROM deliveries WHERE broadcast_id = $1`, [id])).rows.map((r) => r.address);
+    expect(await topicOf(grace.id)).toEqual(['grace.students']);
+    expect(await topicOf(northfield.id)).toEqual(['northfield.students']);
+    expect(await topicOf(forged.id)).toEqual(['northfield.grace.students']);
+  });
+
   it('local time: each recipient is due at that wall-clock time in their own zone; past ones wait for nobody, expired ones are recorded', async () => {
     await seedTenant(fx.db.pool, 'tz');
     await seedContacts(fx.db.pool, 'tz', 1, { tz: 'Asia/Tokyo', offset: 100 });

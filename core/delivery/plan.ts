@@ -6,6 +6,7 @@ import { DELIVER_QUEUE, URGENT_PRIORITY, deliverGroup, type DeliverJob } from '.
 import { metrics } from '../../lib/metrics.js';
 import { batchJobId, occurrenceId as occurrenceIdFor } from './ids.js';
 import type { Audience } from './broadcasts.js';
+import { tenantTopic } from '../../lib/tenancy/topic.js';
 
 export const BATCH_SIZE = 500;
 
@@ -73,7 +74,7 @@ export function audienceSql(channel: 'sms' | 'push'): string {
 
 export function audienceParams(tenantId: string, a: Audience): unknown[] {
   const tags = a.segment?.tags?.length ? a.segment.tags : null;
-  return [tenantId, tags, a.segment?.all === true, a.contacts ?? [], a.topic ?? null];
+  return [tenantId, tags, a.segment?.all === true, a.contacts ?? [], a.topic ? tenantTopic(tenantId, a.topic) : null];
 }
 
 export interface BroadcastRow {

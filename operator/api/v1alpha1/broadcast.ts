@@ -4,6 +4,7 @@
  * `generate-crd.ts` writes it into the CRD manifest, and the TypeScript types the
  * operator uses are derived from the same objects, so the three cannot drift.
  */
+import { TENANT_TOPIC_MAX } from '../../../lib/tenancy/topic.js';
 
 export const GROUP = 'herald.dev';
 export const VERSION = 'v1alpha1';
@@ -106,9 +107,9 @@ export const broadcastSpecSchema = {
         },
         topic: {
           type: 'string',
-          description: 'An FCM topic (push only; never with other sources or a local-time schedule).',
+          description: "An FCM topic of the tenant's (push only; never with other sources or a local-time schedule). Sent as `<tenant>.<topic>`: the devices subscribe to that name, and no tenant can reach another's topic.",
           minLength: 1,
-          maxLength: 900,
+          maxLength: TENANT_TOPIC_MAX,
           pattern: '^[a-zA-Z0-9-_.~%]+$',
         },
       },

@@ -13,6 +13,7 @@ export const KUBE_STATE_METRICS_SERIES = [
   'kube_deployment_status_replicas_available',
   'kube_job_status_failed',
   'kube_job_owner',
+  'kube_resourcequota',
 ] as const;
 
 /** cAdvisor, as the kubelet serves it on /metrics/cadvisor (the stack's kubelet ServiceMonitor). */

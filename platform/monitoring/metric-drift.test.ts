@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalPlatform, type LocalPlatform } from '../../devenv/local-platform.js';
 import { ALERTS } from './alerts.js';
+import { dashboards, panelQueries } from './dashboards.js';
 import { exportedSeries, metricDrift, type MetricReference } from './drift.js';
 import { EXTERNAL_SERIES } from './external-series.js';
 
@@ -17,7 +18,7 @@ let platform: LocalPlatform;
 const scraped: Record<string, Set<string>> = {};
 let exported: Set<string>;
 
-const references = (): MetricReference[] => [...ALERTS.map((a) => ({ source: `alert ${a.alert}`, expr: a.expr }))];
+const references = (): MetricReference[] => [...ALERTS.map((a) => ({ source: `alert ${a.alert}`, expr: a.expr })), ...panelQueries()];
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-drift-'));
@@ -42,13 +43,21 @@ describe('metric drift', () => {
     }
   });
 
-  it('no rule names a metric that no service exports', () => {
+  it('no rule or dashboard panel names a metric that no service exports', () => {
+    expect(panelQueries().length).toBeGreaterThan(40);
     expect(metricDrift(references(), exported)).toEqual([]);
   });
 
   it('a made-up metric is caught (so the check above can fail)', () => {
     const refs = [...references(), { source: 'alert Invented', expr: 'sum(rate(herald_messages_invented_total[5m])) > 0' }];
     expect(metricDrift(refs, exported)).toEqual(['alert Invented: herald_messages_invented_total']);
+  });
+
+  it('a made-up metric in a dashboard panel is caught', () => {
+    const boards = structuredClone(dashboards());
+    const panel = boards['herald-queue']!.panels!.find((p) => 'targets' in p && p.targets?.length) as unknown as { title: string; targets: { expr: string }[] };
+    panel.targets[0]!.expr = 'max(herald_queue_depht)';
+    expect(metricDrift(panelQueries(boards), exported)).toEqual([`dashboard herald-queue panel "${panel.title}": herald_queue_depht`]);
   });
 
   it('the pinned cluster series are not Herald names (a Herald metric cannot hide there)', () => {

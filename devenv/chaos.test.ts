@@ -11,12 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chaosJson, prepareChaos, runScenario, type ChaosContext } from './chaos.js';
 import { startLocalPlatform, type LocalPlatform, type ServiceName } from './local-platform.js';
 import { isAlive } from './processes.js';
-import { waitFor } from './poll.js';
+import { httpOk, waitFor } from './poll.js';
 
 let dataDir: string;
 let platform: LocalPlatform;
 let ctx: ChaosContext;
 const exits: { service: ServiceName; code: number | null; signal: string | null }[] = [];
+const platformLines: string[] = [];
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-chaos-'));
@@ -26,6 +27,9 @@ beforeAll(async () => {
     logLevel: 'warn',
     env: { worker: { HERALD_ACCOUNT_SMS_PER_SECOND: '100000', HERALD_WORKER_LEASE_SECONDS: '10' } },
     onUnexpectedExit: (service, code, signal) => exits.push({ service, code, signal }),
+    onLog: (service, line) => {
+      if (service === 'platform') platformLines.push(line);
+    },
   });
   ctx = await prepareChaos(platform);
 }, 300_000);
@@ -69,5 +73,41 @@ describe('chaos, small', () => {
     }
     expect(r).toMatchObject({ completed: true, recipients: 2_000, lost: 0, duplicates_uncounted: 0 });
     expect(r.rows).toEqual({ sent: 2_000 });
+  }, 400_000);
+
+  it('kill -9 of the worker mid-broadcast, twice: the platform stays up, the worker is restarted with a new pid, the broadcast completes, nothing lost, every duplicate counted', async () => {
+    const before = platform.services();
+    exits.length = 0;
+    const r = await runScenario(ctx, 'worker-kill', { recipients: 3_000, faultMs: 0, kills: 2, killEveryMs: 5_000, baseLatencyMs: 50, timeoutMs: 240_000 });
+    process.stdout.write(chaosJson(r) + '\n');
+    expect(r.killed.length).toBeGreaterThanOrEqual(1);
+    expect(exits.map((e) => [e.service, e.signal])).toEqual(r.killed.map(() => ['worker', 'SIGKILL']));
+    const after = platform.services();
+    expect(after.worker.restarts - before.worker.restarts).toBe(r.killed.length);
+    expect(r.killed).not.toContain(after.worker.pid);
+    for (const s of ['simulator', 'api', 'operator'] as const) expect(after[s]).toEqual(before[s]);
+    expect(platformLines.some((l) => /worker exited unexpectedly \(code null, signal SIGKILL\); restarting in/.test(l))).toBe(true);
+    expect(r).toMatchObject({ completed: true, recipients: 3_000, lost: 0, duplicates_uncounted: 0 });
+    expect(r.rows).toEqual({ sent: 3_000 });
+  }, 400_000);
+
+  it('a service that keeps crashing is reported crash-looping and retried, and the rest keeps running', async () => {
+    const before = platform.services();
+    // kill -9 the operator, then each time it is back: at least three quick exits in a row
+    // (the first is not quick if it had been up a while: the backoff starts afresh).
+    for (let i = 0; i < 4; i++) {
+      const pid = platform.pids.operator;
+      process.kill(pid, 'SIGKILL');
+      await waitFor('the operator restarted', async () => platform.pids.operator !== pid && isAlive(platform.pids.operator), { timeoutMs: 60_000 });
+    }
+    const looping = platformLines.filter((l) => l.startsWith('operator is crash-looping'));
+    expect(looping.length).toBeGreaterThanOrEqual(1);
+    expect(looping.at(-1)).toMatch(/^operator is crash-looping \(code null, signal SIGKILL; restart \d+, next in (4|8) s\); the rest keeps running/);
+    const after = platform.services();
+    expect(after.operator).toMatchObject({ crashLooping: true, running: true });
+    expect(after.operator.restarts - before.operator.restarts).toBe(4);
+    for (const s of ['simulator', 'api', 'worker'] as const) expect(after[s]).toEqual(before[s]);
+    // Back to work once it stays up: it leads again (the killed leader's Lease expires).
+    await waitFor('the operator leading again', async () => httpOk(`http://127.0.0.1:${platform.ports.operator}/leader`, (j) => (j as { leader?: boolean }).leader === true), { timeoutMs: 120_000 });
   }, 400_000);
 });

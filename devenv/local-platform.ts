@@ -11,7 +11,10 @@
  *
  * Each service is a child process (`node --import tsx <file>`, so a signal reaches the
  * real process), started in that order once the one before is healthy, and stopped in
- * the reverse order. Nothing is deleted on stop: the next start over the same data
+ * the reverse order. A service that exits while the platform runs is restarted with
+ * backoff, as a pod would be (devenv/processes.ts RestartAlways, the stand-in for the
+ * kubelet's restartPolicy); one that keeps crashing is reported and retried while the
+ * rest keeps running. Nothing is deleted on stop: the next start over the same data
  * directory finds the Broadcasts (etcd) and the deliveries (PostgreSQL) it left.
  */
 import { randomBytes } from 'node:crypto';
@@ -27,7 +30,7 @@ import { writeKubeconfig } from './kubeconfig.js';
 import { kubectlPath, mustKubectl, runKubectl, type RunResult } from './kubectl.js';
 import { httpOk, waitFor } from './poll.js';
 import { choosePorts } from './ports.js';
-import { isAlive, spawnWatchdog, startProcess, startTs, type Exit, type ProcessOptions, type Supervised } from './processes.js';
+import { isAlive, RestartAlways, spawnWatchdog, startProcess, startTs, type ProcessOptions } from './processes.js';
 import { DEMO_TENANTS, seedDemo, type SeedReport } from './seed-demo.js';
 import { tenantNamespaceManifest } from '../lib/tenancy/namespace.js';
 
@@ -66,7 +69,7 @@ export interface LocalPlatformOptions {
    * (devenv/image-tree.ts); the previous-release test runs the previous commit's api and worker.
    */
   command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string } | undefined;
-  /** A service exited while the platform was running (not during stop). */
+  /** A service exited while the platform was running (not during stop); it is restarted after a backoff. */
   onUnexpectedExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
 }
 
@@ -87,7 +90,10 @@ export interface LocalPlatform {
   adminTokenFile: string;
   databaseUrl: string;
   ports: Ports;
-  pids: Record<ServiceName, number>;
+  /** Each service's current pid (a restarted service has a new one). */
+  readonly pids: Record<ServiceName, number>;
+  /** Each service's restarts so far and whether it is crash-looping. */
+  services(): Record<ServiceName, { pid: number; running: boolean; restarts: number; crashLooping: boolean }>;
   seeded?: SeedReport;
   controlPlane: ControlPlane;
   /**
@@ -165,7 +171,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
   await writeFile(pidFile, '');
   spawnWatchdog(pidFile);
 
-  const services: Supervised[] = [];
+  const services: RestartAlways[] = [];
   let database: DatabaseServer | undefined;
   let cp: ControlPlane | undefined;
   let stopped: Promise<void> | undefined;
@@ -238,20 +244,39 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       DATABASE_URL: databaseUrl,
       HERALD_DATA_DIR: dataDir,
     };
-    const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<Supervised> => {
+    const start = async (name: ServiceName, file: string, env: Record<string, string>): Promise<RestartAlways> => {
       const how = o.command?.(name, file);
-      const options: ProcessOptions = {
-        name,
-        env: { ...common, ...env, ...o.env?.[name] },
-        logFile: logDir ? path.join(logDir, `${name}.log`) : undefined,
-        onLine: o.onLog && ((line: string) => o.onLog!(name, line)),
-        onUnexpectedExit: o.onUnexpectedExit && ((exit: Exit) => o.onUnexpectedExit!(name, exit.code, exit.signal)),
-      };
       const [cmd, ...args] = how?.argv ?? [];
       if (how && !cmd) throw new Error(`${name}: empty command`);
-      const s = how ? startProcess(cmd!, args, { ...options, cwd: how.cwd }) : startTs(file, options);
+      const s = new RestartAlways(
+        (onUnexpectedExit) => {
+          const options: ProcessOptions = {
+            name,
+            env: { ...common, ...env, ...o.env?.[name] },
+            logFile: logDir ? path.join(logDir, `${name}.log`) : undefined,
+            onLine: o.onLog && ((line: string) => o.onLog!(name, line)),
+            onUnexpectedExit,
+          };
+          return how ? startProcess(cmd!, args, { ...options, cwd: how.cwd }) : startTs(file, options);
+        },
+        {
+          name,
+          onStart: (p) => {
+            notePid('TERM', p.pid).catch((e: Error) => say(`noting ${name}'s pid for the watchdog: ${e.message}`));
+          },
+          onExit: ({ exit, restarts, backoffMs, crashLooping, tail }) => {
+            o.onUnexpectedExit?.(name, exit.code, exit.signal);
+            const how = `code ${exit.code}, signal ${exit.signal}`;
+            if (crashLooping) {
+              const last = tail.split('\n').slice(-5).join('\n  ');
+              say(`${name} is crash-looping (${how}; restart ${restarts}, next in ${backoffMs / 1000} s); the rest keeps running. Its last lines:\n  ${last}`);
+            } else {
+              say(`${name} exited unexpectedly (${how}); restarting in ${backoffMs / 1000} s (restart ${restarts})`);
+            }
+          },
+        },
+      );
       services.push(s);
-      await notePid('TERM', s.pid);
       return s;
     };
 
@@ -300,8 +325,8 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
     });
     say('all services healthy');
 
-    const pids = Object.fromEntries(services.map((s) => [s.name, s.pid])) as Record<ServiceName, number>;
-    for (const n of SERVICES) if (!pids[n]) throw new Error(`internal: ${n} not started`);
+    for (const n of SERVICES) if (!services.some((s) => s.name === n)) throw new Error(`internal: ${n} not started`);
+    const byName = (n: ServiceName) => services.find((s) => s.name === n)!;
     return {
       dataDir,
       kubeconfig: cp.adminKubeconfig,
@@ -315,7 +340,14 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
       adminTokenFile,
       databaseUrl,
       ports,
-      pids,
+      get pids() {
+        return Object.fromEntries(SERVICES.map((n) => [n, byName(n).pid])) as Record<ServiceName, number>;
+      },
+      services: () =>
+        Object.fromEntries(SERVICES.map((n) => {
+          const s = byName(n);
+          return [n, { pid: s.pid, running: s.running(), restarts: s.restarts, crashLooping: s.crashLooping }];
+        })) as ReturnType<LocalPlatform['services']>,
       seeded,
       controlPlane: cp,
       database: {

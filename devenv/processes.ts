@@ -119,6 +119,106 @@ export function startProcess(command: string, args: string[], o: ProcessOptions)
   };
 }
 
+export interface RestartOptions {
+  name: string;
+  /** First wait before a restart; it doubles per crash up to maxBackoffMs. Default 1 s. */
+  initialBackoffMs?: number;
+  /** Default 30 s. */
+  maxBackoffMs?: number;
+  /** A process that ran this long before it exited starts the backoff afresh. Default 30 s. */
+  resetAfterMs?: number;
+  /** This many restarts in a row, each after less than resetAfterMs up: reported as crash-looping. Default 3. */
+  crashLoopAfter?: number;
+  /** Each unexpected exit, with the restart planned (what a kubelet's events say). */
+  onExit?: (e: { exit: Exit; restarts: number; backoffMs: number; crashLooping: boolean; tail: string }) => void;
+  /** Each new process (the first one too): its pid. */
+  onStart?: (p: Supervised) => void;
+}
+
+/**
+ * STAND-IN for a kubelet's `restartPolicy: Always` on the process-based local platform
+ * (npm start), which has no kubelet: the process `start` makes is restarted whenever it
+ * exits without stop() having been called, after a backoff that doubles from 1 s to 30 s
+ * and starts afresh once a process stayed up 30 s (the kubelet's CrashLoopBackOff, with
+ * shorter times). A process that keeps exiting soon after each start is reported as
+ * crash-looping and keeps being retried at the longest backoff; nothing else stops.
+ * `start` receives the exit handler to pass to startProcess/startTs.
+ */
+export class RestartAlways {
+  private process: Supervised;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private startedAt = Date.now();
+  private backoffMs: number;
+  private quickExits = 0;
+  /** Restarts so far (counted when planned, at each unexpected exit). */
+  restarts = 0;
+
+  constructor(
+    private readonly start: (onUnexpectedExit: (exit: Exit) => void) => Supervised,
+    private readonly o: RestartOptions,
+  ) {
+    this.backoffMs = o.initialBackoffMs ?? 1_000;
+    this.process = this.launch();
+  }
+
+  get name(): string {
+    return this.o.name;
+  }
+  /** The current process (the last one started). */
+  get current(): Supervised {
+    return this.process;
+  }
+  get pid(): number {
+    return this.process.pid;
+  }
+  /** Exited soon after each of its last crashLoopAfter starts. */
+  get crashLooping(): boolean {
+    return this.quickExits >= (this.o.crashLoopAfter ?? 3);
+  }
+  /** The current process runs (false while waiting out a backoff). */
+  running(): boolean {
+    return this.process.running();
+  }
+  tail(): string {
+    return this.process.tail();
+  }
+
+  private launch(): Supervised {
+    this.startedAt = Date.now();
+    const p = this.start((exit) => this.exited(exit));
+    this.o.onStart?.(p);
+    return p;
+  }
+
+  private exited(exit: Exit): void {
+    if (this.stopped) return;
+    const upMs = Date.now() - this.startedAt;
+    if (upMs >= (this.o.resetAfterMs ?? 30_000)) {
+      this.backoffMs = this.o.initialBackoffMs ?? 1_000;
+      this.quickExits = 0;
+    } else {
+      this.quickExits++;
+    }
+    const backoffMs = this.backoffMs;
+    this.restarts++;
+    this.o.onExit?.({ exit, restarts: this.restarts, backoffMs, crashLooping: this.crashLooping, tail: this.process.tail() });
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      this.process = this.launch();
+    }, backoffMs);
+    this.backoffMs = Math.min(backoffMs * 2, this.o.maxBackoffMs ?? 30_000);
+  }
+
+  /** No more restarts; stop the current process (Supervised.stop). */
+  async stop(graceMs?: number): Promise<Exit> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    return this.process.stop(graceMs);
+  }
+}
+
 /**
  * A TypeScript entry point of this repository (e.g. services/worker/main.ts) as its own
  * process on this Node, tsx as a loader rather than a wrapper process, so a signal sent to

@@ -6,16 +6,17 @@
  * at here (its paused-replicas annotation, else minReplicaCount); the version is the
  * pod template's herald.dev/version annotation; the container's env is the process's, so
  * a bad version differs from a good one exactly as in a cluster: by configuration.
- * A process that exits is restarted with backoff (1 s doubling to 30 s, reset after
- * 30 s up); a color that keeps crashing never heartbeats ready, so the Release holds its
- * weight at 0 while everything else keeps running. The rollout logic does not know
+ * A process that exits is restarted with backoff by the platform's one restart stand-in
+ * (devenv/processes.ts RestartAlways: 1 s doubling to 30 s, reset after 30 s up); a color
+ * that keeps crashing never heartbeats ready, so the Release holds its weight at 0 while
+ * everything else keeps running. The rollout logic does not know
  * whether it runs on this or on real pods: both are workers writing the workers table.
  */
 import type { KubeClient } from '../operator/kube-client.js';
 import { isNotFound } from '../operator/kube-client.js';
 import { KEDA_PAUSED_REPLICAS, VERSION_ANNOTATION, workerDeployment } from '../operator/color-workloads.js';
 import type { Logger } from '../lib/logger.js';
-import { startTs, type Supervised } from './processes.js';
+import { RestartAlways, startTs } from './processes.js';
 
 export interface ColorWanted {
   color: string;
@@ -27,11 +28,7 @@ export interface ColorWanted {
 
 interface Slot {
   key: string;
-  process?: Supervised;
-  restarts: number;
-  backoffMs: number;
-  startedAt: number;
-  timer?: NodeJS.Timeout;
+  runner?: RestartAlways;
 }
 
 export interface WorkerStandInOptions {
@@ -102,7 +99,7 @@ export class WorkerStandIn {
         const key = `${w.color}/${i}/${spec}`;
         keep.add(key);
         if (!this.slots.has(key)) {
-          const slot: Slot = { key, restarts: 0, backoffMs: 1_000, startedAt: 0 };
+          const slot: Slot = { key };
           this.slots.set(key, slot);
           this.run(slot, w, i);
         }
@@ -114,35 +111,32 @@ export class WorkerStandIn {
 
   private run(slot: Slot, w: ColorWanted, index: number): void {
     if (this.stopped) return;
-    slot.startedAt = Date.now();
-    const p = startTs('services/worker/main.ts', {
-      name: `worker-${w.color}-${index}`,
-      ipc: true,
-      logFile: this.o.logDir ? `${this.o.logDir}/worker-${w.color}-${index}.log` : undefined,
-      env: { ...process.env, HERALD_WORKER_PORT: '0', ...this.o.baseEnv, ...w.env, HERALD_LANE: w.color, HERALD_VERSION: w.version },
-      onUnexpectedExit: (exit) => {
-        if (this.stopped || !this.slots.has(slot.key)) return;
-        // Crash-looping: back off, as a kubelet does (CrashLoopBackOff).
-        if (Date.now() - slot.startedAt > 30_000) slot.backoffMs = 1_000;
-        slot.restarts++;
-        this.o.log.warn({ color: w.color, version: w.version, code: exit.code, restarts: slot.restarts, backoffMs: slot.backoffMs }, 'worker exited; restarting after backoff');
-        slot.timer = setTimeout(() => this.run(slot, w, index), slot.backoffMs);
-        slot.backoffMs = Math.min(slot.backoffMs * 2, 30_000);
+    slot.runner = new RestartAlways(
+      (onUnexpectedExit) =>
+        startTs('services/worker/main.ts', {
+          name: `worker-${w.color}-${index}`,
+          ipc: true,
+          logFile: this.o.logDir ? `${this.o.logDir}/worker-${w.color}-${index}.log` : undefined,
+          env: { ...process.env, HERALD_WORKER_PORT: '0', ...this.o.baseEnv, ...w.env, HERALD_LANE: w.color, HERALD_VERSION: w.version },
+          onUnexpectedExit,
+        }),
+      {
+        name: `worker-${w.color}-${index}`,
+        onExit: ({ exit, restarts, backoffMs, crashLooping }) =>
+          this.o.log.warn({ color: w.color, version: w.version, code: exit.code, signal: exit.signal, restarts, backoffMs, crashLooping }, 'worker exited; restarting after backoff'),
       },
-    });
-    slot.process = p;
+    );
   }
 
   private async retire(slot: Slot): Promise<void> {
     this.slots.delete(slot.key);
-    if (slot.timer) clearTimeout(slot.timer);
-    await slot.process?.stop(30_000);
+    await slot.runner?.stop(30_000);
   }
 
   /** Restarts so far, per color (a crash-looping color shows here). */
   restarts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const s of this.slots.values()) out[s.key.split('/')[0]!] = (out[s.key.split('/')[0]!] ?? 0) + s.restarts;
+    for (const s of this.slots.values()) out[s.key.split('/')[0]!] = (out[s.key.split('/')[0]!] ?? 0) + (s.runner?.restarts ?? 0);
     return out;
   }
 

@@ -9,6 +9,9 @@
  * Ctrl-C (or SIGTERM) stops everything in reverse order and keeps the data; a second
  * Ctrl-C a few seconds later kills what has not stopped yet.
  *
+ * A service that crashes is restarted with backoff, as a pod would be, and the platform
+ * stays up; one that keeps crashing is reported ("crash-looping") and retried.
+ *
  * Two processes: this one, in the terminal's process group, and a supervisor in a
  * process group of its own that runs the platform (devenv/local-platform.ts). A
  * Ctrl-C reaches only this one, which asks the supervisor to stop; so etcd,
@@ -99,10 +102,6 @@ async function supervise(): Promise<void> {
         if (name === 'platform' || !quiet) print(name, line);
       },
       env: process.env.HERALD_ACCOUNT_SMS_PER_SECOND ? { worker: { HERALD_ACCOUNT_SMS_PER_SECOND: process.env.HERALD_ACCOUNT_SMS_PER_SECOND } } : {},
-      onUnexpectedExit: (name, code, signal) => {
-        print('platform', `${name} exited unexpectedly (code ${code}, signal ${signal}); stopping the platform`);
-        void stop(1);
-      },
     });
   } catch (err) {
     print('platform', `failed to start: ${(err as Error).stack ?? String(err)}`);

@@ -42,6 +42,17 @@ const schema = z.object({
   HERALD_ACCOUNT_PUSH_PER_SECOND: z.coerce.number().positive().default(10_000),
 });
 
+/** The admin credential opens every tenant: at least 32 bytes, so it cannot be guessed or brute-forced. */
+export const MIN_ADMIN_TOKEN_BYTES = 32;
+
+/** Why an admin token is refused, naming where it came from (never its value), or undefined. */
+export function adminTokenProblem(token: string | undefined, name: string): string | undefined {
+  if (token === undefined) return undefined;
+  const bytes = Buffer.byteLength(token, 'utf8');
+  if (bytes >= MIN_ADMIN_TOKEN_BYTES) return undefined;
+  return `${name}: must be at least ${MIN_ADMIN_TOKEN_BYTES} bytes (it is ${bytes}); make one with: node -p "require('node:crypto').randomBytes(32).toString('base64')"`;
+}
+
 export type HeraldConfig = z.infer<typeof schema> & {
   databaseUrl?: string;
   telnyxApiKey?: string;
@@ -57,6 +68,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HeraldConfig {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new Error(`invalid configuration: ${issues}`);
   }
+  const adminToken = readSecret('HERALD_ADMIN_TOKEN', env);
+  const tokenProblem = adminTokenProblem(adminToken, env.HERALD_ADMIN_TOKEN_FILE ? 'HERALD_ADMIN_TOKEN_FILE' : 'HERALD_ADMIN_TOKEN');
+  if (tokenProblem) throw new Error(`invalid configuration: ${tokenProblem}`);
   return {
     ...parsed.data,
     HERALD_DATA_DIR: resolve(parsed.data.HERALD_DATA_DIR),
@@ -64,6 +78,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HeraldConfig {
     telnyxApiKey: readSecret('TELNYX_API_KEY', env),
     telnyxPublicKey: readSecret('TELNYX_PUBLIC_KEY', env),
     fcmServiceAccountJson: readSecret('FCM_SERVICE_ACCOUNT', env),
-    adminToken: readSecret('HERALD_ADMIN_TOKEN', env),
+    adminToken,
   };
 }

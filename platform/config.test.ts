@@ -80,6 +80,16 @@ describe('stack configuration', () => {
     );
   });
 
+  it('refuses an admin token shorter than 32 bytes, naming the key and not the value', async () => {
+    const short = 'short-admin-token-31-bytes-xxxx';
+    expect(Buffer.byteLength(short)).toBe(31);
+    const err = await runStack('staging', { 'herald:adminToken': short }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StackConfigError);
+    expect((err as StackConfigError).problems).toEqual([expect.stringMatching(/^herald:adminToken: must be at least 32 bytes \(it is 31\)/)]);
+    expect((err as Error).message).not.toContain(short);
+    await expect(runStack('staging', { 'herald:adminToken': `${short}y` })).resolves.toBeDefined();
+  });
+
   it('fails clearly when the k6 script is missing, instead of deploying an empty ConfigMap', () => {
     expect(() => readLoadTestScripts('loadtests/does-not-exist.js')).toThrow(/herald:loadTest.scriptPath: k6 script loadtests\/does-not-exist.js not found/);
   });

@@ -5,6 +5,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
+import { adminTokenProblem } from '../lib/config.js';
 
 export const CONFIG_NAMESPACE = 'herald';
 
@@ -206,6 +207,9 @@ export function loadStackConfig(): StackConfig {
       secrets[key] = value;
     }
   }
+  // read in clear only to measure it: the api refuses a short one at start, the stack refuses it before deploying
+  const tokenProblem = adminTokenProblem(pulumi.runtime.getConfig(`${CONFIG_NAMESPACE}:adminToken`), `${CONFIG_NAMESPACE}:adminToken`);
+  if (tokenProblem) problems.push(tokenProblem);
   if (problems.length > 0 || parsed === undefined) throw new StackConfigError(problems);
   return {
     ...parsed,

@@ -22,6 +22,9 @@ export function runKubectl(kubeconfig: string, args: string[], input?: string, t
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
+    // kubectl may exit before reading its stdin (a command that takes none, a bad flag):
+    // the exit code and stderr say what happened, so a broken pipe here is not an error.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
 }

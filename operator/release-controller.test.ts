@@ -193,6 +193,47 @@ describe('a Release', { timeout: 300_000 }, () => {
     expect(standIn.restarts().blue ?? 0).toBeGreaterThan(0);
   });
 
+  it('blue-green: no real tenant row reaches blue before promotion, every one after; pause, promote, and an operator restart mid-rollout', async () => {
+    await apply([colorObjects('blue', 0)[0]!]);
+    await apply([release('v5', { blueGreen: { previewTenants: ['loadtest'], prePromotionAnalysis: true, postPromotionAnalysis: false } })]);
+    // Sent once blue serves the synthetic tenant (the preview) and is being analysed.
+    await until('v5 in preview analysis', (x) => x.status?.canaryVersion === 'v5' && x.status.currentStepName === 'analysis', 120_000);
+    const synthetic = await send('loadtest', 200, 20_000);
+    const real = await send('grace', 300, 30_000);
+    await until('v5 waiting for promote', (x) => x.status?.canaryVersion === 'v5' && x.status.phase === 'Paused' && x.status.currentStepName === 'pause', 120_000);
+    expect(await settled(synthetic)).toEqual({ sent: 200 });
+    expect(await settled(real)).toEqual({ sent: 300 });
+    expect(await byLane(synthetic)).toEqual({ blue: 200 });
+    expect(await byLane(real)).toEqual({ green: 300 });
+
+    // Killed mid-rollout, a new operator resumes at the same step.
+    const stepBefore = (await get()).status?.currentStep;
+    await operator!.stop();
+    await startTheOperator();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await get()).status).toMatchObject({ phase: 'Paused', currentStep: stepBefore });
+
+    // spec.paused holds it even when promoted; un-paused, the promote goes through.
+    await merge({ spec: { paused: true } });
+    await until('paused by spec', (x) => x.status?.conditions?.find((c) => c.type === 'Paused')?.reason === 'PausedBySpec');
+    await merge({ spec: { paused: false } });
+    await promote();
+    await until('v5 promoted', (x) => x.status?.phase === 'Healthy' && x.status.stableVersion === 'v5');
+    const after = await send('north', 200, 40_000);
+    expect(await settled(after)).toEqual({ sent: 200 });
+    expect(await byLane(after)).toEqual({ blue: 200 });
+  });
+
+  it('a manual abort moves the canary to weight 0 at once', async () => {
+    await apply([colorObjects('green', 0)[0]!]);
+    await apply([release('v6', { canary: { steps: [{ setWeight: 30 }, { pause: {} }] } })]);
+    await until('v6 paused at 30', (x) => x.status?.canaryVersion === 'v6' && x.status.phase === 'Paused' && x.status.weights?.green === 30);
+    await merge({ spec: { abort: true } });
+    const r = await until('v6 aborted', (x) => x.status?.phase === 'Aborted');
+    expect(r.status?.abortReason).toMatch(/aborted by spec.abort/);
+    expect(await weights()).toEqual({ blue: 100, green: 0 });
+  });
+
   it('the operator used exactly what its Release Role grants: nothing forbidden, no unused grant', () => {
     const { used, forbidden } = usedBy(kube.cp.auditLogPath, `system:serviceaccount:${OPERATOR_SA.namespace}:${OPERATOR_SA.name}`, auditFrom);
     expect(forbidden).toEqual([]);

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '../../lib/db/postgres.js';
 import { inTransaction } from '../../lib/db/postgres.js';
+import { BATCH_SIZE } from './plan.js';
 
 export type LaneRole = 'stable' | 'canary' | 'preview';
 
@@ -111,4 +112,22 @@ export async function laneReadiness(db: Db, color: string, version: string, want
   );
   const ready = rows[0]?.ready ?? 0;
   return { color, version, wanted, ready, live: rows[0]?.live ?? 0, isReady: ready >= wanted };
+}
+
+/**
+ * A preview lane's own work: queued rows of its tenants, a list of ids per broadcast and
+ * channel (what one delivery job names), up to `limit` rows each. The tenants' latest
+ * `broadcasts` broadcasts are looked at, so the query stays small however many load
+ * tests a synthetic tenant has run; rows of older ones still arrive by their queue jobs.
+ */
+export async function previewWork(db: Db, tenants: string[], o: { limit?: number; broadcasts?: number } = {}): Promise<{ deliveryIds: number[] }[]> {
+  const { rows } = await db.query<{ ids: string[] }>(
+    `SELECT array_agg(d.id ORDER BY d.id)::text[] AS ids
+       FROM (SELECT id FROM broadcasts WHERE tenant_id = ANY($1::text[]) AND NOT suspended AND cancelled_at IS NULL
+              ORDER BY created_at DESC LIMIT $3) b
+       CROSS JOIN LATERAL (SELECT id, channel FROM deliveries WHERE broadcast_id = b.id AND status = 'queued' ORDER BY id LIMIT $2) d
+      GROUP BY b.id, d.channel`,
+    [tenants, o.limit ?? BATCH_SIZE, o.broadcasts ?? 100],
+  );
+  return rows.map((r) => ({ deliveryIds: r.ids.map(Number) }));
 }

@@ -205,11 +205,20 @@ async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], limits: Limits, 
 }
 
 /**
+ * How long rows a lane refuses ('closed') wait before any worker may take them again:
+ * a second, so a tenant no live lane serves (a preview lane not up yet) is not passed
+ * around in a loop, plus up to a second at random, so the moment they are offered again
+ * is not in step with the refusing worker's own polling (with a fixed delay, the lane
+ * that refused them took them back nearly every time). A preview lane does not wait
+ * for them at all: it takes its tenants' queued rows itself (worker.ts).
+ */
+export const refusedDelayMs = (): number => 1_000 + Math.floor(Math.random() * 1_000);
+
+/**
  * Put the rows not claimed back on the queue: the job then completes, spending no retry.
  * Rows a lane is too far ahead to claim ('busy') go back at once in chunk-sized jobs, so
  * the lanes behind, which hold none of this tenant's rows, can take their share of them.
- * Rows a lane refuses ('closed') wait a second before they are offered again, so a
- * tenant no live lane serves (a preview lane not up yet) is not passed around in a loop.
+ * Rows a lane refuses ('closed') wait before they are offered again (refusedDelayMs).
  * Rows refused tokens ('wait') go back for the wait the shared limits gave, and this
  * process fetches none of the tenant's jobs meanwhile (onCapacityWait).
  */
@@ -218,7 +227,7 @@ async function handBackRest(deps: DeliverDeps, rest: Row[], summary: Back, c: Cl
   const why = !c ? 'drain' : c.lane === 'busy' ? 'busy' : c.lane === 'wait' ? 'wait' : 'closed';
   const first = rest[0]!;
   const urgent = first.priority === 'urgent';
-  const waitMs = why === 'wait' ? Math.ceil(c?.waitMs ?? 1) : why === 'closed' ? 1_000 : 0;
+  const waitMs = why === 'wait' ? Math.ceil(c?.waitMs ?? 1) : why === 'closed' ? refusedDelayMs() : 0;
   await deps.handBack(rest.map((r) => r.id), {
     urgent, tenantId: first.tenant_id,
     startAfterMs: waitMs,
@@ -236,7 +245,7 @@ async function handBackRest(deps: DeliverDeps, rest: Row[], summary: Back, c: Cl
 async function settleAll(deps: DeliverDeps, rows: Row[], seg: SegmentCount | null, outcome: Outcome | WaitOutcome): Promise<string[]> {
   const c = await claim(deps, rows[0]!, rows.map((r) => r.id), seg);
   if (c.lane !== 'ok') {
-    await deps.handBack(rows.map((r) => r.id), { urgent: rows[0]!.priority === 'urgent', tenantId: rows[0]!.tenant_id, startAfterMs: 1_000 });
+    await deps.handBack(rows.map((r) => r.id), { urgent: rows[0]!.priority === 'urgent', tenantId: rows[0]!.tenant_id, startAfterMs: refusedDelayMs() });
     return [];
   }
   if (c.halt) {

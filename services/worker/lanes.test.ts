@@ -91,7 +91,7 @@ describe('workers in lanes', () => {
     expect(await maxRetries()).toBe(0);
   });
 
-  it('urgent work goes only to the stable lane while a canary runs', async () => {
+  it('urgent work goes only to the stable lane while a canary runs; a synthetic tenant only to its preview lane', async () => {
     await start('blue', 'v1');
     await start('green', 'v2');
     await updateLanes(db.pool, [{ color: 'blue', weight: 50 }, { color: 'green', weight: 50 }]);
@@ -99,7 +99,30 @@ describe('workers in lanes', () => {
     expect(await h.settled(urgent.id, 60_000)).toEqual({ sent: 1000 });
     expect(await byLane(urgent.id)).toEqual({ blue: 1000 });
 
+    await updateLanes(db.pool, [{ color: 'blue', weight: 100 }, { color: 'green', weight: 0, role: 'preview', tenants: ['loadtest'] }]);
+    const synthetic = await broadcast('loadtest');
+    const real = await broadcast('alpha');
+    expect(await h.settled(synthetic.id, 60_000)).toEqual({ sent: 100 });
+    expect(await h.settled(real.id, 60_000)).toEqual({ sent: 1000 });
+    expect(await byLane(synthetic.id)).toEqual({ green: 100 });
+    expect(await byLane(real.id)).toEqual({ blue: 1000 });
   });
+
+  it('a preview lane gets its synthetic tenant\'s work even when the stable lane\'s queue slots fetch its jobs first every time', async () => {
+    // Blue's 64 slots poll every half second, green's one every 5 s: a job of the
+    // synthetic tenant is nearly always fetched (and refused) by blue first.
+    await start('blue', 'v1');
+    await start('blue', 'v1');
+    await start('green', 'v2', { jobs: 1, pollingIntervalSeconds: 5 });
+    await updateLanes(db.pool, [{ color: 'blue', weight: 100 }, { color: 'green', weight: 0, role: 'preview', tenants: ['loadtest'] }]);
+    const synthetic = await broadcast('loadtest');
+    const real = await broadcast('beta');
+    expect(await h.settled(synthetic.id, 60_000)).toEqual({ sent: 100 });
+    expect(await h.settled(real.id, 60_000)).toEqual({ sent: 1000 });
+    expect(await byLane(synthetic.id)).toEqual({ green: 100 });
+    expect(await byLane(real.id)).toEqual({ blue: 1000 });
+    expect(h.sim.received({ recipients: true }).sms.duplicates.count).toBe(0);
+  }, 120_000);
 
   it('only a stable-lane worker runs the sweeper: a due retry waits until one is up', async () => {
     await updateLanes(db.pool, [{ color: 'blue', weight: 50 }, { color: 'green', weight: 50 }]);

@@ -12,7 +12,7 @@ import { sweepOnce } from '../../core/delivery/sweeper.js';
 import { deliverBatch, type DeliverDeps } from './deliver-batch.js';
 import { LaneGate } from './lane-gate.js';
 import { handBack } from '../../core/delivery/hand-back.js';
-import { readLane, type Lane } from '../../core/delivery/lanes.js';
+import { previewWork, readLane, type Lane } from '../../core/delivery/lanes.js';
 import { notifyProgress } from '../../core/delivery/progress.js';
 import { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import { Semaphore } from '../../lib/semaphore.js';
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   maintenance?: boolean;
   /** How often the lane's weight and role are read (the claim itself always checks the database). */
   laneRefreshMs?: number;
+  /** While the lane is a preview: how often it looks for its tenants' queued rows. */
+  previewPullMs?: number;
   /** Sends in flight across all jobs of this process. */
   concurrency?: number;
   /** Jobs (batches) handled at once. */
@@ -102,22 +104,29 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     onCapacityWait: (group, ms) => slots.waitFor(group, ms),
   } satisfies DeliverDeps;
 
-  const handle = async (job: Job<DeliverJob>) => {
-    const run = deliverBatch(deps, job.data);
+  /** Deliver one batch, held in `active` so a drain waits for it, then tell the operator. */
+  const runBatch = async (data: DeliverJob, from: { job?: string; pulled?: boolean }) => {
+    const run = deliverBatch(deps, data);
     active.add(run);
     try {
       const summary = await run;
-      metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
       // The operator folds this into the Broadcast's status; a lost hint only delays that.
       if (summary.broadcastId) await notifyProgress(o.pool, [summary.broadcastId]).catch((err) => o.log.warn({ err }, 'progress notification failed'));
-      o.log.debug({ job: job.id, ...job.data, deliveryIds: job.data.deliveryIds?.length, ...summary }, 'batch done');
+      o.log.debug({ ...from, lane, ...data, deliveryIds: data.deliveryIds?.length, ...summary }, 'batch done');
+      return summary;
+    } finally {
+      active.delete(run);
+    }
+  };
+  const handle = async (job: Job<DeliverJob>) => {
+    try {
+      const summary = await runBatch(job.data, { job: job.id });
+      metrics.queueProcessed.inc({ queue: DELIVER_QUEUE });
       return summary;
     } catch (err) {
       metrics.queueFailed.inc({ queue: DELIVER_QUEUE });
       o.log.error({ err, job: job.id }, 'batch failed; pg-boss will retry it');
       throw err;
-    } finally {
-      active.delete(run);
     }
   };
   slots.start();
@@ -151,6 +160,21 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       .catch((err) => o.log.warn({ err }, 'sweep failed'))
       .finally(() => { sweeping = false; });
   }, o.sweepIntervalMs ?? 1_000));
+  // A preview lane takes its tenants' queued rows itself. A queue job goes to whichever
+  // slot fetches first, of any lane, and every other lane refuses these rows ('closed') and
+  // hands them back, so a preview lane that only waited for their jobs would get them by
+  // chance: behind a stable lane with more slots, not for minutes. The rows' jobs stay
+  // queued; the claim sends each row once, so a job that comes later finds them taken.
+  let pulling = false;
+  timers.push(setInterval(() => {
+    const l = laneState;
+    if (pulling || !accepting || l?.role !== 'preview' || l.tenants.length === 0) return;
+    pulling = true;
+    previewWork(o.pool, l.tenants)
+      .then((jobs) => Promise.all(jobs.map((data) => runBatch(data, { pulled: true }))))
+      .catch((err) => o.log.warn({ err }, 'preview pull failed'))
+      .finally(() => { pulling = false; });
+  }, o.previewPullMs ?? 500));
   timers.push(setInterval(() => {
     o.pool.query('UPDATE workers SET heartbeat_at = now() WHERE id = $1', [id]).catch((err) => o.log.warn({ err }, 'heartbeat failed'));
   }, heartbeatMs));

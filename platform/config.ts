@@ -91,7 +91,11 @@ const schema = z
       zoneName: z.string().min(1),
       apiHostname: z.string().min(1),
     }),
-    alerting: z.object({ emails: z.array(z.string().email()).min(1) }),
+    alerting: z.object({
+      emails: z.array(z.string().email()).min(1),
+      /** Where runbooks/ is browsed (the repository's main branch on its forge): the alerts' runbook_url. */
+      runbookBaseUrl: z.string().url().optional(),
+    }),
     loadTest: z.object({
       // off: no provider simulator, no k6 CronJob, and no tenant's sends are routed to a simulator
       enabled: z.boolean(),

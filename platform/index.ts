@@ -1,6 +1,7 @@
 /**
  * Herald's platform, composed per region: network, cluster, database, secrets, ingress,
- * workloads, load testing, alerting. Config is read and validated once, here.
+ * workloads, load testing, alerting, monitoring (Prometheus rules, monitors, dashboards).
+ * Config is read and validated once, here.
  * The default export is the program (Pulumi calls it); tests call it under mocks.
  */
 import * as pulumi from '@pulumi/pulumi';
@@ -12,6 +13,7 @@ import { ApiDns, Ingress } from './ingress.js';
 import { LoadTesting } from './loadtesting.js';
 import { Network, RegionPeering } from './network.js';
 import { createNetworkPolicies } from './network-policies.js';
+import { Monitoring } from './monitoring/prometheus-stack.js';
 import { loadOperatorManifests } from './operator-manifests.js';
 import { regionContexts } from './region.js';
 import { SecretDelivery, Secrets } from './secrets.js';
@@ -83,6 +85,13 @@ export default async function herald(): Promise<Record<string, unknown>> {
           secretDelivery,
         })
       : undefined;
+    new Monitoring(ctx.name('monitoring'), {
+      ctx,
+      cluster,
+      operatorNamespace: operator.namespace,
+      runbookBaseUrl: cfg.alerting.runbookBaseUrl,
+      dependsOn: workloads.namespaces,
+    });
     createNetworkPolicies(
       {
         ctx,

@@ -194,10 +194,10 @@ export interface RuleGroups {
 
 /**
  * The rules in Prometheus' rule-file form (also a PrometheusRule's spec). runbookBase is
- * where the repository's files are browsed (e.g. a forge's blob URL of main); the
- * runbook annotation keeps the repository path too.
+ * where the repository's files are browsed (e.g. a forge's blob URL of main): with it,
+ * runbook_url links the runbook; the runbook annotation is its repository path either way.
  */
-export function ruleGroups(runbookBase: string, alerts: AlertRule[] = ALERTS): RuleGroups {
+export function ruleGroups(runbookBase?: string, alerts: AlertRule[] = ALERTS): RuleGroups {
   return {
     groups: [
       {
@@ -211,7 +211,7 @@ export function ruleGroups(runbookBase: string, alerts: AlertRule[] = ALERTS): R
             summary: a.summary,
             description: a.description,
             runbook: runbookPath(a),
-            runbook_url: `${runbookBase.replace(/\/$/, '')}/${runbookPath(a)}`,
+            ...(runbookBase ? { runbook_url: `${runbookBase.replace(/\/$/, '')}/${runbookPath(a)}` } : {}),
           },
         })),
       },
@@ -219,6 +219,6 @@ export function ruleGroups(runbookBase: string, alerts: AlertRule[] = ALERTS): R
   };
 }
 
-export function ruleFileYaml(runbookBase: string, alerts: AlertRule[] = ALERTS): string {
+export function ruleFileYaml(runbookBase?: string, alerts: AlertRule[] = ALERTS): string {
   return dump(ruleGroups(runbookBase, alerts), { lineWidth: -1, noRefs: true });
 }

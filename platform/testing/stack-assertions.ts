@@ -12,6 +12,9 @@ import { loadManifestFiles, loadOperatorManifests, REPO_ROOT } from '../operator
 import { podContainers } from '../policy/policies.js';
 import { subnetCidrs } from '../network.js';
 import { MONITORING_NAMESPACE } from '../network-policies.js';
+import { ALERTS, HERALD_JOBS } from '../monitoring/alerts.js';
+import { dashboards } from '../monitoring/dashboards.js';
+import { GRAFANA_DASHBOARD_LABEL, KUBE_PROMETHEUS_STACK_CHART_VERSION } from '../monitoring/prometheus-stack.js';
 import { PORTS, QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
 import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
 import { allowed, parsePolicies, type Endpoint } from './network-policy-eval.js';
@@ -679,6 +682,58 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           const simService = one(run, T.service, (x) => x.region === r.name && x.inputs['metadata'].name === 'herald-provider-simulator');
           expect(simService.inputs['spec'].type).toBe('ClusterIP');
           expect(env(deployment(r.name, 'herald-provider-simulator'))['HERALD_SIMULATOR_ADMIN_ROUTES']).toBe('off');
+        }
+      });
+    });
+
+    describe('monitoring (issue 17)', () => {
+      const crs = (region: string, kind: 'PodMonitor' | 'PrometheusRule') => inRegion(`kubernetes:monitoring.coreos.com/v1:${kind}`, region);
+
+      it('installs the pinned kube-prometheus-stack in namespace monitoring of every cluster, selecting every PodMonitor and rule', () => {
+        for (const r of cfg.regions) {
+          const chart = one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'kube-prometheus-stack');
+          expect(chart.inputs).toMatchObject({ version: KUBE_PROMETHEUS_STACK_CHART_VERSION, namespace: MONITORING_NAMESPACE, atomic: true });
+          expect(chart.inputs['repositoryOpts'].repo).toBe('https://prometheus-community.github.io/helm-charts');
+          expect(chart.inputs['values'].prometheus.prometheusSpec).toMatchObject({ podMonitorSelectorNilUsesHelmValues: false, ruleSelectorNilUsesHelmValues: false });
+          expect(chart.dependsOn.some((d) => one(run, T.namespace, (n) => n.region === r.name && n.inputs['metadata'].name === MONITORING_NAMESPACE).name === d)).toBe(true);
+        }
+      });
+
+      it('scrapes the api, workers and operator under the job labels the alerts select on, matching their pods and port', () => {
+        for (const r of cfg.regions) {
+          const monitors = crs(r.name, 'PodMonitor');
+          expect(monitors.map((m) => m.inputs['metadata'].name).sort()).toEqual([...HERALD_JOBS].sort());
+          const templates = inRegion(T.deployment, r.name).map((d) => d.inputs['spec'].template);
+          for (const m of monitors) {
+            const { selector, podMetricsEndpoints } = m.inputs['spec'];
+            expect(podMetricsEndpoints[0].relabelings).toContainEqual({ targetLabel: 'job', replacement: m.inputs['metadata'].name, action: 'replace' });
+            const pods = templates.filter((t) => Object.entries(selector.matchLabels as Record<string, string>).every(([k, v]) => t.metadata.labels?.[k] === v));
+            expect(pods.length, `${m.inputs['metadata'].name} selects a Deployment's pods`).toBeGreaterThan(0);
+            for (const t of pods) {
+              expect(t.spec.containers.some((c: { ports?: { name: string }[] }) => c.ports?.some((p) => p.name === podMetricsEndpoints[0].port))).toBe(true);
+            }
+            const ns = m.inputs['metadata'].namespace;
+            for (const d of inRegion(T.deployment, r.name).filter((x) => pods.includes(x.inputs['spec'].template))) expect(d.inputs['metadata'].namespace).toBe(ns);
+          }
+        }
+      });
+
+      it('deploys the alerting rules as a PrometheusRule, each linking its runbook', () => {
+        for (const r of cfg.regions) {
+          const [rule] = crs(r.name, 'PrometheusRule');
+          expect(rule!.inputs['metadata'].namespace).toBe(MONITORING_NAMESPACE);
+          const rules = rule!.inputs['spec'].groups.flatMap((g: { rules: { alert: string; annotations: Record<string, string> }[] }) => g.rules);
+          expect(rules.map((x: { alert: string }) => x.alert)).toEqual(ALERTS.map((a) => a.alert));
+          for (const x of rules) expect(x.annotations['runbook']).toMatch(/^runbooks\/[a-z-]+\.md(#[a-z0-9-]+)?$/);
+        }
+      });
+
+      it('deploys each dashboard as a ConfigMap the Grafana sidecar loads', () => {
+        for (const r of cfg.regions) {
+          const maps = inRegion(T.configMap, r.name).filter((c) => c.inputs['metadata'].labels?.[GRAFANA_DASHBOARD_LABEL] === '1');
+          expect(maps.map((c) => c.inputs['metadata'].namespace)).toEqual(maps.map(() => MONITORING_NAMESPACE));
+          const uids = maps.map((c) => Object.values(c.inputs['data'] as Record<string, string>).map((j) => (JSON.parse(j) as { uid: string }).uid)[0]);
+          expect(uids.sort()).toEqual(Object.keys(dashboards()).sort());
         }
       });
     });

@@ -146,7 +146,8 @@ const expected: Record<string, (bc: Bc) => string | undefined> = {
 // As npm start, except the operator's resync: counts.delivered of a Broadcast already
 // Completed (receipts arriving after its last status refresh) is folded in at the next
 // resync, 30 s as deployed; 5 s here keeps the test short.
-const options = (dir: string) => ({ dataDir: dir, ports: 'free' as const, env: { operator: { HERALD_OPERATOR_RESYNC_MS: '5000' } } });
+// Services log at debug, so the check that no log line holds a phone number reads every line there is.
+const options = (dir: string) => ({ dataDir: dir, ports: 'free' as const, logLevel: 'debug', env: { operator: { HERALD_OPERATOR_RESYNC_MS: '5000' } } });
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'herald-local-e2e-'));
@@ -190,7 +191,7 @@ describe('the local platform (npm start)', () => {
     add('+12062000008'); // prayer-team-callout's inline contact (its two other numbers have no consent)
     for (const c of campus) add(c.phone);
     expect(got.sms.perRecipient).toEqual(smsWant);
-    expect(got.push.perRecipient).toEqual({ ...Object.fromEntries(students.map((c) => [c.deviceToken!, 1])), 'topic:students-cs101': 1 });
+    expect(got.push.perRecipient).toEqual({ ...Object.fromEntries(students.map((c) => [c.deviceToken!, 1])), [`topic:${university}.students-cs101`]: 1 }); // the tenant's own topic on the wire
     const { rows } = await pool.query<{ name: string; priority: string; rows: number }>(
       `SELECT b.name, b.priority, count(d.id)::int AS rows FROM broadcasts b LEFT JOIN deliveries d ON d.broadcast_id = b.id GROUP BY 1, 2`,
     );
@@ -203,6 +204,23 @@ describe('the local platform (npm start)', () => {
     expect(table.stdout).toMatch(/NAME\s+TENANT\s+CHANNEL\s+PHASE\s+AUDIENCE\s+SENT\s+FAILED\s+AGE/);
     expect(table.stdout).toMatch(new RegExp(`sunday-reminder\\s+${church}\\s+sms\\s+Completed\\s+${members.length}\\s+${members.length - membersOptedOut}\\s+0`));
   }, 240_000);
+
+  it('no service logged a whole phone number or a credential while every example ran', async () => {
+    const logDir = path.join(dataDir, 'logs');
+    const files = (await readdir(logDir)).filter((f) => ['api.log', 'worker.log', 'operator.log'].includes(f));
+    expect(files).toHaveLength(3);
+    const admin = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
+    let debugLines = 0;
+    for (const f of files) {
+      const text = await readFile(path.join(logDir, f), 'utf8');
+      debugLines += (text.match(/"level":20/g) ?? []).length;
+      // E.164 with its plus, or the bare digits of one: what lib/logger.ts masks.
+      const whole = /\+\d{8,15}\b|\b1\d{10}\b/.exec(text);
+      expect(whole?.[0], `${f} holds a whole number`).toBeUndefined();
+      expect(text.includes(admin), `${f} holds the admin token`).toBe(false);
+    }
+    expect(debugLines).toBeGreaterThan(10);
+  });
 
   it('a local-time schedule whose day has passed sends at once, each row due at 09:00 in its own recipient\'s zone', async () => {
     const manifest = yaml.load(await readFile(path.join(EXAMPLES, 'sms-local-time-birthday.yaml'), 'utf8')) as Bc & {

@@ -1,5 +1,4 @@
 import type { Logger } from '../../lib/logger.js';
-import { loggableError } from './http.js';
 
 /**
  * Work a request starts but does not wait for (the reply to an inbound HELP), kept
@@ -11,7 +10,7 @@ export class BackgroundTasks {
 
   run(task: () => Promise<void>): void {
     const p: Promise<void> = task()
-      .catch((err: unknown) => this.log.error({ err: loggableError(err) }, 'background task failed'))
+      .catch((err: unknown) => this.log.error({ err }, 'background task failed'))
       .finally(() => this.running.delete(p));
     this.running.add(p);
   }

@@ -75,30 +75,10 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: { field: null, reason: e.expose ? String(e.message) : 'bad request' } };
         return;
       }
-      log.error({ err: loggableError(err), method: ctx.method, route: routeOf(ctx) }, 'request failed');
+      log.error({ err, method: ctx.method, route: routeOf(ctx) }, 'request failed');
       ctx.status = 500;
       ctx.body = { error: { field: null, reason: 'internal error' } };
     }
-  };
-}
-
-const maskNumbers = (s: string | undefined) => s?.replace(/\+?\b\d{10,15}\b/g, (m) => maskPhone(m));
-
-/**
- * An unexpected error as it may be logged: PostgreSQL puts row values in its messages
- * and details ("Key (tenant_id, phone)=(…, +1202…)"), so numbers are masked.
- */
-export function loggableError(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: maskNumbers(String(err)) };
-  const e = err as Error & { code?: string; detail?: string; constraint?: string; table?: string };
-  return {
-    type: e.name,
-    message: maskNumbers(e.message),
-    code: e.code,
-    detail: maskNumbers(e.detail),
-    constraint: e.constraint,
-    table: e.table,
-    stack: maskNumbers(e.stack),
   };
 }
 

@@ -11,7 +11,7 @@ import type { Logger } from '../../lib/logger.js';
 import { CSV_OPTIONS, csvColumns, csvRecord, invalidCsv } from './contacts-csv.js';
 import { importRows, type RowError, type RowInput } from './contacts-upsert.js';
 import { MAX_REPORTED_ERRORS } from './deps.js';
-import { HttpError, MB, loggableError } from './http.js';
+import { HttpError, MB } from './http.js';
 
 /**
  * Contact imports as jobs. A CSV upload larger than the threshold is staged in
@@ -173,7 +173,7 @@ export class ImportRunner {
       return;
     }
     this.running = this.loop()
-      .catch((err: unknown) => this.deps.log.error({ err: loggableError(err) }, 'import runner failed'))
+      .catch((err: unknown) => this.deps.log.error({ err }, 'import runner failed'))
       .finally(() => {
         this.running = null;
         if (this.again) {
@@ -287,7 +287,7 @@ export class ImportRunner {
         return;
       }
       const known = err instanceof HttpError ? err : isCsvError(err) ? invalidCsv(err) : null;
-      if (!known) log.error({ err: loggableError(err), job: job.id }, 'import failed');
+      if (!known) log.error({ err, job: job.id }, 'import failed');
       const reason = known ? `${known.field ? `${known.field}: ` : ''}${known.reason}` : 'internal error';
       await save({ status: 'failed', error: reason }).catch(() => {});
       await pool.query('DELETE FROM import_job_chunks WHERE job_id = $1', [job.id]).catch(() => {});

@@ -8,7 +8,6 @@ import { createTelnyxProvider } from '../providers/telnyx.js';
 import { createApiApp } from './app.js';
 import { startHttpServer } from './server.js';
 import { matchPendingReceipts } from '../../core/delivery/receipts.js';
-import { loggableError } from './http.js';
 import { SIMULATOR_TELNYX_API_KEY } from '../simulator/client.js';
 
 /**
@@ -54,7 +53,7 @@ async function main(): Promise<void> {
     matching = true;
     matchPendingReceipts(pool, clock)
       .then((n) => n > 0 && log.info({ matched: n }, 'late receipts matched'))
-      .catch((err) => log.warn({ err: loggableError(err) }, 'late receipt matching failed'))
+      .catch((err) => log.warn({ err }, 'late receipt matching failed'))
       .finally(() => {
         matching = false;
       });

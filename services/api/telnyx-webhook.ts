@@ -10,7 +10,7 @@ import { metrics } from '../../lib/metrics.js';
 import { classifyTelnyxReceipt } from '../providers/classify-telnyx.js';
 import type { BackgroundTasks } from './background.js';
 import type { ApiDeps, ReplySender } from './deps.js';
-import { HttpError, loggableError, readRawBody } from './http.js';
+import { HttpError, readRawBody } from './http.js';
 import { classifyInbound, defaultHelpText } from './opt-out-keywords.js';
 import { ReceiptWriter, type Inserted } from '../../core/delivery/receipt-writer.js';
 import { applyReceipt, changesNothing, insertEvent, receiptEffect, type ClassifyReceipt } from '../../core/delivery/receipts.js';
@@ -192,7 +192,7 @@ async function sendHelp(o: WebhookOptions, help: HelpReply): Promise<void> {
     const outcome = await o.replyToHelp.send({ from: help.to, to: help.from, text: help.text });
     if (outcome.kind !== 'accepted') o.log.warn({ tenantId: help.tenantId, outcome: outcome.kind, code: outcome.code }, 'HELP reply not accepted');
   } catch (err) {
-    o.log.warn({ err: loggableError(err), tenantId: help.tenantId }, 'HELP reply failed');
+    o.log.warn({ err, tenantId: help.tenantId }, 'HELP reply failed');
   }
 }
 

@@ -2,7 +2,7 @@ import { Router } from '@koa/router';
 import type { Context } from 'koa';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
-import { maskPhone } from '../../../lib/logger.js';
+import { maskNumbersIn, maskPhone } from '../../../lib/logger.js';
 import { requireScope, tenantOf } from '../auth.js';
 import type { ApiDeps } from '../deps.js';
 import { SMALL_BODY_BYTES } from '../deps.js';
@@ -32,7 +32,7 @@ export function maskRecipient(channel: string, recipientKey: string, address: st
 }
 
 /** Provider error texts sometimes quote the number; mask anything that looks like one. */
-const maskNumbersIn = (text: string | null): string | null => (text ? text.replace(/\+\d{7,15}/g, (m) => maskPhone(m)) : text);
+const maskNumbersInError = (text: string | null): string | null => (text ? maskNumbersIn(text) : text);
 
 /** A page of a tenant's opt-outs, newest first: $1 tenant, $2 $3 cursor (opted_out_at, phone), $4 limit. */
 export const OPT_OUTS_PAGE = `
@@ -91,7 +91,7 @@ export function queryRoutes(deps: ApiDeps): Router {
       items: p.items.map(({ recipient_key, address, last_error, ...d }) => ({
         ...d,
         recipient: maskRecipient(d.channel, recipient_key, address),
-        last_error: maskNumbersIn(last_error),
+        last_error: maskNumbersInError(last_error),
       })),
       next_cursor: p.next_cursor,
     };

@@ -59,7 +59,7 @@ export function maskLogValue(v: unknown, depth = 0): unknown {
 export function loggableError(err: unknown, depth = 0): Record<string, unknown> {
   if (!(err instanceof Error)) {
     // Already formatted (the formatter ran first), or not an error at all.
-    if (err !== null && typeof err === 'object' && 'message' in err) return err as Record<string, unknown>;
+    if (err !== null && typeof err === 'object' && 'message' in err) return err;
     return { message: maskNumbersIn(String(err)) };
   }
   const e = err as Error & { code?: unknown; detail?: unknown; constraint?: unknown; table?: unknown; status?: unknown };

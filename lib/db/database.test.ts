@@ -29,7 +29,12 @@ describe('migrations', () => {
     );
     expect(rows).toEqual([{ plan: 'free', api_requests_per_minute: 100, fair_share_weight: 1 }]);
     const plans = await db.pool.query('SELECT plan, api_requests_per_minute FROM tenant_plans ORDER BY api_requests_per_minute');
-    expect(plans.rows).toEqual([{ plan: 'free', api_requests_per_minute: 100 }, { plan: 'standard', api_requests_per_minute: 300 }, { plan: 'pro', api_requests_per_minute: 1000 }]);
+    expect(plans.rows).toEqual([
+      { plan: 'free', api_requests_per_minute: 100 },
+      { plan: 'standard', api_requests_per_minute: 300 }, { plan: 'pro', api_requests_per_minute: 1000 },
+      // the synthetic load-test tenant's (migration 013)
+      { plan: 'synthetic', api_requests_per_minute: 60000 },
+    ]);
     await expect(db.pool.query(`UPDATE tenants SET plan = 'platinum' WHERE id = 't2'`)).rejects.toThrow(/tenants_plan_fkey/);
   });
 });

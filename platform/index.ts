@@ -90,6 +90,7 @@ export default async function herald(): Promise<Record<string, unknown>> {
       cluster,
       operatorNamespace: operator.namespace,
       runbookBaseUrl: cfg.alerting.runbookBaseUrl,
+      alertTopicArn: alerting.topicArn,
       dependsOn: workloads.namespaces,
     });
     createNetworkPolicies(

@@ -5,8 +5,8 @@
  * panel's query: a panel naming a metric nobody exports fails it.
  *
  * Herald's metrics carry no tenant label (one series per tenant would grow with every
- * organization); per-tenant figures come from the tenants' namespaces (their Broadcast
- * ResourceQuota, kube-state-metrics) and the API's routes.
+ * organization), except the API's 429 count; other per-tenant figures come from the
+ * tenants' namespaces (their Broadcast ResourceQuota, kube-state-metrics).
  */
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
@@ -152,14 +152,15 @@ export function dashboards(): Record<string, dashboard.Dashboard> {
           graph('Broadcasts used / allowed', 'short', [
             ['sum by (namespace) (kube_resourcequota{resource="count/broadcasts.herald.dev",type="used"})', 'used {{namespace}}'],
             ['sum by (namespace) (kube_resourcequota{resource="count/broadcasts.herald.dev",type="hard"})', 'hard {{namespace}}'],
-          ], 'Each tenant is a namespace with a Broadcast quota; metrics carry no tenant label.'),
+          ], 'Each tenant is a namespace with a Broadcast quota.'),
         ],
       ],
       [
         'API',
         [
           graph('Requests by route and status', 'reqps', [[`sum by (route, status) (rate(herald_http_requests_total{service="api"}${R}))`, '{{route}} {{status}}']]),
-          graph('Rate-limited requests (429)', 'reqps', [[`sum by (route) (rate(herald_http_requests_total{service="api",status="429"}${R}))`, '{{route}}']], 'Per-organization limits: a tenant over its plan is answered 429.'),
+          graph('Requests refused over the plan (429), per tenant', 'reqps', [[`sum by (tenant) (rate(herald_api_rate_limited_total${R}))`, '{{tenant}}']], 'Per-organization limits: a tenant over its plan is answered 429.'),
+          graph('429 answers by route', 'reqps', [[`sum by (route) (rate(herald_http_requests_total{service="api",status="429"}${R}))`, '{{route}}']]),
           graph('Request duration p95 / p99 by route', 's', [
             [p95('herald_http_request_duration_seconds', 'route'), 'p95 {{route}}'],
             [`histogram_quantile(0.99, sum by (le, route) (rate(herald_http_request_duration_seconds_bucket{service="api"}${R})))`, 'p99 {{route}}'],

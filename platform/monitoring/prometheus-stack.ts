@@ -4,14 +4,15 @@
  * `monitoring` (the one Herald's NetworkPolicies let scrape), and Herald's own objects for
  * it: a PodMonitor per component (job label herald-api / herald-worker / herald-operator,
  * what the rules select on), the PrometheusRule of alerts.ts, and each dashboard of
- * dashboards.ts as a ConfigMap the chart's Grafana sidecar loads.
+ * dashboards.ts as a ConfigMap the chart's Grafana sidecar loads. Alertmanager sends every
+ * alert to the region's SNS topic with an IAM role of its own (IRSA).
  *
  * Prometheus selects every PodMonitor and PrometheusRule in the cluster (the chart's
  * default selects only its own release's), so Herald's objects need no chart label.
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import type { Cluster } from '../cluster.js';
+import { workloadIdentityRole, type Cluster } from '../cluster.js';
 import { MONITORING_NAMESPACE } from '../network-policies.js';
 import type { RegionContext } from '../region.js';
 import { NAMESPACE } from '../workloads.js';
@@ -30,8 +31,43 @@ export interface MonitoringArgs {
   operatorNamespace: string;
   /** Where runbooks/ is browsed (a forge's URL of the repository's main branch); alerts' runbook_url starts with it. */
   runbookBaseUrl?: string;
+  /** The region's SNS alert topic (platform/alerting.ts): Alertmanager publishes every alert there. */
+  alertTopicArn: pulumi.Input<string>;
   /** Herald's namespaces exist before their PodMonitors. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export const ALERTMANAGER_SERVICE_ACCOUNT = 'herald-alertmanager';
+
+/**
+ * Alertmanager's configuration: every alert to the region's SNS topic (the one the
+ * CloudWatch alarms and a failed CI k6 run use), grouped per alert; critical ones repeat
+ * every hour until resolved, warnings every 12. Signed with the pod's IRSA role.
+ */
+export function alertmanagerConfig(topicArn: string, region: string): Record<string, unknown> {
+  const sns = (name: string) => ({
+    name,
+    sns_configs: [
+      {
+        topic_arn: topicArn,
+        sigv4: { region },
+        subject: '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})',
+        message: '{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}\nRunbook: {{ if .Annotations.runbook_url }}{{ .Annotations.runbook_url }}{{ else }}{{ .Annotations.runbook }}{{ end }}\n\n{{ end }}',
+        send_resolved: true,
+      },
+    ],
+  });
+  return {
+    route: {
+      receiver: 'sns-warning',
+      group_by: ['alertname', 'severity'],
+      group_wait: '30s',
+      group_interval: '5m',
+      repeat_interval: '12h',
+      routes: [{ matchers: ['severity="critical"'], receiver: 'sns-critical', repeat_interval: '1h' }],
+    },
+    receivers: [sns('sns-critical'), sns('sns-warning')],
+  };
 }
 
 export class Monitoring extends pulumi.ComponentResource {
@@ -48,6 +84,24 @@ export class Monitoring extends pulumi.ComponentResource {
       ctx.name('monitoring-ns'),
       { metadata: { name: MONITORING_NAMESPACE, labels: { 'app.kubernetes.io/managed-by': 'pulumi' } } },
       k(),
+    );
+    const alertmanagerRole = workloadIdentityRole(
+      'alertmanager',
+      {
+        ctx,
+        cluster: args.cluster,
+        namespace: MONITORING_NAMESPACE,
+        serviceAccount: ALERTMANAGER_SERVICE_ACCOUNT,
+        policy: pulumi.jsonStringify({
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Action: ['sns:Publish'], Resource: args.alertTopicArn },
+            // The topic is encrypted (alias/aws/sns): publishing needs its data key, through SNS only.
+            { Effect: 'Allow', Action: ['kms:GenerateDataKey*', 'kms:Decrypt'], Resource: '*', Condition: { StringEquals: { 'kms:ViaService': `sns.${ctx.region}.amazonaws.com` } } },
+          ],
+        }),
+      },
+      this,
     );
     this.chart = new k8s.helm.v3.Release(
       ctx.name('prometheus-stack'),
@@ -72,6 +126,10 @@ export class Monitoring extends pulumi.ComponentResource {
             sidecar: { dashboards: { enabled: true, label: GRAFANA_DASHBOARD_LABEL, labelValue: '1', searchNamespace: MONITORING_NAMESPACE } },
           },
           kubeStateMetrics: { enabled: true },
+          alertmanager: {
+            serviceAccount: { create: true, name: ALERTMANAGER_SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': alertmanagerRole.arn } },
+            config: pulumi.output(args.alertTopicArn).apply((arn) => alertmanagerConfig(arn, ctx.region)),
+          },
         },
       },
       k({ dependsOn: [namespace] }),

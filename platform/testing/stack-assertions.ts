@@ -14,7 +14,7 @@ import { subnetCidrs } from '../network.js';
 import { MONITORING_NAMESPACE } from '../network-policies.js';
 import { ALERTS, HERALD_JOBS } from '../monitoring/alerts.js';
 import { dashboards } from '../monitoring/dashboards.js';
-import { GRAFANA_DASHBOARD_LABEL, KUBE_PROMETHEUS_STACK_CHART_VERSION } from '../monitoring/prometheus-stack.js';
+import { ALERTMANAGER_SERVICE_ACCOUNT, GRAFANA_DASHBOARD_LABEL, KUBE_PROMETHEUS_STACK_CHART_VERSION } from '../monitoring/prometheus-stack.js';
 import { PORTS, QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
 import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
 import { allowed, parsePolicies, type Endpoint } from './network-policy-eval.js';
@@ -725,6 +725,24 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           const rules = rule!.inputs['spec'].groups.flatMap((g: { rules: { alert: string; annotations: Record<string, string> }[] }) => g.rules);
           expect(rules.map((x: { alert: string }) => x.alert)).toEqual(ALERTS.map((a) => a.alert));
           for (const x of rules) expect(x.annotations['runbook']).toMatch(/^runbooks\/[a-z-]+\.md(#[a-z0-9-]+)?$/);
+        }
+      });
+
+      it('routes every alert from Alertmanager to the SNS topic of its region, signing with a role only its service account can assume', () => {
+        for (const r of cfg.regions) {
+          const chart = one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'kube-prometheus-stack');
+          const topic = one(run, 'aws:sns/topic:Topic', (t) => t.region === r.name);
+          const am = chart.inputs['values'].alertmanager;
+          expect(am.serviceAccount.name).toBe(ALERTMANAGER_SERVICE_ACCOUNT);
+          const receivers = am.config.receivers as { name: string; sns_configs: { topic_arn: string; sigv4: { region: string } }[] }[];
+          expect(receivers.map((x) => x.name).sort()).toEqual([am.config.route.receiver, ...am.config.route.routes.map((x: { receiver: string }) => x.receiver)].sort());
+          for (const x of receivers) expect(x.sns_configs).toEqual([expect.objectContaining({ topic_arn: topic.state['arn'], sigv4: { region: r.name } })]);
+          const role = one(run, 'aws:iam/role:Role', (x) => x.region === r.name && x.name.endsWith('-alertmanager-irsa'));
+          expect(am.serviceAccount.annotations['eks.amazonaws.com/role-arn']).toBe(role.state['arn']);
+          const trust = JSON.parse(role.inputs['assumeRolePolicy']) as { Statement: { Condition: { StringEquals: Record<string, string> } }[] };
+          expect(Object.values(trust.Statement[0]!.Condition.StringEquals)).toContain(`system:serviceaccount:${MONITORING_NAMESPACE}:${ALERTMANAGER_SERVICE_ACCOUNT}`);
+          const policy = one(run, 'aws:iam/rolePolicy:RolePolicy', (x) => x.region === r.name && x.name.endsWith('-alertmanager-irsa'));
+          expect(JSON.parse(policy.inputs['policy']).Statement[0]).toEqual({ Effect: 'Allow', Action: ['sns:Publish'], Resource: topic.state['arn'] });
         }
       });
 

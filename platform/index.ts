@@ -10,7 +10,7 @@ import { Cluster } from './cluster.js';
 import { loadStackConfig } from './config.js';
 import { Database } from './database.js';
 import { ApiDns, Ingress } from './ingress.js';
-import { LoadTesting } from './loadtesting.js';
+import { loadLoadTestRbac, LoadTesting } from './loadtesting.js';
 import { Network, RegionPeering } from './network.js';
 import { createNetworkPolicies } from './network-policies.js';
 import { Monitoring } from './monitoring/prometheus-stack.js';
@@ -59,7 +59,9 @@ export default async function herald(): Promise<Record<string, unknown>> {
       cluster,
       secrets,
       database: database.writer,
-      kmsKeyArns: [...Object.values(secrets.keyArns), ...Object.values(database.keyArns)],
+      secretsKeyArns: Object.values(secrets.keyArns),
+      databaseKeyArns: Object.values(database.keyArns),
+      namespaces: { app: NAMESPACE, operator: operator.namespace, loadTest: cfg.loadTest.enabled ? loadLoadTestRbac().namespace : undefined },
     });
     const ingress = new Ingress(ctx.name('ingress'), { ctx, cluster, network: net(ctx.region), domain: cfg.domain });
     const workloads = new Workloads(ctx.name('workloads'), {

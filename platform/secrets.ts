@@ -18,14 +18,11 @@ export const EXTERNAL_SECRETS_CHART_VERSION = '0.19.2';
 const ESO_NAMESPACE = 'external-secrets';
 const ESO_SERVICE_ACCOUNT = 'external-secrets';
 
-/** Kubernetes Secret names the workloads mount / reference. */
-export const PROVIDER_CREDENTIALS_SECRET = 'herald-provider-credentials';
-export const DATABASE_SECRET = 'herald-database';
 /** The synthetic (load-test) tenant's api key, in the load-test namespace; key `api-key`. */
 export const LOADTEST_API_KEY_SECRET = 'herald-loadtest-api-key';
 export const LOADTEST_API_KEY_SECRET_KEY = 'api-key';
 
-/** File names inside the provider credentials Secret (mounted as files). */
+/** File names of the provider credentials inside a consumer's Secret (mounted as files). */
 export const PROVIDER_CREDENTIAL_FILES: Record<SecretKey, string> = {
   telnyxApiKey: 'telnyx-api-key',
   telnyxPublicKey: 'telnyx-public-key',
@@ -102,15 +99,14 @@ export class Secrets extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  /** IAM statements to read every credential in any region. */
-  readStatements(stack: string): object[] {
-    return [
-      {
-        Effect: 'Allow',
-        Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        Resource: `arn:aws:secretsmanager:*:*:secret:herald/${stack}/*`,
-      },
-    ];
+  /** IAM statement to read these credentials (their copy in any region). */
+  readStatement(keys: readonly string[]): object {
+    return {
+      Effect: 'Allow',
+      Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      // Secrets Manager appends -XXXXXX to a secret's name in its ARN
+      Resource: keys.map((name) => `arn:aws:secretsmanager:*:*:secret:${name}-*`),
+    };
   }
 }
 
@@ -119,16 +115,28 @@ export interface SecretDeliveryArgs {
   cluster: Cluster;
   secrets: Secrets;
   database: DatabaseWriter;
-  /** KMS keys whose ciphertext the operator must decrypt (secrets + database keys). */
-  kmsKeyArns: pulumi.Input<string>[];
+  /** KMS keys of the provider credentials (per region) and of the database's master secret. */
+  secretsKeyArns: pulumi.Input<string>[];
+  databaseKeyArns: pulumi.Input<string>[];
+  /** Which namespaces may use which store: the api's and workers', the operator's, the load test's. */
+  namespaces: { app: string; operator: string; loadTest?: string };
 }
 
-/** Cluster-wide delivery mechanism: ESO with IRSA, and a ClusterSecretStore per region it reads. */
+/** What each store may read, and for which namespaces (ClusterSecretStore conditions). */
+export type StorePurpose = 'providers' | 'database' | 'loadtest';
+
+/**
+ * Cluster-wide delivery: the External Secrets Operator, and one ClusterSecretStore per
+ * purpose, each usable only from the namespaces that need it and reading through its own
+ * IAM role (IRSA of a ServiceAccount of its own) only its own secrets. The operator's own
+ * identity can read nothing, so a namespaced SecretStore someone creates without auth gets
+ * nothing, and one cannot name another namespace's ServiceAccount.
+ */
 export class SecretDelivery extends pulumi.ComponentResource {
-  /** ClusterSecretStore of this cluster's own region (provider credentials). */
-  readonly localStore: string;
-  /** ClusterSecretStore of the database writer's region (database credentials). */
-  readonly writerStore: string;
+  /** ClusterSecretStore names by purpose (providers and load test: this region; database: the writer's). */
+  readonly stores: Record<StorePurpose, string>;
+  /** Namespaces each store admits. */
+  readonly storeNamespaces: Record<StorePurpose, string[]>;
   readonly database: DatabaseWriter;
   readonly names: Record<SecretKey, string>;
   readonly loadTestApiKeyName: string;
@@ -139,24 +147,8 @@ export class SecretDelivery extends pulumi.ComponentResource {
     super('herald:platform:SecretDelivery', name, {}, opts);
     const { ctx, cluster, secrets, database } = args;
     const k = { parent: this, provider: cluster.k8s };
-    const role = workloadIdentityRole(
-      'external-secrets',
-      {
-        ctx,
-        cluster,
-        namespace: ESO_NAMESPACE,
-        serviceAccount: ESO_SERVICE_ACCOUNT,
-        policy: pulumi.jsonStringify({
-          Version: '2012-10-17',
-          Statement: [
-            ...secrets.readStatements(ctx.stack),
-            { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: database.secretArn },
-            { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: args.kmsKeyArns },
-          ],
-        }),
-      },
-      this,
-    );
+    // created here, not by Helm, so the stores' ServiceAccounts can live in it
+    const namespace = new k8s.core.v1.Namespace(ctx.name('external-secrets-ns'), { metadata: { name: ESO_NAMESPACE } }, k);
     const release = new k8s.helm.v3.Release(
       ctx.name('external-secrets'),
       {
@@ -165,35 +157,79 @@ export class SecretDelivery extends pulumi.ComponentResource {
         version: EXTERNAL_SECRETS_CHART_VERSION,
         repositoryOpts: { repo: 'https://charts.external-secrets.io' },
         namespace: ESO_NAMESPACE,
-        createNamespace: true,
         atomic: true,
         values: {
           installCRDs: true,
           replicaCount: 2,
-          serviceAccount: { name: ESO_SERVICE_ACCOUNT, annotations: { 'eks.amazonaws.com/role-arn': role.arn } },
+          // no IAM role of its own: every store reads through its own ServiceAccount's role
+          serviceAccount: { name: ESO_SERVICE_ACCOUNT },
           resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
           webhook: { resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } } },
           certController: { resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } } },
         },
       },
-      k,
+      { ...k, dependsOn: [namespace] },
     );
-    const store = (region: string): k8s.apiextensions.CustomResource =>
-      new k8s.apiextensions.CustomResource(
-        ctx.name(`secret-store-${region}`),
-        {
-          apiVersion: 'external-secrets.io/v1',
-          kind: 'ClusterSecretStore',
-          metadata: { name: `aws-secrets-manager-${region}` },
-          // no auth block: the controller's own IRSA credentials are used
-          spec: { provider: { aws: { service: 'SecretsManager', region } } },
-        },
+    const providerKeys = (Object.keys(PROVIDER_CREDENTIAL_FILES) as SecretKey[]).map((key) => secrets.names[key]);
+    const plan: Record<StorePurpose, { region: string; namespaces: string[]; statements: object[] }> = {
+      providers: {
+        region: ctx.region,
+        namespaces: [args.namespaces.app],
+        statements: [secrets.readStatement(providerKeys), { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: args.secretsKeyArns }],
+      },
+      database: {
+        region: database.region,
+        namespaces: [...new Set([args.namespaces.app, args.namespaces.operator])],
+        statements: [
+          { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: database.secretArn },
+          { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: args.databaseKeyArns },
+        ],
+      },
+      loadtest: {
+        region: ctx.region,
+        namespaces: args.namespaces.loadTest ? [args.namespaces.loadTest] : [],
+        statements: [secrets.readStatement([secrets.loadTestApiKeyName]), { Effect: 'Allow', Action: ['kms:Decrypt'], Resource: args.secretsKeyArns }],
+      },
+    };
+    const stores: pulumi.Resource[] = [];
+    const storeNames = {} as Record<StorePurpose, string>;
+    const storeNamespaces = {} as Record<StorePurpose, string[]>;
+    for (const [purpose, p] of Object.entries(plan) as [StorePurpose, (typeof plan)[StorePurpose]][]) {
+      if (p.namespaces.length === 0) continue;
+      const accountName = `herald-store-${purpose}`;
+      const role = workloadIdentityRole(
+        `secret-store-${purpose}`,
+        { ctx, cluster, namespace: ESO_NAMESPACE, serviceAccount: accountName, policy: pulumi.jsonStringify({ Version: '2012-10-17', Statement: p.statements }) },
+        this,
+      );
+      const account = new k8s.core.v1.ServiceAccount(
+        ctx.name(`secret-store-${purpose}`),
+        { metadata: { name: accountName, namespace: ESO_NAMESPACE, annotations: { 'eks.amazonaws.com/role-arn': role.arn } } },
         { ...k, dependsOn: [release] },
       );
-    const stores = [store(ctx.region)];
-    if (database.region !== ctx.region) stores.push(store(database.region));
-    this.localStore = `aws-secrets-manager-${ctx.region}`;
-    this.writerStore = `aws-secrets-manager-${database.region}`;
+      storeNames[purpose] = `herald-${purpose}-${p.region}`;
+      storeNamespaces[purpose] = p.namespaces;
+      stores.push(
+        new k8s.apiextensions.CustomResource(
+          ctx.name(`secret-store-${purpose}`),
+          {
+            apiVersion: 'external-secrets.io/v1',
+            kind: 'ClusterSecretStore',
+            metadata: { name: storeNames[purpose] },
+            spec: {
+              // an ExternalSecret in any other namespace is refused this store
+              conditions: [{ namespaces: p.namespaces }],
+              provider: {
+                aws: { service: 'SecretsManager', region: p.region, auth: { jwt: { serviceAccountRef: { name: accountName, namespace: ESO_NAMESPACE } } } },
+              },
+            },
+          },
+          { ...k, dependsOn: [release, account] },
+        ),
+      );
+    }
+    this.stores = storeNames;
+    this.storeNamespaces = storeNamespaces;
     this.database = database;
     this.names = secrets.names;
     this.loadTestApiKeyName = secrets.loadTestApiKeyName;
@@ -212,7 +248,7 @@ function externalSecret(
     namespace: string;
     store: pulumi.Input<string>;
     refreshInterval: string;
-    data: { secretKey: string; remoteRef: Record<string, pulumi.Input<string>> }[];
+    data: { secretKey: string; remoteRef: Record<string, pulumi.Input<string>>; sourceRef?: { storeRef: { kind: string; name: string } } }[];
     template?: Record<string, unknown>;
   },
   opts: pulumi.CustomResourceOptions,
@@ -234,44 +270,54 @@ function externalSecret(
   );
 }
 
+/** Herald's processes that hold credentials; each gets a Secret of its own (`herald-<consumer>`). */
+export type Consumer = 'api' | 'worker' | 'operator' | 'migrate' | 'keda';
+/** The provider credentials each consumer reads (as files); every one also gets its DATABASE_URL. */
+export const CONSUMER_CREDENTIALS: Record<Consumer, readonly SecretKey[]> = {
+  // HELP/STOP replies through Telnyx, webhook signatures, the admin routes
+  api: ['telnyxApiKey', 'telnyxPublicKey', 'adminToken'],
+  worker: ['telnyxApiKey', 'fcmServiceAccount'],
+  operator: [],
+  migrate: [],
+  keda: [],
+};
+export const consumerSecret = (consumer: Consumer): string => `herald-${consumer}`;
+
 /**
- * The ExternalSecrets one application namespace needs: provider credentials as files, and
- * DATABASE_URL templated from the RDS-managed (rotated) master secret and the proxy endpoint.
+ * The ExternalSecret of one consumer: a Secret `herald-<consumer>` with DATABASE_URL,
+ * templated from the RDS-managed (rotated) master secret and the proxy endpoint, and only
+ * the credential files that consumer reads (CONSUMER_CREDENTIALS).
  */
-export function externalSecretsFor(
+export function externalSecretFor(
   ctx: RegionContext,
   delivery: SecretDelivery,
+  consumer: Consumer,
   namespace: string,
   opts: pulumi.CustomResourceOptions,
-): k8s.apiextensions.CustomResource[] {
-  const credentials = externalSecret(ctx, delivery, `${namespace}-provider-credentials`, {
-    name: PROVIDER_CREDENTIALS_SECRET,
+): k8s.apiextensions.CustomResource {
+  const files = CONSUMER_CREDENTIALS[consumer].map((key) => ({ key, file: PROVIDER_CREDENTIAL_FILES[key] }));
+  return externalSecret(ctx, delivery, `${consumer}-secret`, {
+    name: consumerSecret(consumer),
     namespace,
-    store: delivery.localStore,
-    refreshInterval: '1h',
-    data: (Object.entries(PROVIDER_CREDENTIAL_FILES) as [SecretKey, string][]).map(([key, file]) => ({
-      secretKey: file,
-      remoteRef: { key: delivery.names[key] },
-    })),
-  }, opts);
-  const database = externalSecret(ctx, delivery, `${namespace}-database`, {
-    name: DATABASE_SECRET,
-    namespace,
-    store: delivery.writerStore,
+    store: delivery.stores.database,
     // RDS rotates the password; a short refresh picks the new one up
     refreshInterval: '15m',
     template: {
       engineVersion: 'v2',
       data: {
         DATABASE_URL: pulumi.interpolate`postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}@${delivery.database.proxyEndpoint}:${DATABASE_PORT}/${DATABASE_NAME}?sslmode=require`,
+        ...Object.fromEntries(files.map(({ file }) => [file, `{{ index . "${file}" }}`])),
       },
     },
-    data: ['username', 'password'].map((property) => ({
-      secretKey: property,
-      remoteRef: { key: delivery.database.secretArn, property },
-    })),
+    data: [
+      ...['username', 'password'].map((property) => ({ secretKey: property, remoteRef: { key: delivery.database.secretArn, property } })),
+      ...files.map(({ key, file }) => ({
+        secretKey: file,
+        remoteRef: { key: delivery.names[key] },
+        sourceRef: { storeRef: { kind: 'ClusterSecretStore', name: delivery.stores.providers } },
+      })),
+    ],
   }, opts);
-  return [credentials, database];
 }
 
 /** The synthetic tenant's api key (Secrets Manager, this region's replica) as a Secret in the load-test namespace. */
@@ -284,7 +330,7 @@ export function loadTestApiKeySecret(
   return externalSecret(ctx, delivery, 'loadtest-api-key', {
     name: LOADTEST_API_KEY_SECRET,
     namespace,
-    store: delivery.localStore,
+    store: delivery.stores.loadtest,
     refreshInterval: '1h',
     data: [{ secretKey: LOADTEST_API_KEY_SECRET_KEY, remoteRef: { key: delivery.loadTestApiKeyName } }],
   }, opts);

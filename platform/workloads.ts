@@ -15,13 +15,8 @@ import { command } from './image-layout.js';
 import { INGRESS_CLASS, type Ingress } from './ingress.js';
 import { createManifests, type OperatorManifests } from './operator-manifests.js';
 import type { RegionContext } from './region.js';
-import {
-  DATABASE_SECRET,
-  PROVIDER_CREDENTIALS_SECRET,
-  PROVIDER_CREDENTIAL_FILES,
-  externalSecretsFor,
-  type SecretDelivery,
-} from './secrets.js';
+import type { SecretKey } from './config.js';
+import { CONSUMER_CREDENTIALS, PROVIDER_CREDENTIAL_FILES, consumerSecret, externalSecretFor, type Consumer, type SecretDelivery } from './secrets.js';
 
 export const NAMESPACE = 'herald';
 export const KEDA_CHART_VERSION = '2.17.2';
@@ -87,8 +82,8 @@ export interface ContainerSpec {
   port?: number;
   env?: k8sInput.core.v1.EnvVar[];
   resources: Resources;
-  /** Mount the provider credential files. */
-  credentials?: boolean;
+  /** Mount these provider credential files of the consumer's own Secret. */
+  credentials?: { consumer: Consumer; files: readonly SecretKey[] };
   /** true: /healthz + /readyz on the http port; or explicit paths. */
   probes?: boolean | { liveness: string; readiness: string };
   /** Further read-only volumes: mount path -> volume source. */
@@ -99,9 +94,10 @@ export interface ContainerSpec {
 export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpec> = {}): k8sInput.core.v1.PodSpec {
   const mounts: k8sInput.core.v1.VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
   const volumes: k8sInput.core.v1.Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }];
-  if (c.credentials) {
+  if (c.credentials && c.credentials.files.length > 0) {
+    const items = c.credentials.files.map((key) => ({ key: PROVIDER_CREDENTIAL_FILES[key], path: PROVIDER_CREDENTIAL_FILES[key] }));
     mounts.push({ name: 'provider-credentials', mountPath: SECRET_MOUNT, readOnly: true });
-    volumes.push({ name: 'provider-credentials', secret: { secretName: PROVIDER_CREDENTIALS_SECRET, defaultMode: 0o440 } });
+    volumes.push({ name: 'provider-credentials', secret: { secretName: consumerSecret(c.credentials.consumer), items, defaultMode: 0o440 } });
   }
   for (const v of c.extraVolumes ?? []) {
     mounts.push({ name: v.name, mountPath: v.mountPath, readOnly: true });
@@ -184,24 +180,34 @@ export class Workloads extends pulumi.ComponentResource {
     this.namespaces = namespaces;
     const operatorObjects = createManifests(ctx.name('operator'), args.operator.manifests, k({ dependsOn: namespaces }));
 
-    const appNamespaces = [...new Set([NAMESPACE, args.operator.namespace])];
-    const externalSecrets = appNamespaces.flatMap((ns) =>
-      externalSecretsFor(ctx, args.secretDelivery, ns, k({ dependsOn: [...namespaces, ...operatorObjects] })),
-    );
+    const secretOpts = k({ dependsOn: [...namespaces, ...operatorObjects] });
+    const consumerNamespace: Record<Consumer, string> = { api: NAMESPACE, worker: NAMESPACE, migrate: NAMESPACE, keda: NAMESPACE, operator: args.operator.namespace };
+    const externalSecrets = (Object.keys(consumerNamespace) as Consumer[]).map((c) => externalSecretFor(ctx, args.secretDelivery, c, consumerNamespace[c], secretOpts));
     const before = [...namespaces, ...externalSecrets, ...args.ingress.ready];
 
     // --- common environment -----------------------------------------------------------
-    const baseEnv: k8sInput.core.v1.EnvVar[] = [
-      secretEnv('DATABASE_URL', DATABASE_SECRET, 'DATABASE_URL'),
+    const baseEnv = (consumer: Consumer): k8sInput.core.v1.EnvVar[] => [
+      secretEnv('DATABASE_URL', consumerSecret(consumer), 'DATABASE_URL'),
       { name: 'HERALD_STACK', value: ctx.stack },
       { name: 'HERALD_REGION', value: ctx.region },
       // Through RDS Proxy, named prepared statements would pin every client session to one server connection.
       { name: 'HERALD_DB_PREPARED_STATEMENTS', value: 'false' },
     ];
+    const credentialEnv: Record<SecretKey, string> = {
+      telnyxApiKey: 'TELNYX_API_KEY_FILE',
+      telnyxPublicKey: 'TELNYX_PUBLIC_KEY_FILE',
+      fcmServiceAccount: 'FCM_SERVICE_ACCOUNT_FILE',
+      adminToken: 'HERALD_ADMIN_TOKEN_FILE',
+    };
+    // a consumer's credential files, mounted, and the *_FILE variables naming them
+    const credentials = (consumer: Consumer) => {
+      const files = CONSUMER_CREDENTIALS[consumer];
+      return {
+        mount: { consumer, files },
+        env: files.map((key) => ({ name: credentialEnv[key], value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES[key]}` })),
+      };
+    };
     const providerEnv: k8sInput.core.v1.EnvVar[] = [
-      { name: 'TELNYX_API_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxApiKey}` },
-      { name: 'TELNYX_PUBLIC_KEY_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.telnyxPublicKey}` },
-      { name: 'FCM_SERVICE_ACCOUNT_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.fcmServiceAccount}` },
       // the synthetic (load-test) tenant never reaches a real provider
       ...(args.simulator
         ? [
@@ -210,6 +216,8 @@ export class Workloads extends pulumi.ComponentResource {
           ]
         : []),
     ];
+    const apiCredentials = credentials('api');
+    const workerCredentials = credentials('worker');
 
     // --- operator -----------------------------------------------------------------------
     const operatorLabels = labels('operator');
@@ -231,7 +239,7 @@ export class Workloads extends pulumi.ComponentResource {
                 probes: true,
                 resources: RESOURCES.operator,
                 env: [
-                  ...baseEnv,
+                  ...baseEnv('operator'),
                   { name: 'HERALD_OPERATOR_PORT', value: String(PORTS.operator) },
                   // leader election: one Lease in the operator's namespace, identity = pod name
                   { name: 'HERALD_LEASE_NAMESPACE', value: args.operator.namespace },
@@ -266,14 +274,9 @@ export class Workloads extends pulumi.ComponentResource {
                 command: command('api'),
                 port: PORTS.api,
                 probes: true,
-                credentials: true,
+                credentials: apiCredentials.mount,
                 resources: RESOURCES.api,
-                env: [
-                  ...baseEnv,
-                  ...providerEnv,
-                  { name: 'HERALD_API_PORT', value: String(PORTS.api) },
-                  { name: 'HERALD_ADMIN_TOKEN_FILE', value: `${SECRET_MOUNT}/${PROVIDER_CREDENTIAL_FILES.adminToken}` },
-                ],
+                env: [...baseEnv('api'), ...apiCredentials.env, ...providerEnv, { name: 'HERALD_API_PORT', value: String(PORTS.api) }],
               },
               { automountServiceAccountToken: false, topologySpreadConstraints: spread(apiLabels) },
             ),
@@ -345,7 +348,7 @@ export class Workloads extends pulumi.ComponentResource {
                     image: image(images, 'herald/api', images.apiTag),
                     command: command('migrate'),
                     resources: RESOURCES.migrate,
-                    env: baseEnv,
+                    env: baseEnv('migrate'),
                   },
                   { restartPolicy: 'Never', automountServiceAccountToken: false },
                 ),
@@ -384,7 +387,7 @@ export class Workloads extends pulumi.ComponentResource {
         apiVersion: 'keda.sh/v1alpha1',
         kind: 'TriggerAuthentication',
         metadata: { name: 'herald-database', namespace: NAMESPACE },
-        spec: { secretTargetRef: [{ parameter: 'connection', name: DATABASE_SECRET, key: 'DATABASE_URL' }] },
+        spec: { secretTargetRef: [{ parameter: 'connection', name: consumerSecret('keda'), key: 'DATABASE_URL' }] },
       },
       k({ dependsOn: [keda, ...before] }),
     );
@@ -410,9 +413,9 @@ export class Workloads extends pulumi.ComponentResource {
                   command: command('worker'),
                   port: PORTS.worker,
                   probes: true,
-                  credentials: true,
+                  credentials: workerCredentials.mount,
                   resources: RESOURCES.worker,
-                  env: [...baseEnv, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'HERALD_WORKER_PORT', value: String(PORTS.worker) }],
+                  env: [...baseEnv('worker'), ...workerCredentials.env, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'HERALD_WORKER_PORT', value: String(PORTS.worker) }],
                 },
                 { automountServiceAccountToken: false, terminationGracePeriodSeconds: 60, topologySpreadConstraints: spread(workerLabels) },
               ),

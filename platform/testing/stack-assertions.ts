@@ -266,20 +266,85 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         }
       });
 
-      it('installs External Secrets with IRSA in every cluster and delivers both secrets to each app namespace', () => {
+      it('gives each consumer a Secret of its own holding only its DATABASE_URL and the credential files it reads', () => {
+        const operatorNs = loadOperatorManifests().namespace;
+        const expected: Record<string, { ns: string; keys: string[] }> = {
+          'herald-api': { ns: 'herald', keys: ['DATABASE_URL', 'herald-admin-token', 'telnyx-api-key', 'telnyx-public-key'] },
+          'herald-worker': { ns: 'herald', keys: ['DATABASE_URL', 'fcm-service-account.json', 'telnyx-api-key'] },
+          'herald-migrate': { ns: 'herald', keys: ['DATABASE_URL'] },
+          'herald-keda': { ns: 'herald', keys: ['DATABASE_URL'] },
+          'herald-operator': { ns: operatorNs, keys: ['DATABASE_URL'] },
+        };
+        for (const r of cfg.regions) {
+          const external = ofType(run, T.externalSecret).filter((e) => e.region === r.name && e.inputs['metadata'].name !== 'herald-loadtest-api-key');
+          expect(external.map((e) => e.inputs['metadata'].name).sort()).toEqual(Object.keys(expected).sort());
+          for (const e of external) {
+            const want = expected[e.inputs['metadata'].name]!;
+            expect(e.inputs['metadata'].namespace).toBe(want.ns);
+            expect(e.inputs['spec'].target.name).toBe(e.inputs['metadata'].name);
+            expect(Object.keys(e.inputs['spec'].target.template.data).sort(), e.inputs['metadata'].name).toEqual(want.keys);
+          }
+          // each workload references its own Secret and nothing else
+          const refsOf = (res: RegisteredResource) => {
+            const spec = res.type === T.job ? res.inputs['spec'].template.spec : res.type === T.deployment ? res.inputs['spec'].template.spec : res.inputs['spec'];
+            const names = new Set<string>();
+            for (const v of spec.volumes ?? []) if (v.secret) names.add(v.secret.secretName);
+            for (const c of spec.containers ?? []) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) names.add(e.valueFrom.secretKeyRef.name);
+            for (const t of spec.secretTargetRef ?? []) names.add(t.name);
+            return [...names].sort();
+          };
+          expect(refsOf(deployment(r.name, 'herald-api'))).toEqual(['herald-api']);
+          for (const color of WORKER_COLORS) expect(refsOf(deployment(r.name, `herald-worker-${color}`))).toEqual(['herald-worker']);
+          expect(refsOf(deployment(r.name, 'herald-operator'))).toEqual(['herald-operator']);
+          for (const job of inRegion(T.job, r.name)) expect(refsOf(job)).toEqual(['herald-migrate']);
+          expect(refsOf(one(run, 'kubernetes:keda.sh/v1alpha1:TriggerAuthentication', (t) => t.region === r.name))).toEqual(['herald-keda']);
+          // the files a pod mounts are the ones its Secret has for it, no more
+          const mounted = (d: RegisteredResource) => (d.inputs['spec'].template.spec.volumes as { secret?: { items: { key: string }[] } }[]).flatMap((v) => v.secret?.items.map((i) => i.key) ?? []).sort();
+          expect(mounted(deployment(r.name, 'herald-api'))).toEqual(['herald-admin-token', 'telnyx-api-key', 'telnyx-public-key']);
+          expect(mounted(deployment(r.name, 'herald-worker-blue'))).toEqual(['fcm-service-account.json', 'telnyx-api-key']);
+          expect(env(deployment(r.name, 'herald-worker-blue'))['HERALD_ADMIN_TOKEN_FILE']).toBeUndefined();
+        }
+      });
+
+      it('scopes each ClusterSecretStore to the namespaces that need it, reading through its own IAM role only its own secrets', () => {
+        const policyOfServiceAccount = (region: string, account: string): { Resource: string | string[]; Action: string[] }[] => {
+          const role = one(run, 'aws:iam/role:Role', (x) => x.region === region && String(x.inputs['assumeRolePolicy']).includes(`system:serviceaccount:external-secrets:${account}`));
+          const policy = one(run, 'aws:iam/rolePolicy:RolePolicy', (x) => x.inputs['role'] === `${role.name}-id`);
+          return JSON.parse(policy.inputs['policy']).Statement;
+        };
+        const secretReads = (statements: { Resource: string | string[]; Action: string[] }[]) =>
+          statements.filter((st) => st.Action.includes('secretsmanager:GetSecretValue')).flatMap((st) => [st.Resource].flat()).sort();
+        const dbSecretArn = one(run, T.rds, (i) => !i.inputs['replicateSourceDb'] && i.region === active).state['masterUserSecrets'][0].secretArn;
         const operatorNs = loadOperatorManifests().namespace;
         for (const r of cfg.regions) {
           const eso = one(run, T.helm, (h) => h.region === r.name && h.inputs['chart'] === 'external-secrets');
-          expect(eso.inputs['values'].serviceAccount.annotations['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam:/);
-          const stores = ofType(run, T.secretStore).filter((s) => s.region === r.name);
-          expect(stores.map((s) => s.inputs['spec'].provider.aws.region)).toContain(r.name);
-          const external = ofType(run, T.externalSecret).filter((s) => s.region === r.name);
-          for (const ns of new Set(['herald', operatorNs])) {
-            expect(external.filter((e) => e.inputs['metadata'].namespace === ns).map((e) => e.inputs['metadata'].name).sort()).toEqual([
-              'herald-database',
-              'herald-provider-credentials',
-            ]);
+          // the controller itself reads nothing: a namespaced SecretStore without auth gets nothing
+          expect(eso.inputs['values'].serviceAccount.annotations).toBeUndefined();
+          for (const role of ofType(run, 'aws:iam/role:Role')) {
+            expect(String(role.inputs['assumeRolePolicy']), role.name).not.toContain('system:serviceaccount:external-secrets:external-secrets');
           }
+          const stores = Object.fromEntries(ofType(run, T.secretStore).filter((x) => x.region === r.name).map((x) => [x.inputs['metadata'].name, x.inputs['spec']]));
+          expect(Object.keys(stores).sort()).toEqual([`herald-database-${active}`, `herald-loadtest-${r.name}`, `herald-providers-${r.name}`].sort());
+          const expectations: [string, string, string[], string[]][] = [
+            [`herald-providers-${r.name}`, 'herald-store-providers', ['herald'], ['fcm-service-account', 'herald-admin-token', 'telnyx-api-key', 'telnyx-public-key'].map((n) => `arn:aws:secretsmanager:*:*:secret:herald/${stack}/${n}-*`)],
+            [`herald-database-${active}`, 'herald-store-database', ['herald', operatorNs], [dbSecretArn]],
+            [`herald-loadtest-${r.name}`, 'herald-store-loadtest', ['herald-loadtest'], [`arn:aws:secretsmanager:*:*:secret:herald/${stack}/loadtest-api-key-*`]],
+          ];
+          for (const [store, account, namespaces, reads] of expectations) {
+            expect(stores[store].conditions, store).toEqual([{ namespaces }]);
+            expect(stores[store].provider.aws.auth, store).toEqual({ jwt: { serviceAccountRef: { name: account, namespace: 'external-secrets' } } });
+            expect(secretReads(policyOfServiceAccount(r.name, account)), store).toEqual(reads.sort());
+          }
+          // every ExternalSecret only uses stores that admit its namespace; a tenant namespace is admitted by none
+          const admits = (store: string, ns: string) => (stores[store].conditions as { namespaces: string[] }[]).some((c) => c.namespaces.includes(ns));
+          for (const e of ofType(run, T.externalSecret).filter((x) => x.region === r.name)) {
+            const used = [e.inputs['spec'].secretStoreRef.name, ...e.inputs['spec'].data.flatMap((d: { sourceRef?: { storeRef: { name: string } } }) => (d.sourceRef ? [d.sourceRef.storeRef.name] : []))];
+            for (const store of used) expect(admits(store, e.inputs['metadata'].namespace), `${e.inputs['metadata'].name} via ${store}`).toBe(true);
+          }
+          for (const store of Object.keys(stores)) expect(admits(store, 'grace-church'), store).toBe(false);
+          expect(admits(`herald-providers-${r.name}`, 'herald-loadtest')).toBe(false);
+          expect(admits(`herald-database-${active}`, 'herald-loadtest')).toBe(false);
+          expect(admits(`herald-providers-${r.name}`, operatorNs)).toBe(false);
         }
       });
 
@@ -388,7 +453,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
             expect(container(w).image).toBe(`herald/worker:${color === 'blue' ? cfg.images.workerBlueTag : cfg.images.workerGreenTag}`);
             expect(env(w)['HERALD_LANE']).toBe(color);
             expect(env(w)['HERALD_WORKER_PORT']).toBe('8081');
-            expect(env(w)['DATABASE_URL']).toEqual({ secretKeyRef: { name: 'herald-database', key: 'DATABASE_URL' } });
+            expect(env(w)['DATABASE_URL']).toEqual({ secretKeyRef: { name: 'herald-worker', key: 'DATABASE_URL' } });
             expect(env(w)['TELNYX_API_KEY_FILE']).toMatch(/^\/var\/run\/secrets\/herald\//);
           }
         }
@@ -538,7 +603,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           for (const x of c.env!) if (/TOKEN|KEY|SECRET|PASSWORD/.test(x.name) && !/_FILE$/.test(x.name)) expect(x.value, x.name).toBeUndefined();
           const es = one(run, T.externalSecret, (x) => x.region === r.name && x.inputs['metadata'].name === 'herald-loadtest-api-key');
           expect(es.inputs['metadata'].namespace).toBe(LOADTEST_NS);
-          expect(es.inputs['spec'].secretStoreRef).toEqual({ kind: 'ClusterSecretStore', name: `aws-secrets-manager-${r.name}` });
+          expect(es.inputs['spec'].secretStoreRef).toEqual({ kind: 'ClusterSecretStore', name: `herald-loadtest-${r.name}` });
           expect(es.inputs['spec'].target.name).toBe('herald-loadtest-api-key');
           expect(es.inputs['spec'].data).toEqual([{ secretKey: 'api-key', remoteRef: { key: `herald/${stack}/loadtest-api-key` } }]);
         }

@@ -120,6 +120,24 @@ export async function snapshotHost(): Promise<HostSnapshot> {
   };
 }
 
+const BUILTIN_ACCEPT = /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) ACCEPT$/;
+
+/**
+ * An iptables-save listing as rules and chains, each with its table. Table headers,
+ * COMMIT and built-in chains still at ACCEPT are left out: they are the kernel's, not a
+ * rule anyone added, and a table is listed once anything first touched it (on a fresh
+ * machine, the node's first start; the legacy backend cannot unload it again).
+ */
+function rulesOf(lines: string[]): string[] {
+  let table = '';
+  const out: string[] = [];
+  for (const l of lines) {
+    if (l.startsWith('*')) table = l;
+    else if (l !== 'COMMIT' && !BUILTIN_ACCEPT.test(l)) out.push(`${l} (${table})`);
+  }
+  return out;
+}
+
 /** What differs between two snapshots, one line per difference (empty: none). */
 export function hostDifferences(before: HostSnapshot, after: HostSnapshot): string[] {
   const diffs: string[] = [];
@@ -132,8 +150,8 @@ export function hostDifferences(before: HostSnapshot, after: HostSnapshot): stri
     for (const x of b) if (!sa.has(x)) diffs.push(`${what} added: ${x}`);
     for (const x of a) if (!sb.has(x)) diffs.push(`${what} removed: ${x}`);
   };
-  setDiff('iptables', before.iptables.v4, after.iptables.v4);
-  setDiff('ip6tables', before.iptables.v6, after.iptables.v6);
+  setDiff('iptables', rulesOf(before.iptables.v4), rulesOf(after.iptables.v4));
+  setDiff('ip6tables', rulesOf(before.iptables.v6), rulesOf(after.iptables.v6));
   setDiff('link', before.links, after.links);
   setDiff('mount', before.mounts, after.mounts);
   setDiff('cgroup', before.cgroups, after.cgroups);

@@ -187,7 +187,7 @@ export interface ScenarioOptions {
   recipients: number;
   /** How long the fault lasts (provider 503, latency, PostgreSQL down). */
   faultMs: number;
-  /** worker-kill: time between kills, and how many at most. */
+  /** worker-kill: time between kills, and how many at most (operator-kill: how many, default 3). */
   killEveryMs?: number;
   kills?: number;
   /** The simulator's latency outside the fault (latency ×10 multiplies it). */
@@ -198,13 +198,13 @@ export interface ScenarioOptions {
   duringFault?: () => Promise<void>;
 }
 
-export type ScenarioName = 'worker-kill' | 'postgres-restart' | 'provider-503' | 'provider-latency-x10';
-export const SCENARIOS: readonly ScenarioName[] = ['worker-kill', 'postgres-restart', 'provider-503', 'provider-latency-x10'];
+export type ScenarioName = 'worker-kill' | 'postgres-restart' | 'provider-503' | 'provider-latency-x10' | 'operator-kill';
+export const SCENARIOS: readonly ScenarioName[] = ['worker-kill', 'postgres-restart', 'provider-503', 'provider-latency-x10', 'operator-kill'];
 
 export interface ScenarioResult extends ChaosRow {
   completed: boolean;
   rows: Record<string, number>;
-  /** Worker pids killed (worker-kill). */
+  /** Pids killed (worker-kill, operator-kill). */
   killed: number[];
 }
 
@@ -237,6 +237,18 @@ export async function runScenario(ctx: ChaosContext, scenario: ScenarioName, o: 
         }
         break;
       }
+      case 'operator-kill':
+        // The leader (the only operator), each time it is back: kills - 1 quick exits in a row.
+        for (let i = 0; i < (o.kills ?? 3); i++) {
+          const pid = ctx.platform.pids.operator;
+          process.kill(pid, 'SIGKILL');
+          killed.push(pid);
+          ctx.log(`${scenario}: kill -9 operator pid ${pid}`);
+          await waitFor('the operator restarted', async () => ctx.platform.pids.operator !== pid && httpOk(`http://127.0.0.1:${ctx.platform.ports.operator}/readyz`), { timeoutMs: 120_000 });
+        }
+        faultEnd = Date.now();
+        await o.duringFault?.();
+        break;
       case 'postgres-restart':
         await ctx.platform.database.stop();
         await o.duringFault?.();

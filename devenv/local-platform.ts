@@ -30,7 +30,7 @@ import { writeKubeconfig } from './kubeconfig.js';
 import { kubectlPath, mustKubectl, runKubectl, type RunResult } from './kubectl.js';
 import { httpOk, waitFor } from './poll.js';
 import { choosePorts } from './ports.js';
-import { isAlive, RestartAlways, spawnWatchdog, startProcess, startTs, type ProcessOptions } from './processes.js';
+import { isAlive, RestartAlways, spawnWatchdog, startProcess, startTs, type ProcessOptions, type RestartOptions } from './processes.js';
 import { DEMO_TENANTS, seedDemo, type SeedReport } from './seed-demo.js';
 import { tenantNamespaceManifest } from '../lib/tenancy/namespace.js';
 
@@ -69,6 +69,8 @@ export interface LocalPlatformOptions {
    * (devenv/image-tree.ts); the previous-release test runs the previous commit's api and worker.
    */
   command?: (service: ServiceName, file: string) => { argv: string[]; cwd: string } | undefined;
+  /** How a service that exits is restarted (default: RestartAlways's, 1 s doubling to 30 s). */
+  restart?: Pick<RestartOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'resetAfterMs'>;
   /** A service exited while the platform was running (not during stop); it is restarted after a backoff. */
   onUnexpectedExit?: (service: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -260,6 +262,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
           return how ? startProcess(cmd!, args, { ...options, cwd: how.cwd }) : startTs(file, options);
         },
         {
+          ...o.restart,
           name,
           onStart: (p) => {
             notePid('TERM', p.pid).catch((e: Error) => say(`noting ${name}'s pid for the watchdog: ${e.message}`));
@@ -268,7 +271,7 @@ export async function startLocalPlatform(o: LocalPlatformOptions): Promise<Local
             o.onUnexpectedExit?.(name, exit.code, exit.signal);
             const how = `code ${exit.code}, signal ${exit.signal}`;
             if (crashLooping) {
-              const last = tail.split('\n').slice(-5).join('\n  ');
+              const last = tail.trim() ? tail.split('\n').slice(-5).join('\n  ') : '(none)';
               say(`${name} is crash-looping (${how}; restart ${restarts}, next in ${backoffMs / 1000} s); the rest keeps running. Its last lines:\n  ${last}`);
             } else {
               say(`${name} exited unexpectedly (${how}); restarting in ${backoffMs / 1000} s (restart ${restarts})`);

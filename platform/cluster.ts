@@ -92,9 +92,19 @@ export class Cluster extends pulumi.ComponentResource {
           o(),
         ),
     );
-    this.nodeGroups = settings.nodeGroups.map(
-      (group) =>
-        new aws.eks.NodeGroup(
+    this.nodeGroups = settings.nodeGroups.map((group) => {
+      // IMDSv2 only, one hop: a pod (one hop further than the node) cannot reach the metadata service and borrow the node's role
+      const template = new aws.ec2.LaunchTemplate(
+        ctx.name(`nodes-${group.name}`),
+        {
+          description: `${ctx.name(`nodes-${group.name}`)}: IMDSv2 with hop limit 1`,
+          metadataOptions: { httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 },
+          tagSpecifications: [{ resourceType: 'instance', tags: { Name: ctx.name(`nodes-${group.name}`) } }],
+          tags: { Name: ctx.name(`nodes-${group.name}`) },
+        },
+        o(),
+      );
+      return new aws.eks.NodeGroup(
           ctx.name(`nodes-${group.name}`),
           {
             clusterName: cluster.name,
@@ -105,13 +115,14 @@ export class Cluster extends pulumi.ComponentResource {
             capacityType: 'ON_DEMAND',
             scalingConfig: { minSize: group.minSize, desiredSize: group.desiredSize, maxSize: group.maxSize },
             updateConfig: { maxUnavailable: 1 },
+            launchTemplate: { id: template.id, version: pulumi.interpolate`${template.latestVersion}` },
             labels: { 'herald.dev/node-group': group.name },
             tags: { Name: ctx.name(`nodes-${group.name}`) },
           },
           // the autoscaler / operators may move desiredSize; do not fight them
           o({ dependsOn: nodePolicies, ignoreChanges: ['scalingConfig.desiredSize'] }),
-        ),
-    );
+        );
+    });
 
     const issuer = cluster.identities.apply((ids) => {
       const url = ids?.[0]?.oidcs?.[0]?.issuer;

@@ -74,6 +74,20 @@ describe('stack configuration', () => {
     ]);
   });
 
+  it('refuses an EKS endpoint open to the internet, and images without a registry, naming the keys', () => {
+    const raw = stripped('production');
+    const cluster = JSON.parse(raw['cluster']!) as Record<string, unknown>;
+    const images = JSON.parse(raw['images']!) as Record<string, unknown>;
+    expect(problems({ ...raw, cluster: JSON.stringify({ ...cluster, publicAccessCidrs: ['198.51.100.0/24', '0.0.0.0/0'] }) })).toEqual([
+      'herald:cluster.publicAccessCidrs: must not include a /0 (0.0.0.0/0 opens the Kubernetes API endpoint to the whole internet)',
+    ]);
+    expect(problems({ ...raw, cluster: JSON.stringify({ ...cluster, publicAccessCidrs: [] }) })).toEqual([
+      'herald:cluster.publicAccessCidrs: needs the networks allowed to reach the Kubernetes API',
+    ]);
+    const { registry: _registry, ...noRegistry } = images;
+    expect(problems({ ...raw, images: JSON.stringify(noRegistry) })).toEqual(['herald:images.registry: is required']);
+  });
+
   it('refuses to run without the secret provider credentials, naming each key', async () => {
     await expect(runStack('staging', { 'herald:telnyxApiKey': undefined, 'herald:fcmServiceAccount': undefined })).rejects.toThrow(
       /herald:telnyxApiKey: is required \(pulumi config set --secret herald:telnyxApiKey[\s\S]*herald:fcmServiceAccount: is required/,

@@ -50,7 +50,11 @@ const schema = z
     network: z.object({ natGatewayPerAz: z.boolean() }),
     cluster: z.object({
       kubernetesVersion: z.string().regex(/^1\.\d+$/),
-      publicAccessCidrs: z.array(z.string()).min(1),
+      // who may reach the EKS API endpoint from outside the VPC: your networks (and CI's egress), never the whole internet
+      publicAccessCidrs: z
+        .array(z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, 'must be an IPv4 CIDR such as 198.51.100.0/24'))
+        .min(1, 'needs the networks allowed to reach the Kubernetes API')
+        .refine((cidrs) => !cidrs.some((c) => c.endsWith('/0')), { message: 'must not include a /0 (0.0.0.0/0 opens the Kubernetes API endpoint to the whole internet)' }),
       nodeGroups: z.array(nodeGroupSchema).min(1),
     }),
     database: z.object({
@@ -70,7 +74,8 @@ const schema = z
       proxyMaxConnectionsPercent: z.number().int().min(1).max(100),
     }),
     images: z.object({
-      registry: z.string().default(''),
+      // where every image comes from (an ECR registry you push to and mirror k6 into), never Docker Hub by default
+      registry: z.string().regex(/^[a-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/, 'must be a registry host (and path) such as 123456789012.dkr.ecr.us-east-1.amazonaws.com'),
       apiTag: imageTag,
       operatorTag: imageTag,
       workerBlueTag: imageTag,

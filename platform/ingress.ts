@@ -21,31 +21,96 @@ export function regionalHostname(domain: StackConfig['domain'], region: string):
   return `${region}.${domain.apiHostname}`;
 }
 
+/** The tag the controller puts on everything it creates (its value: the cluster's name). */
+const CLUSTER_TAG = 'elbv2.k8s.aws/cluster';
+const created = { Null: { [`aws:RequestTag/${CLUSTER_TAG}`]: 'false' } };
+const owned = { Null: { [`aws:ResourceTag/${CLUSTER_TAG}`]: 'false' } };
+const retagOwned = { Null: { [`aws:RequestTag/${CLUSTER_TAG}`]: 'true', [`aws:ResourceTag/${CLUSTER_TAG}`]: 'false' } };
+const LB_ARNS = ['targetgroup/*/*', 'loadbalancer/net/*/*', 'loadbalancer/app/*/*'].map((r) => `arn:aws:elasticloadbalancing:*:*:${r}`);
+const LISTENER_ARNS = ['listener/net/*/*/*', 'listener/app/*/*/*', 'listener-rule/net/*/*/*', 'listener-rule/app/*/*/*'].map((r) => `arn:aws:elasticloadbalancing:*:*:${r}`);
+const SG_ARN = 'arn:aws:ec2:*:*:security-group/*';
+
 /**
- * What the controller needs (condensed from the upstream iam_policy.json; broader on
- * elasticloadbalancing:* than upstream — tighten when a real account is at hand).
+ * The controller's published IAM policy (aws-load-balancer-controller
+ * docs/install/iam_policy.json, v2.13): every action named, no service wildcard; what
+ * changes or deletes a load balancer, target group or security group does so only on
+ * those carrying the controller's cluster tag, and it can create them only tagged.
  */
-const loadBalancerControllerPolicy = JSON.stringify({
+export const loadBalancerControllerPolicy = {
   Version: '2012-10-17',
   Statement: [
     { Effect: 'Allow', Action: ['iam:CreateServiceLinkedRole'], Resource: '*', Condition: { StringEquals: { 'iam:AWSServiceName': 'elasticloadbalancing.amazonaws.com' } } },
     {
       Effect: 'Allow',
       Action: [
-        'ec2:Describe*', 'ec2:GetCoipPoolUsage', 'ec2:GetSecurityGroupsForVpc', 'ec2:CreateSecurityGroup', 'ec2:CreateTags', 'ec2:DeleteTags',
-        'ec2:AuthorizeSecurityGroupIngress', 'ec2:RevokeSecurityGroupIngress', 'ec2:DeleteSecurityGroup',
-        'elasticloadbalancing:*',
-        'acm:ListCertificates', 'acm:DescribeCertificate',
-        'iam:ListServerCertificates', 'iam:GetServerCertificate',
-        'cognito-idp:DescribeUserPoolClient',
+        'ec2:DescribeAccountAttributes', 'ec2:DescribeAddresses', 'ec2:DescribeAvailabilityZones', 'ec2:DescribeInternetGateways',
+        'ec2:DescribeVpcs', 'ec2:DescribeVpcPeeringConnections', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups',
+        'ec2:DescribeInstances', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeTags', 'ec2:GetCoipPoolUsage', 'ec2:DescribeCoipPools',
+        'ec2:GetSecurityGroupsForVpc', 'ec2:DescribeIpamPools', 'ec2:DescribeRouteTables',
+        'elasticloadbalancing:DescribeLoadBalancers', 'elasticloadbalancing:DescribeLoadBalancerAttributes', 'elasticloadbalancing:DescribeListeners',
+        'elasticloadbalancing:DescribeListenerCertificates', 'elasticloadbalancing:DescribeSSLPolicies', 'elasticloadbalancing:DescribeRules',
+        'elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTargetGroupAttributes', 'elasticloadbalancing:DescribeTargetHealth',
+        'elasticloadbalancing:DescribeTags', 'elasticloadbalancing:DescribeTrustStores', 'elasticloadbalancing:DescribeListenerAttributes',
+        'elasticloadbalancing:DescribeCapacityReservation',
+      ],
+      Resource: '*',
+    },
+    {
+      Effect: 'Allow',
+      Action: [
+        'cognito-idp:DescribeUserPoolClient', 'acm:ListCertificates', 'acm:DescribeCertificate', 'iam:ListServerCertificates', 'iam:GetServerCertificate',
         'waf-regional:GetWebACL', 'waf-regional:GetWebACLForResource', 'waf-regional:AssociateWebACL', 'waf-regional:DisassociateWebACL',
         'wafv2:GetWebACL', 'wafv2:GetWebACLForResource', 'wafv2:AssociateWebACL', 'wafv2:DisassociateWebACL',
         'shield:GetSubscriptionState', 'shield:DescribeProtection', 'shield:CreateProtection', 'shield:DeleteProtection',
       ],
       Resource: '*',
     },
+    { Effect: 'Allow', Action: ['ec2:AuthorizeSecurityGroupIngress', 'ec2:RevokeSecurityGroupIngress'], Resource: '*' },
+    { Effect: 'Allow', Action: ['ec2:CreateSecurityGroup'], Resource: '*' },
+    {
+      Effect: 'Allow',
+      Action: ['ec2:CreateTags'],
+      Resource: SG_ARN,
+      Condition: { StringEquals: { 'ec2:CreateAction': 'CreateSecurityGroup' }, ...created },
+    },
+    { Effect: 'Allow', Action: ['ec2:CreateTags', 'ec2:DeleteTags'], Resource: SG_ARN, Condition: retagOwned },
+    { Effect: 'Allow', Action: ['ec2:AuthorizeSecurityGroupIngress', 'ec2:RevokeSecurityGroupIngress', 'ec2:DeleteSecurityGroup'], Resource: '*', Condition: owned },
+    { Effect: 'Allow', Action: ['elasticloadbalancing:CreateLoadBalancer', 'elasticloadbalancing:CreateTargetGroup'], Resource: '*', Condition: created },
+    {
+      Effect: 'Allow',
+      Action: ['elasticloadbalancing:CreateListener', 'elasticloadbalancing:DeleteListener', 'elasticloadbalancing:CreateRule', 'elasticloadbalancing:DeleteRule'],
+      Resource: '*',
+    },
+    { Effect: 'Allow', Action: ['elasticloadbalancing:AddTags', 'elasticloadbalancing:RemoveTags'], Resource: LB_ARNS, Condition: retagOwned },
+    { Effect: 'Allow', Action: ['elasticloadbalancing:AddTags', 'elasticloadbalancing:RemoveTags'], Resource: LISTENER_ARNS },
+    {
+      Effect: 'Allow',
+      Action: [
+        'elasticloadbalancing:ModifyLoadBalancerAttributes', 'elasticloadbalancing:SetIpAddressType', 'elasticloadbalancing:SetSecurityGroups',
+        'elasticloadbalancing:SetSubnets', 'elasticloadbalancing:DeleteLoadBalancer', 'elasticloadbalancing:ModifyTargetGroup',
+        'elasticloadbalancing:ModifyTargetGroupAttributes', 'elasticloadbalancing:DeleteTargetGroup', 'elasticloadbalancing:ModifyListenerAttributes',
+        'elasticloadbalancing:ModifyCapacityReservation', 'elasticloadbalancing:ModifyIpPools',
+      ],
+      Resource: '*',
+      Condition: owned,
+    },
+    {
+      Effect: 'Allow',
+      Action: ['elasticloadbalancing:AddTags'],
+      Resource: LB_ARNS,
+      Condition: { StringEquals: { 'elasticloadbalancing:CreateAction': ['CreateTargetGroup', 'CreateLoadBalancer'] }, ...created },
+    },
+    { Effect: 'Allow', Action: ['elasticloadbalancing:RegisterTargets', 'elasticloadbalancing:DeregisterTargets'], Resource: 'arn:aws:elasticloadbalancing:*:*:targetgroup/*/*' },
+    {
+      Effect: 'Allow',
+      Action: [
+        'elasticloadbalancing:SetWebAcl', 'elasticloadbalancing:ModifyListener', 'elasticloadbalancing:AddListenerCertificates',
+        'elasticloadbalancing:RemoveListenerCertificates', 'elasticloadbalancing:ModifyRule', 'elasticloadbalancing:SetRulePriorities',
+      ],
+      Resource: '*',
+    },
   ],
-});
+};
 
 export interface IngressArgs {
   ctx: RegionContext;
@@ -66,7 +131,7 @@ export class Ingress extends pulumi.ComponentResource {
     const { ctx, cluster, network, domain } = args;
     const role = workloadIdentityRole(
       'lb-controller',
-      { ctx, cluster, namespace: 'kube-system', serviceAccount: 'aws-load-balancer-controller', policy: loadBalancerControllerPolicy },
+      { ctx, cluster, namespace: 'kube-system', serviceAccount: 'aws-load-balancer-controller', policy: JSON.stringify(loadBalancerControllerPolicy) },
       this,
     );
     const release = new k8s.helm.v3.Release(

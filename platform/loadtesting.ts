@@ -190,7 +190,8 @@ export class LoadTesting extends pulumi.ComponentResource {
     const pod = podSpec(
       {
         name: 'k6',
-        image: `grafana/k6:${images.k6Tag}`,
+        // k6 mirrored into the configured registry (e.g. an ECR pull-through cache), not pulled from Docker Hub
+        image: image(images, 'grafana/k6', images.k6Tag),
         command: ['k6', 'run', '--no-usage-report', `/scripts/${path.basename(loadTest.scriptPath)}`],
         resources: RESOURCES.k6,
         env: [

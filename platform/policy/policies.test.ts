@@ -3,9 +3,14 @@ import path from 'node:path';
 import type { ResourceValidationArgs } from '@pulumi/policy';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runStack, type StackRun } from '../testing/mocked-run.js';
+import { loadBalancerControllerPolicy } from '../ingress.js';
 import {
   backupsMeetStackMinimum,
+  eksEndpointRestricted,
   encryptionRequired,
+  imagesFromRegistryByDigest,
+  imdsV2HopLimitOne,
+  noWildcardIamActions,
   heraldPolicies,
   noPlaintextSecretsInEnv,
   noPublicDatabases,
@@ -125,6 +130,47 @@ describe('each policy rejects a bad resource', () => {
     (withInit.spec.template.spec as Record<string, unknown>)['initContainers'] = [{ name: 'init' }];
     expect(violations(resourceLimitsOnEveryContainer, k, withInit)).toHaveLength(2);
     expect(violations(resourceLimitsOnEveryContainer, k, deployment({}))).toEqual([]);
+  });
+
+  it('eks-endpoint-restricted: a public endpoint open to 0.0.0.0/0, or with no CIDRs (AWS then opens it to all)', () => {
+    const eks = 'aws:eks/cluster:Cluster';
+    expect(violations(eksEndpointRestricted, eks, { vpcConfig: { endpointPublicAccess: true, publicAccessCidrs: ['0.0.0.0/0'] } })).toHaveLength(1);
+    expect(violations(eksEndpointRestricted, eks, { vpcConfig: { endpointPublicAccess: true } })).toHaveLength(1);
+    expect(violations(eksEndpointRestricted, eks, { vpcConfig: {} })).toHaveLength(1);
+    expect(violations(eksEndpointRestricted, eks, { vpcConfig: { endpointPublicAccess: true, publicAccessCidrs: ['198.51.100.0/24'] } })).toEqual([]);
+    expect(violations(eksEndpointRestricted, eks, { vpcConfig: { endpointPublicAccess: false } })).toEqual([]);
+  });
+
+  it('imdsv2-hop-limit-1: a node group without a launch template, a template allowing IMDSv1 or two hops', () => {
+    expect(violations(imdsV2HopLimitOne, 'aws:eks/nodeGroup:NodeGroup', { clusterName: 'c' })).toHaveLength(1);
+    const lt = 'aws:ec2/launchTemplate:LaunchTemplate';
+    expect(violations(imdsV2HopLimitOne, lt, { metadataOptions: { httpTokens: 'optional', httpPutResponseHopLimit: 1 } })).toHaveLength(1);
+    expect(violations(imdsV2HopLimitOne, lt, { metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2 } })).toHaveLength(1);
+    expect(violations(imdsV2HopLimitOne, lt, {})).toHaveLength(2);
+    expect(violations(imdsV2HopLimitOne, lt, { metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 1 } })).toEqual([]);
+    expect(violations(imdsV2HopLimitOne, 'aws:eks/nodeGroup:NodeGroup', { launchTemplate: { id: 'lt', version: '1' } })).toEqual([]);
+  });
+
+  it("images-from-registry-by-digest: an image from Docker Hub, or by tag where the stack requires digests (the stack's pack config)", () => {
+    const k = 'kubernetes:apps/v1:Deployment';
+    const production = packConfig('production')['images-from-registry-by-digest'] as { registry: string; requireDigest: boolean };
+    const staging = packConfig('staging')['images-from-registry-by-digest'] as { registry: string; requireDigest: boolean };
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(production.requireDigest).toBe(true);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: `herald/api@${digest}` }), production)).toHaveLength(1);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: `docker.io/grafana/k6:1.1.0` }), production)).toHaveLength(2);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: `${production.registry}/herald/api:1.0.0` }), production)).toHaveLength(1);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: `${production.registry}/herald/api@${digest}` }), production)).toEqual([]);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: `${staging.registry}/herald/api:staging` }), staging)).toEqual([]);
+    expect(violations(imagesFromRegistryByDigest, k, deployment({ image: 'herald/api:staging' }), staging)).toHaveLength(1);
+  });
+
+  it("no-wildcard-iam-actions: '*' or 'service:*' (the load balancer controller's former policy had elasticloadbalancing:*)", () => {
+    const rp = 'aws:iam/rolePolicy:RolePolicy';
+    const doc = (actions: string[]) => ({ policy: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] }) });
+    expect(violations(noWildcardIamActions, rp, doc(['ec2:DescribeVpcs', 'elasticloadbalancing:*']))).toHaveLength(1);
+    expect(violations(noWildcardIamActions, rp, doc(['*']))).toHaveLength(1);
+    expect(violations(noWildcardIamActions, rp, { policy: JSON.stringify(loadBalancerControllerPolicy) })).toEqual([]);
   });
 });
 

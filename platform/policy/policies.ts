@@ -12,6 +12,9 @@ const BACKUPS_REPLICATION = 'aws:rds/instanceAutomatedBackupsReplication:Instanc
 const SECRET = 'aws:secretsmanager/secret:Secret';
 const EKS_CLUSTER = 'aws:eks/cluster:Cluster';
 const SECURITY_GROUP = 'aws:ec2/securityGroup:SecurityGroup';
+const LAUNCH_TEMPLATE = 'aws:ec2/launchTemplate:LaunchTemplate';
+const NODE_GROUP = 'aws:eks/nodeGroup:NodeGroup';
+const IAM_POLICY_DOCUMENTS = ['aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy'];
 const POSTGRES_PORT = 5432;
 
 export type HeraldPolicy = ResourceValidationPolicy & { validateResource: Validate };
@@ -148,10 +151,83 @@ export const resourceLimitsOnEveryContainer = policy(
   },
 );
 
+// --- AWS hardening ------------------------------------------------------------------------
+export const eksEndpointRestricted = policy(
+  'eks-endpoint-restricted',
+  "The EKS API endpoint is not open to the internet: a public endpoint lists the networks allowed (publicAccessCidrs), none of them a /0 (without a list, AWS allows 0.0.0.0/0).",
+  ({ type, props }, report) => {
+    if (type !== EKS_CLUSTER) return;
+    const vpc = (props['vpcConfig'] as Props | undefined) ?? {};
+    if (vpc['endpointPublicAccess'] === false) return;
+    const cidrs = (vpc['publicAccessCidrs'] as string[] | undefined) ?? [];
+    if (cidrs.length === 0) report('EKS cluster has a public endpoint without publicAccessCidrs (AWS then allows 0.0.0.0/0).');
+    for (const c of cidrs) if (c.endsWith('/0')) report(`EKS cluster's public endpoint is open to ${c}; list your networks in herald:cluster.publicAccessCidrs.`);
+  },
+);
+
+export const imdsV2HopLimitOne = policy(
+  'imdsv2-hop-limit-1',
+  'Nodes require IMDSv2 with a response hop limit of 1 (through a launch template), so a pod cannot reach the metadata service and take the node role.',
+  ({ type, props }, report) => {
+    if (type === NODE_GROUP && !props['launchTemplate']) {
+      report("node group has no launch template (EKS's default allows a hop limit of 2: pods reach the metadata service).");
+    }
+    if (type === LAUNCH_TEMPLATE) {
+      const m = (props['metadataOptions'] as Props | undefined) ?? {};
+      if (m['httpTokens'] !== 'required') report('launch template does not require IMDSv2 tokens (metadataOptions.httpTokens must be "required").');
+      if (m['httpEndpoint'] !== 'disabled' && m['httpPutResponseHopLimit'] !== 1) {
+        report(`launch template's metadata hop limit is ${String(m['httpPutResponseHopLimit'] ?? 'unset')}; it must be 1.`);
+      }
+    }
+  },
+);
+
+export interface ImagePolicyConfig {
+  registry: string;
+  requireDigest: boolean;
+}
+const DIGEST = /@sha256:[0-9a-f]{64}$/;
+export const imagesFromRegistryByDigest = policy(
+  'images-from-registry-by-digest',
+  "Every container image comes from the stack's registry, and (where the stack requires it) by digest, never by a mutable tag.",
+  (args, report) => {
+    const { registry, requireDigest } = args.getConfig<ImagePolicyConfig>();
+    for (const c of podContainers(args.type, args.props) ?? []) {
+      const ref = c.image ?? '';
+      if (!registry || !ref.startsWith(`${registry.replace(/\/$/, '')}/`)) report(`container '${c.name}' image ${ref} is not from the registry ${registry || '(none configured)'}.`);
+      if (requireDigest && !DIGEST.test(ref)) report(`container '${c.name}' image ${ref} is not pinned by digest (@sha256:...).`);
+    }
+  },
+  {
+    configSchema: {
+      properties: { registry: { type: 'string', default: '' }, requireDigest: { type: 'boolean', default: true } },
+    },
+  },
+);
+
+export const noWildcardIamActions = policy(
+  'no-wildcard-iam-actions',
+  'IAM policies Herald writes name their actions: no "*" and no "<service>:*".',
+  ({ type, props }, report) => {
+    if (!IAM_POLICY_DOCUMENTS.includes(type) || typeof props['policy'] !== 'string') return;
+    const doc = JSON.parse(props['policy']) as { Statement?: Props[] | Props };
+    for (const st of [doc.Statement ?? []].flat()) {
+      if (st['Effect'] !== 'Allow') continue;
+      for (const action of [st['Action'] ?? []].flat() as string[]) {
+        if (action === '*' || action.endsWith(':*')) report(`IAM policy allows ${action}; name the actions.`);
+      }
+    }
+  },
+);
+
 export const heraldPolicies: HeraldPolicy[] = [
   noPublicDatabases,
   encryptionRequired,
   backupsMeetStackMinimum,
   noPlaintextSecretsInEnv,
   resourceLimitsOnEveryContainer,
+  eksEndpointRestricted,
+  imdsV2HopLimitOne,
+  imagesFromRegistryByDigest,
+  noWildcardIamActions,
 ];

@@ -111,6 +111,9 @@ function mocksFor(stack: string, resources: RegisteredResource[], dependencies: 
             resourceRecordValue: `_v.${d}.acm-validations.aws.`,
           }));
           break;
+        case 'aws:ec2/launchTemplate:LaunchTemplate':
+          state['latestVersion'] = 1;
+          break;
         case 'aws:route53/record:Record':
           state['fqdn'] = inputs['name'];
           break;

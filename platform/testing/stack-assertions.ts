@@ -15,7 +15,7 @@ import { MONITORING_NAMESPACE } from '../network-policies.js';
 import { ALERTS, HERALD_JOBS } from '../monitoring/alerts.js';
 import { dashboards } from '../monitoring/dashboards.js';
 import { ALERTMANAGER_SERVICE_ACCOUNT, GRAFANA_DASHBOARD_LABEL, KUBE_PROMETHEUS_STACK_CHART_VERSION } from '../monitoring/prometheus-stack.js';
-import { PORTS, QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
+import { image, PORTS, QUEUE_DEPTH_QUERY, WORKER_COLORS } from '../workloads.js';
 import { renderKubernetesManifests, runStack, type RegisteredResource, type StackRun } from './mocked-run.js';
 import { allowed, parsePolicies, type Endpoint } from './network-policy-eval.js';
 
@@ -415,10 +415,10 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(env(op)['HERALD_LEASE_NAMESPACE']).toBe(files.namespace);
           expect(env(op)['HERALD_OPERATOR_PORT']).toBe('8082');
           expect(env(op)['POD_NAME']).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
-          expect(container(op).image).toBe(`herald/operator:${cfg.images.operatorTag}`);
+          expect(container(op).image).toBe(image(cfg.images, 'herald/operator', cfg.images.operatorTag));
           const api = deployment(r.name, 'herald-api');
           expect(api.inputs['spec'].replicas).toBe(cfg.api.replicas);
-          expect(container(api).image).toBe(`herald/api:${cfg.images.apiTag}`);
+          expect(container(api).image).toBe(image(cfg.images, 'herald/api', cfg.images.apiTag));
           one(run, T.service, (s) => s.region === r.name && s.inputs['metadata'].name === 'herald-api');
           expect(inRegion(T.pdb, r.name).map((p) => p.inputs['metadata'].name).sort()).toEqual([
             'herald-api',
@@ -450,7 +450,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         for (const r of cfg.regions) {
           for (const color of WORKER_COLORS) {
             const w = deployment(r.name, `herald-worker-${color}`);
-            expect(container(w).image).toBe(`herald/worker:${color === 'blue' ? cfg.images.workerBlueTag : cfg.images.workerGreenTag}`);
+            expect(container(w).image).toBe(image(cfg.images, 'herald/worker', color === 'blue' ? cfg.images.workerBlueTag : cfg.images.workerGreenTag));
             expect(env(w)['HERALD_LANE']).toBe(color);
             expect(env(w)['HERALD_WORKER_PORT']).toBe('8081');
             expect(env(w)['DATABASE_URL']).toEqual({ secretKeyRef: { name: 'herald-worker', key: 'DATABASE_URL' } });
@@ -519,7 +519,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(job.backoffLimit).toBe(0);
           expect(job.podFailurePolicy.rules[0]).toEqual({ action: 'FailJob', onExitCodes: { operator: 'In', values: [99] } });
           const c = podContainers(cron.type, cron.inputs)![0]!;
-          expect(c.image).toBe(`grafana/k6:${cfg.images.k6Tag}`);
+          expect(c.image).toBe(image(cfg.images, 'grafana/k6', cfg.images.k6Tag));
           expect(Object.fromEntries(c.env!.map((e) => [e.name, e.value]))).toMatchObject({ HERALD_TENANT: 'k6-synthetic' });
           expect(cfg.loadTest.tenant).toBe('k6-synthetic');
           expect(c.resources?.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
@@ -615,7 +615,7 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           const cm = one(run, T.configMap, (c) => c.region === r.name && c.inputs['metadata'].name === 'herald-k6-scripts');
           expect(cm.inputs['data']['capacity.js']).toBe(script);
           const sim = deployment(r.name, 'herald-provider-simulator');
-          expect(container(sim).image).toBe(`herald/simulator:${cfg.images.simulatorTag}`);
+          expect(container(sim).image).toBe(image(cfg.images, 'herald/simulator', cfg.images.simulatorTag));
           for (const color of WORKER_COLORS) {
             const e = env(deployment(r.name, `herald-worker-${color}`));
             expect(e['HERALD_SIMULATED_TENANTS']).toBe(cfg.loadTest.tenant);
@@ -817,6 +817,56 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(maps.map((c) => c.inputs['metadata'].namespace)).toEqual(maps.map(() => MONITORING_NAMESPACE));
           const uids = maps.map((c) => Object.values(c.inputs['data'] as Record<string, string>).map((j) => (JSON.parse(j) as { uid: string }).uid)[0]);
           expect(uids.sort()).toEqual(Object.keys(dashboards()).sort());
+        }
+      });
+    });
+
+    describe('AWS hardening (issue 10)', () => {
+      it('opens each EKS public endpoint only to the configured networks, never 0.0.0.0/0', () => {
+        for (const r of cfg.regions) {
+          const eks = one(run, T.eks, (c) => c.region === r.name);
+          expect(eks.inputs['vpcConfig'].publicAccessCidrs).toEqual(cfg.cluster.publicAccessCidrs);
+          for (const c of eks.inputs['vpcConfig'].publicAccessCidrs) expect(c).not.toMatch(/\/0$/);
+        }
+      });
+
+      it('launches every node from a template that requires IMDSv2 with a hop limit of 1', () => {
+        for (const r of cfg.regions) {
+          for (const group of ofType(run, T.nodeGroup).filter((g) => g.region === r.name)) {
+            const template = one(run, 'aws:ec2/launchTemplate:LaunchTemplate', (t) => `${t.name}-id` === group.inputs['launchTemplate']?.id);
+            expect(template.region).toBe(r.name);
+            expect(template.inputs['metadataOptions']).toEqual({ httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 });
+          }
+        }
+      });
+
+      it("gives the load balancer controller named actions only, changing or deleting only what carries its cluster tag", () => {
+        for (const r of cfg.regions) {
+          const role = one(run, 'aws:iam/role:Role', (x) => x.region === r.name && String(x.inputs['assumeRolePolicy']).includes('system:serviceaccount:kube-system:aws-load-balancer-controller'));
+          const statements = JSON.parse(one(run, 'aws:iam/rolePolicy:RolePolicy', (x) => x.inputs['role'] === `${role.name}-id`).inputs['policy']).Statement as {
+            Action: string[];
+            Condition?: Record<string, Record<string, unknown>>;
+          }[];
+          const grants = (action: string) => statements.filter((st) => st.Action.includes(action));
+          for (const st of statements) for (const a of st.Action) expect(a, a).not.toMatch(/(^|:)\*$/);
+          for (const action of ['elasticloadbalancing:DeleteLoadBalancer', 'elasticloadbalancing:DeleteTargetGroup', 'elasticloadbalancing:ModifyLoadBalancerAttributes', 'elasticloadbalancing:SetSecurityGroups', 'ec2:DeleteSecurityGroup']) {
+            expect(grants(action).length, action).toBeGreaterThan(0);
+            for (const st of grants(action)) expect(st.Condition?.['Null']?.['aws:ResourceTag/elbv2.k8s.aws/cluster'], action).toBe('false');
+          }
+          for (const action of ['elasticloadbalancing:CreateLoadBalancer', 'elasticloadbalancing:CreateTargetGroup']) {
+            for (const st of grants(action)) expect(st.Condition?.['Null']?.['aws:RequestTag/elbv2.k8s.aws/cluster'], action).toBe('false');
+          }
+        }
+      });
+
+      it("pulls every image from the stack's registry (production: by digest)", () => {
+        const pods = run.resources.filter((r) => podContainers(r.type, r.inputs));
+        expect(cfg.images.registry).toMatch(/\.dkr\.ecr\./);
+        for (const r of pods) {
+          for (const c of podContainers(r.type, r.inputs)!) {
+            expect(c.image!.startsWith(`${cfg.images.registry}/`), `${r.name}: ${c.image}`).toBe(true);
+            if (stack === 'production') expect(c.image, r.name).toMatch(/@sha256:[0-9a-f]{64}$/);
+          }
         }
       });
     });

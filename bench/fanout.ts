@@ -12,7 +12,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgBoss } from 'pg-boss';
-import { createPool, startDatabase, type Pool } from '../lib/db/postgres.js';
+import { createPool, startDatabase } from '../lib/db/postgres.js';
 import { migrate } from '../lib/db/migrate.js';
 import { loadConfig } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';

@@ -7,7 +7,7 @@ export interface KubeAdmin {
   server: URL;
   agent: https.Agent;
   /** One request as the control plane's admin (client certificate); the body is JSON. */
-  request(method: string, urlPath: string, body?: unknown, contentType?: string): Promise<{ status: number; body: string }>;
+  request: (method: string, urlPath: string, body?: unknown, contentType?: string) => Promise<{ status: number; body: string }>;
 }
 
 /**

@@ -107,7 +107,6 @@ describe('the image layout, run read-only', () => {
     const push = demoDevices('northfield-university', ['students']).length;
     const want: Record<string, number> = { 'sunday-reminder': sms, 'welcome-week': push };
     const deadline = Date.now() + 180_000;
-    let last = '';
     for (;;) {
       const r = await p.kubectl(['get', 'broadcasts', '-A', '-o', 'json']);
       const items = (JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; counts?: Record<string, number> } }[] }).items;
@@ -115,7 +114,7 @@ describe('the image layout, run read-only', () => {
         const s = items.find((b) => b.metadata.name === name)?.status;
         return s?.phase === 'Completed' && s.counts?.sent === sent && (s.counts?.failed ?? 0) === 0;
       });
-      last = JSON.stringify(items.map((b) => [b.metadata.name, b.status]));
+      const last = JSON.stringify(items.map((b) => [b.metadata.name, b.status]));
       if (done) break;
       if (Date.now() > deadline) throw new Error(`Broadcasts not Completed in time: ${last}\n${Object.entries(p.pids).join(' ')}`);
       await new Promise((r) => setTimeout(r, 1000));

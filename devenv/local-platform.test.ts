@@ -226,7 +226,7 @@ describe('the local platform (npm start)', () => {
     const manifest = yaml.load(await readFile(path.join(EXAMPLES, 'sms-local-time-birthday.yaml'), 'utf8')) as Bc & {
       spec: { schedule: { date: string }; delivery: { expireAfter: string } };
     };
-    const yesterday = DateTime.utc().minus({ days: 1 }).toISODate()!;
+    const yesterday = DateTime.utc().minus({ days: 1 }).toISODate();
     manifest.metadata.name = 'birthday-greetings-yesterday';
     manifest.spec.schedule.date = yesterday;
     manifest.spec.delivery.expireAfter = '72h'; // every zone's 09:00 yesterday is within it

@@ -391,10 +391,12 @@ export function formatLogLine(line: string): string {
     return line;
   }
   const t = typeof j.time === 'number' ? new Date(j.time).toISOString().slice(11, 23) : '';
-  const level = LEVELS[j.level as number] ?? String(j.level ?? '');
+  // A child's line is any JSON: an object prints as JSON, not "[object Object]" (a number as String would).
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v));
+  const level = LEVELS[j.level as number] ?? text(j.level);
   const rest = Object.entries(j)
     .filter(([k]) => !SKIP.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  return `${t} ${level.padEnd(5)} ${String(j.msg ?? '')}${rest ? `  ${rest.length > 400 ? rest.slice(0, 400) + '…' : rest}` : ''}`;
+  return `${t} ${level.padEnd(5)} ${text(j.msg)}${rest ? `  ${rest.length > 400 ? rest.slice(0, 400) + '…' : rest}` : ''}`;
 }

@@ -58,20 +58,21 @@ function destructive(stmt: Node): string[] {
   switch (kind) {
     case 'DropStmt': {
       const what = DROPPED_KINDS[body['removeType'] as string];
-      return what ? ((body['objects'] as unknown[]) ?? []).map((o) => `drops ${what} ${objectName(o)}`) : [];
+      return what ? ((body['objects'] as unknown[] | undefined) ?? []).map((o) => `drops ${what} ${objectName(o)}`) : [];
     }
     case 'RenameStmt': {
       const type = String(body['renameType']).replace(/^OBJECT_/, '').toLowerCase();
-      const from = body['subname'] ? `${rel}.${String(body['subname'])}` : body['relation'] ? rel : objectName(body['object']);
+      const subname = body['subname'] as string | undefined;
+      const from = subname ? `${rel}.${subname}` : body['relation'] ? rel : objectName(body['object']);
       return [`renames ${type} ${from} to ${String(body['newname'])}`];
     }
     case 'TruncateStmt':
-      return [`truncates ${((body['relations'] as { RangeVar: { relname: string } }[]) ?? []).map((r) => r.RangeVar.relname).join(', ')}`];
+      return [`truncates ${((body['relations'] as { RangeVar: { relname: string } }[] | undefined) ?? []).map((r) => r.RangeVar.relname).join(', ')}`];
     case 'AlterTableStmt': {
       const out: string[] = [];
-      for (const c of (body['cmds'] as { AlterTableCmd: Node }[]) ?? []) {
+      for (const c of (body['cmds'] as { AlterTableCmd: Node }[] | undefined) ?? []) {
         const cmd = c.AlterTableCmd;
-        const col = `${rel}.${String(cmd['name'] ?? '')}`;
+        const col = `${rel}.${(cmd['name'] as string | undefined) ?? ''}`;
         switch (cmd['subtype']) {
           case 'AT_DropColumn':
             out.push(`drops column ${col}`);

@@ -46,18 +46,19 @@ export function healthRoutes(checks: HealthChecks): Koa.Middleware {
     }
     if (ctx.path === '/readyz') {
       const results: Record<string, string> = {};
-      let ok = true;
-      await Promise.all(
+      const passed = await Promise.all(
         Object.entries(checks.ready).map(async ([name, check]) => {
           try {
             await Promise.race([check(), new Promise((_, rej) => setTimeout(() => rej(new Error('timed out')), 2_000).unref())]);
             results[name] = 'ok';
+            return true;
           } catch (err) {
-            ok = false;
             results[name] = (err as Error).message;
+            return false;
           }
         }),
       );
+      const ok = passed.every(Boolean);
       ctx.status = ok ? 200 : 503;
       ctx.body = { status: ok ? 'ready' : 'not ready', checks: results };
       return;

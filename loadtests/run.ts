@@ -43,7 +43,7 @@ const platform = await startLocalPlatform({
   env: { worker: { HERALD_ACCOUNT_SMS_PER_SECOND: '100000' } },
 });
 
-let code: number | null = 1;
+let code: number | null;
 let stopping = false;
 const stop = async () => {
   if (stopping) return;

@@ -99,7 +99,7 @@ export interface KubeNode {
   /** Imports an OCI layout's images into the node. */
   importImages(layoutDir: string): Promise<void>;
   /** Runs kubectl with the admin kubeconfig; throws with its stderr on failure. */
-  kubectl(args: string[], input?: string): Promise<string>;
+  kubectl: (args: string[], input?: string) => Promise<string>;
   /** Stops the node's processes and every container (the host is restored by host.release()). */
   stop(): Promise<void>;
 }

@@ -36,7 +36,7 @@ export async function migrate(pool: Pool): Promise<string[]> {
         applied.push(version);
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+        throw new Error(`migration ${file} failed: ${(err as Error).message}`, { cause: err });
       }
     }
   } finally {

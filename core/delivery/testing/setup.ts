@@ -13,15 +13,16 @@ export interface DeliveryTestContext {
  * file; `seed` runs once after both are up.
  */
 export function useDeliveryDatabase(seed?: (ctx: DeliveryTestContext) => Promise<void>): DeliveryTestContext {
-  const ctx = {} as DeliveryTestContext;
+  // Filled by beforeAll; afterAll also runs when beforeAll failed part-way, so it cannot assume either.
+  const ctx: Partial<DeliveryTestContext> = {};
   beforeAll(async () => {
-    ctx.db = await createTestDatabase(inject('databaseUrl'));
-    ctx.boss = await startBoss(ctx.db.url, { supervise: false });
-    await seed?.(ctx);
+    const db = (ctx.db = await createTestDatabase(inject('databaseUrl')));
+    ctx.boss = await startBoss(db.url, { supervise: false });
+    await seed?.(ctx as DeliveryTestContext);
   }, 180_000);
   afterAll(async () => {
     await ctx.boss?.stop({ graceful: false });
     await ctx.db?.drop();
   });
-  return ctx;
+  return ctx as DeliveryTestContext;
 }

@@ -90,6 +90,15 @@ describe('alerting rules', () => {
     }
   });
 
+  it('runbooks/README.md lists every alert with its runbook', () => {
+    const index = readFileSync(path.join(REPO_ROOT, 'runbooks', 'README.md'), 'utf8');
+    for (const a of ALERTS) {
+      const row = index.split('\n').find((l) => l.includes(`(${a.runbook}.md)`));
+      expect(row, `runbooks/README.md row of ${a.runbook}.md`).toBeDefined();
+      expect(row, `${a.alert} in the row of ${a.runbook}.md`).toContain(a.alert);
+    }
+  });
+
   it('each links a runbook that exists, at a heading it has', () => {
     for (const a of ALERTS) {
       const file = path.join(REPO_ROOT, 'runbooks', `${a.runbook}.md`);

@@ -15,6 +15,10 @@ import { recordAttempts, type Attempt } from './attempts.js';
  * provider has answered, and that answer exists nowhere else. Only close() ends the
  * retrying (a stopping worker); the rows then stay `sending` under this worker, and the
  * sweeper hands them on once its lease is over, flagged as possible duplicates.
+ *
+ * Outcomes not yet written are what a crash turns into resends (possible duplicates), so
+ * the worker claims no more rows while more than a bound of them wait (whenBelow): when
+ * the database lags behind the sends, the sends slow down instead of the backlog growing.
  */
 export class OutcomeRecorder {
   private pending: { result: DeliveryResult; attempt?: Attempt; resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -22,6 +26,9 @@ export class OutcomeRecorder {
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   private wake: (() => void) | undefined;
+  /** Outcomes added and not yet written (or given up on). */
+  private unrecorded = 0;
+  private belowWaiters: { limit: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly pool: Pool,
@@ -29,7 +36,30 @@ export class OutcomeRecorder {
     private readonly opts: { maxBatch?: number; maxDelayMs?: number; log?: Logger; retryMs?: { first: number; max: number } } = {},
   ) {}
 
+  /** Outcomes added and not yet written. */
+  get backlog(): number {
+    return this.unrecorded;
+  }
+
+  /** Resolves once at most `limit` outcomes wait to be written. */
+  whenBelow(limit: number): Promise<void> {
+    if (this.unrecorded <= limit) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push({ limit, resolve }));
+  }
+
+  private settled(n: number): void {
+    this.unrecorded -= n;
+    if (this.belowWaiters.length === 0) return;
+    const still: { limit: number; resolve: () => void }[] = [];
+    for (const w of this.belowWaiters) {
+      if (this.unrecorded <= w.limit) w.resolve();
+      else still.push(w);
+    }
+    this.belowWaiters = still;
+  }
+
   add(result: DeliveryResult, attempt?: Attempt): Promise<void> {
+    this.unrecorded++;
     return new Promise((resolve, reject) => {
       this.pending.push({ result, attempt, resolve, reject });
       if (this.pending.length >= (this.opts.maxBatch ?? 250)) void this.flush();
@@ -57,10 +87,12 @@ export class OutcomeRecorder {
             await recordAttempts(tx, attempts);
           });
           if (tries > 1) this.opts.log?.info({ outcomes: batch.length, tries }, 'outcomes recorded after the database came back');
+          this.settled(batch.length);
           for (const b of batch) b.resolve();
           return;
         } catch (err) {
           if (!isConnectionFault(err) || this.closed) {
+            this.settled(batch.length);
             for (const b of batch) b.reject(err);
             return;
           }

@@ -144,4 +144,28 @@ describe('OutcomeRecorder when the database is out of reach', () => {
     await expect(pending).rejects.toThrow('ECONNREFUSED');
     expect((await row(b!)).status).toBe('sending');
   });
+
+  it('whenBelow(n) waits until at most n outcomes are unwritten: the worker claims nothing more while the database lags', async () => {
+    const [a, b, c] = await inFlightRows('sms');
+    // The database "lags": the write's connection waits until the gate opens.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const pool = fx.db.pool;
+    const slow = new Proxy(pool, {
+      get: (target, prop, receiver) => (prop === 'connect' ? () => gate.then(() => target.connect()) : (Reflect.get(target, prop, receiver) as unknown)),
+    });
+    const recorder = new OutcomeRecorder(slow, new ManualClock(now), { maxDelayMs: 1 });
+    const writes = [a!, b!, c!].map((id) => recorder.add({ deliveryId: id, outcome: { kind: 'accepted', providerMessageId: `m-${id}` } }));
+    let below = false;
+    const waiting = recorder.whenBelow(1).then(() => (below = true));
+    await new Promise((r) => setTimeout(r, 50)); // the flush has started and waits at the gate
+    expect(recorder.backlog).toBe(3);
+    expect(below).toBe(false);
+    open();
+    await Promise.all(writes);
+    await waiting;
+    expect(below).toBe(true);
+    expect(recorder.backlog).toBe(0);
+    expect((await row(c!)).status).toBe('sent');
+  });
 });

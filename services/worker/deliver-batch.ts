@@ -190,6 +190,9 @@ async function reserveAndClaim(deps: DeliverDeps, chunk: Row[], limits: Limits, 
     // Asked before the claim, so a lane ahead of its weight does not even ask for tokens.
     const open = await deps.gate.admit(first.tenant_id, chunk.length, first.priority === 'urgent', deps.draining);
     if (open !== 'ok') return { owned: new Set(), flagged: 0, text: '', title: null, lane: open };
+    // While the database lags behind the sends, claim nothing more: every outcome not yet
+    // written is a resend (a possible duplicate) if this worker dies.
+    await deps.recorder.whenBelow(deps.inFlight.capacity);
     await deps.inFlight.acquire(chunk.length);
     let c: Claim;
     try {

@@ -63,7 +63,7 @@ export class BroadcastController {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
-    const found = await this.d.api.get(namespace, name);
+    const found = this.d.api.get(namespace, name);
     if (!found) {
       this.yieldingSince.delete(key);
       return {}; // gone: the finalizer already did its work

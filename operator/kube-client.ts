@@ -79,7 +79,7 @@ export class KubeClient {
     const headers: Record<string, string> = payload === undefined ? {} : { 'content-type': init.contentType ?? 'application/json', 'content-length': String(Buffer.byteLength(payload)) };
     const opts = await this.options(method, path, headers);
     const mod = this.server.startsWith('https:') ? https : http;
-    return new Promise<T>((resolve, reject) => {
+    const text = await new Promise<string>((resolve, reject) => {
       const req = mod.request({ ...opts, timeout: init.timeoutMs ?? 30_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -87,21 +87,15 @@ export class KubeClient {
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) {
-            try {
-              resolve((text ? JSON.parse(text) : undefined) as T);
-            } catch (e) {
-              reject(e as Error);
-            }
-            return;
-          }
-          reject(toApiError(status, text, method, path));
+          if (status >= 200 && status < 300) resolve(text);
+          else reject(toApiError(status, text, method, path));
         });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
       req.on('error', reject);
       req.end(payload);
     });
+    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /**

@@ -23,7 +23,8 @@ interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
   kind: 'Lease';
   metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: {
+  /** Optional in the API: a Lease someone else created may have none. */
+  spec?: {
     holderIdentity?: string;
     leaseDurationSeconds?: number;
     acquireTime?: string;

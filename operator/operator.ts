@@ -276,16 +276,16 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const releaseController = o.releases
     ? new ReleaseController({ kube, pool, log, workloads: new ColorWorkloads(kube, o.releases.namespace ?? 'herald-system'), namespace: o.releases.namespace, leaseSeconds: o.releases.leaseSeconds })
     : undefined;
-  const releaseLoop = releaseController
-    ? (async () => {
-        while (!stopping) {
-          if (elector.isLeader()) {
-            await releaseController.reconcile().catch((err) => log.error({ err }, 'release reconcile failed; retrying'));
-          }
-          await new Promise((r) => setTimeout(r, o.releases?.intervalMs ?? 500));
-        }
-      })()
-    : Promise.resolve();
+  // A named function, not an IIFE: the type checker reads an IIFE's body at this point, where stopping is still false.
+  const reconcileReleases = async (rc: ReleaseController) => {
+    while (!stopping) {
+      if (elector.isLeader()) {
+        await rc.reconcile().catch((err) => log.error({ err }, 'release reconcile failed; retrying'));
+      }
+      await new Promise((r) => setTimeout(r, o.releases?.intervalMs ?? 500));
+    }
+  };
+  const releaseLoop = releaseController ? reconcileReleases(releaseController) : Promise.resolve();
 
   const port = server ? (server.address() as AddressInfo).port : undefined;
   log.info({ identity, namespace: o.namespace ?? '(all)', port }, 'operator started');

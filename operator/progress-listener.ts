@@ -36,8 +36,13 @@ export class ProgressListener {
     await this.loop;
   }
 
+  /** A call, not the field: stop() sets it while run() awaits, which the type checker's narrowing of the field cannot see. */
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
   private async run(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.isStopped()) {
       let client: PoolClient | undefined;
       try {
         client = await this.o.pool.connect();
@@ -52,18 +57,18 @@ export class ProgressListener {
         held.on('notification', (n) => {
           if (n.channel === PROGRESS_CHANNEL && n.payload) this.o.onProgress(n.payload);
         });
-        if (!this.stopped) {
+        if (!this.isStopped()) {
           await held.query(`LISTEN ${PROGRESS_CHANNEL}`);
           this.o.onListening();
           await lost;
         }
       } catch (err) {
-        if (!this.stopped) this.o.log.warn({ err }, 'progress notifications: could not listen; retrying');
+        if (!this.isStopped()) this.o.log.warn({ err }, 'progress notifications: could not listen; retrying');
       } finally {
         // Never back to the pool: a connection that LISTENed keeps receiving.
         client?.release(true);
       }
-      if (!this.stopped) await this.waitUntilWoken((end) => setTimeout(end, this.o.retryMs ?? 2_000).unref());
+      if (!this.isStopped()) await this.waitUntilWoken((end) => setTimeout(end, this.o.retryMs ?? 2_000).unref());
     }
   }
 

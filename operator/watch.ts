@@ -1,5 +1,5 @@
 import type { Logger } from '../lib/logger.js';
-import { isGone, KubeApiError, type KubeClient, type WatchEvent } from './kube-client.js';
+import { isGone, KubeApiError, type KubeClient } from './kube-client.js';
 
 /**
  * Everything an informer reports. The controller subscribes to the object events;
@@ -148,14 +148,19 @@ export class Informer<T extends KubeObject> {
     this.current?.abort();
   }
 
+  /** A call, not the field: stop() sets it while run() awaits, which the type checker's narrowing of the field cannot see. */
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
   private async run(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.isStopped()) {
       try {
         if (this.resourceVersion === undefined) await this.relist();
         await this.watchOnce(this.resourceVersion!);
         this.failures = 0;
       } catch (err) {
-        if (this.stopped) break;
+        if (this.isStopped()) break;
         if (isGone(err)) {
           this.expired();
           continue;
@@ -208,7 +213,7 @@ export class Informer<T extends KubeObject> {
     const query = new URLSearchParams({ watch: '1', resourceVersion: fromVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeout) });
     this.emit(InformerEvent.WatchStarted, fromVersion);
     let gone: KubeApiError | undefined;
-    await this.o.client.watch<T | WatchStatus>(`${this.o.path}?${query}`, (e) => {
+    await this.o.client.watch<T | WatchStatus>(`${this.o.path}?${query.toString()}`, (e) => {
       if (ac.signal.aborted) return;
       if (e.type === 'ERROR') {
         const s = e.object as WatchStatus;
@@ -217,7 +222,9 @@ export class Informer<T extends KubeObject> {
         return;
       }
       const obj = e.object as T;
-      if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+      // A watch event's object is the server's JSON: read its version as possibly absent.
+      const version = (e.object as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
+      if (version) this.resourceVersion = version;
       if (e.type === 'ADDED' || e.type === 'MODIFIED') this.store(obj);
       else if (e.type === 'DELETED') {
         this.cache.delete(objectKey(obj));

@@ -19,7 +19,7 @@ export function estimateCost(segments: number, pricePerSegment: string, currency
  * and their estimated cost. Computed once per generation.
  */
 export async function dryRun(r: Reconciling): Promise<void> {
-  const fresh = r.bc.status?.observedGeneration === r.generation && r.bc.status?.preview !== undefined;
+  const fresh = r.bc.status?.observedGeneration === r.generation && r.bc.status.preview !== undefined;
   if (!fresh) {
     const spec = r.spec;
     const p = await previewAudience(r.deps.pool, spec.tenant, spec.channel, {

@@ -7,7 +7,7 @@ import { REPO } from '../../devenv/processes.js';
 export interface AuditEvent {
   stage?: string;
   verb: string;
-  user: { username: string };
+  user?: { username: string };
   objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number };
 }

@@ -35,6 +35,6 @@ describe('the Broadcast type', () => {
       for (const [k, child] of Object.entries((s.properties as Record<string, Record<string, unknown>>) ?? {})) visit(child, `${path}.${k}`);
       if (s.items) visit(s.items as Record<string, unknown>, `${path}[]`);
     };
-    visit(broadcastSpecSchema as unknown as Record<string, unknown>, 'spec');
+    visit(broadcastSpecSchema, 'spec');
   });
 });

@@ -338,6 +338,19 @@ const KUBELET_API_CLIENT = 'herald:apiserver-kubelet-client';
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startControlPlaneOnce(opts);
+    } catch (e) {
+      // A port found free was taken before etcd or the API server bound it (vitest's other
+      // files, and anything else on the machine, pick ports too): choose new ones.
+      if (attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+      await rm(path.join(path.resolve(opts.dir), 'ports.json'), { force: true });
+    }
+  }
+}
+
+async function startControlPlaneOnce(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const dir = path.resolve(opts.dir);
   const auditLog = opts.auditLog ?? true;
   const node = opts.node;

@@ -31,7 +31,10 @@ import { BRIDGE_ADDRESS, POD_CIDR } from './runtime.js';
 
 export const LOCAL_CPU_REQUEST_DIVISOR = 5;
 const STACK = 'staging';
-const DROPPED_KINDS = new Set(['ExternalSecret', 'ClusterSecretStore', 'SecretStore', 'ScaledObject', 'TriggerAuthentication', 'Ingress']);
+// Kinds whose controllers the node does not run: External Secrets (its Secrets are written
+// here instead), KEDA, an ingress controller, and the Prometheus operator (PodMonitor,
+// PrometheusRule: platform/monitoring, applied in a cluster with kube-prometheus-stack).
+const DROPPED_KINDS = new Set(['ExternalSecret', 'ClusterSecretStore', 'SecretStore', 'ScaledObject', 'TriggerAuthentication', 'Ingress', 'PodMonitor', 'ServiceMonitor', 'PrometheusRule']);
 const SIMULATOR_KEYS_SECRET = 'herald-simulator-keys';
 const API_URL = 'http://herald-api.herald.svc.cluster.local';
 const WEBHOOK_URL = `${API_URL}/webhooks/telnyx`;

@@ -1,13 +1,18 @@
 /**
  * Alerting of one region: an SNS topic with the stack's alert targets subscribed, and
  * CloudWatch alarms on the region's database instances (CPU over 90%, replica lag, low
- * storage, connections near the limit).
+ * storage, connections near the limit) and, on the writer, a day without a finished
+ * automated backup. Herald's own alerts are PrometheusRules (platform/monitoring/alerts.ts),
+ * which Alertmanager sends to the same topic.
  */
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
 import type { DatabaseInstanceInfo } from './database.js';
 import { inRegion, type RegionContext } from './region.js';
+
+/** The RDS event of a finished automated backup (category backup). */
+export const BACKUP_FINISHED_EVENT = 'RDS-EVENT-0002';
 
 export interface AlertingArgs {
   ctx: RegionContext;
@@ -51,6 +56,55 @@ export class Alerting extends pulumi.ComponentResource {
         evaluationPeriods: 1,
         threshold: args.database.allocatedStorageGb * 0.1 * 1024 ** 3,
       });
+      if (db.role === 'primary' || db.role === 'promoted') {
+        // RDS publishes no backup-age metric. An EventBridge rule matches this instance's
+        // RDS-EVENT-0002 ("Finished DB instance backup") and writes it to a log group; the
+        // alarm reads the rule's TriggeredRules: under 1 in a day (or none yet) is a backup
+        // older than a day (runbooks/database-restore.md).
+        const log = new aws.cloudwatch.LogGroup(ctx.name(`db-${i}-backups`), { retentionInDays: 30 }, o());
+        const rule = new aws.cloudwatch.EventRule(
+          ctx.name(`db-${i}-backup-finished`),
+          {
+            description: 'Automated backup of the writer finished',
+            eventPattern: pulumi.jsonStringify({
+              source: ['aws.rds'],
+              'detail-type': ['RDS DB Instance Event'],
+              detail: { EventID: [BACKUP_FINISHED_EVENT], SourceIdentifier: [db.identifier] },
+            }),
+          },
+          o(),
+        );
+        new aws.cloudwatch.EventTarget(ctx.name(`db-${i}-backup-finished`), { rule: rule.name, arn: log.arn }, o());
+        new aws.cloudwatch.LogResourcePolicy(
+          ctx.name(`db-${i}-backups`),
+          {
+            policyName: ctx.name(`db-${i}-backups`),
+            policyDocument: pulumi.jsonStringify({
+              Version: '2012-10-17',
+              Statement: [{ Effect: 'Allow', Principal: { Service: ['events.amazonaws.com', 'delivery.logs.amazonaws.com'] }, Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: pulumi.interpolate`${log.arn}:*` }],
+            }),
+          },
+          o(),
+        );
+        new aws.cloudwatch.MetricAlarm(
+          ctx.name(`db-${i}-backup-age`),
+          {
+            alarmDescription: 'No automated backup of the database finished in the last day (runbooks/database-restore.md)',
+            namespace: 'AWS/Events',
+            metricName: 'TriggeredRules',
+            dimensions: { RuleName: rule.name },
+            statistic: 'Sum',
+            period: 86_400,
+            evaluationPeriods: 1,
+            threshold: 1,
+            comparisonOperator: 'LessThanThreshold',
+            treatMissingData: 'breaching',
+            alarmActions: [topic.arn],
+            okActions: [topic.arn],
+          },
+          o(),
+        );
+      }
       if (db.role === 'replica' || db.role === 'cross-region-replica') {
         alarm('replica-lag', { comparisonOperator: 'GreaterThanThreshold', metricName: 'ReplicaLag', statistic: 'Maximum', period: 60, evaluationPeriods: 5, threshold: 60 });
       }

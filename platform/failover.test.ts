@@ -5,6 +5,7 @@
  * the PRIMARY of the api's DNS failover pair.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BACKUP_FINISHED_EVENT } from './alerting.js';
 import { runStack, type StackRun } from './testing/mocked-run.js';
 import { ofType, one, T } from './testing/stack-assertions.js';
 
@@ -20,6 +21,13 @@ describe('failing staging over to us-west-2 (config only)', () => {
     expect(promoted.inputs['multiAz']).toBe(true);
     expect(promoted.inputs['manageMasterUserPassword']).toBe(true);
     expect(promoted.inputs['backupRetentionPeriod']).toBe(7);
+  });
+
+  it('alarms on the promoted writer going a day without a finished backup, in its region', () => {
+    const promoted = one(run, T.rds, (i) => i.region === 'us-west-2');
+    const rule = one(run, 'aws:cloudwatch/eventRule:EventRule', (x) => x.region === 'us-west-2' && x.inputs['eventPattern'].includes(BACKUP_FINISHED_EVENT));
+    expect(JSON.parse(rule.inputs['eventPattern']).detail.SourceIdentifier).toEqual([promoted.state['identifier']]);
+    expect(one(run, 'aws:cloudwatch/metricAlarm:MetricAlarm', (a) => a.inputs['dimensions'].RuleName === rule.state['name']).region).toBe('us-west-2');
   });
 
   it('moves the RDS Proxy, the password rotation and the migration Job to us-west-2', () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig, type RawStackConfig } from '../config.js';
 import { LOADTEST_RBAC_FILE, loadLoadTestRbac } from '../loadtesting.js';
+import { BACKUP_FINISHED_EVENT } from '../alerting.js';
 import { readFinalStage } from '../image-layout.js';
 import { loadManifestFiles, loadOperatorManifests, REPO_ROOT } from '../operator-manifests.js';
 import { podContainers } from '../policy/policies.js';
@@ -642,6 +643,22 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
             for (const a of mine) expect(a.inputs['alarmActions']).toEqual([topic.state['arn']]);
           }
         }
+      });
+
+      it('alarms when a day passes without a finished automated backup of the writer', () => {
+        const writers = ofType(run, T.rds).filter((i) => !i.inputs['replicateSourceDb']);
+        expect(writers.length).toBeGreaterThan(0);
+        for (const db of writers) {
+          const rule = one(run, 'aws:cloudwatch/eventRule:EventRule', (x) => x.region === db.region && JSON.parse(x.inputs['eventPattern']).detail.SourceIdentifier[0] === db.state['identifier']);
+          expect(JSON.parse(rule.inputs['eventPattern'])).toEqual({ source: ['aws.rds'], 'detail-type': ['RDS DB Instance Event'], detail: { EventID: [BACKUP_FINISHED_EVENT], SourceIdentifier: [db.state['identifier']] } });
+          const alarm = one(run, 'aws:cloudwatch/metricAlarm:MetricAlarm', (a) => a.inputs['dimensions'].RuleName === rule.state['name']);
+          expect(alarm.inputs).toMatchObject({ namespace: 'AWS/Events', metricName: 'TriggeredRules', period: 86_400, threshold: 1, comparisonOperator: 'LessThanThreshold', treatMissingData: 'breaching' });
+          expect(alarm.inputs['alarmActions']).toEqual([one(run, 'aws:sns/topic:Topic', (t) => t.region === db.region).state['arn']]);
+          expect(one(run, 'aws:cloudwatch/eventTarget:EventTarget', (t) => t.inputs['rule'] === rule.state['name']).region).toBe(db.region);
+        }
+        // replicas take no backups of their own: no backup alarm on them
+        const rules = ofType(run, 'aws:cloudwatch/eventRule:EventRule').filter((x) => x.inputs['eventPattern']?.includes(BACKUP_FINISHED_EVENT));
+        expect(rules).toHaveLength(writers.length);
       });
 
       it("outputs each region's alert topic (where loadtest.yml pages a failed k6 run)", () => {

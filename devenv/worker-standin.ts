@@ -18,6 +18,32 @@ import { KEDA_PAUSED_REPLICAS, VERSION_ANNOTATION, workerDeployment } from '../o
 import type { Logger } from '../lib/logger.js';
 import { RestartAlways, startTs } from './processes.js';
 
+/**
+ * A color's Deployment and ScaledObject in herald-system, as the Pulumi program creates them
+ * in a cluster (the operator then writes only the image, the version annotation and the
+ * ScaledObject's replicas): `env` is the worker container's environment, where a bad version
+ * differs from a good one.
+ */
+export function colorManifests(color: string, minReplicas: number, env: Record<string, string> = {}, namespace = 'herald-system'): object[] {
+  const labels = { app: 'herald-worker', 'herald.dev/lane': color };
+  return [
+    {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: workerDeployment(color), namespace },
+      spec: {
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: { containers: [{ name: 'worker', image: 'herald/worker:none', env: Object.entries(env).map(([name, value]) => ({ name, value })) }] },
+        },
+      },
+    },
+    {
+      apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: workerDeployment(color), namespace },
+      spec: { scaleTargetRef: { name: workerDeployment(color) }, minReplicaCount: minReplicas, maxReplicaCount: 10 },
+    },
+  ];
+}
+
 export interface ColorWanted {
   color: string;
   version: string;

@@ -22,8 +22,11 @@ export interface K6Result {
   stderr: string;
 }
 
+/** What k6EnvFor needs of a platform: a LocalPlatform, or what `npm run release` reads from its kubeconfig. */
+export type K6Target = Pick<LocalPlatform, 'kubectl' | 'dataDir' | 'apiUrl' | 'kubeServer' | 'kubeCaFile' | 'adminTokenFile'>;
+
 /** The environment a k6 script needs to reach this platform (files, not secrets in env). */
-export async function k6EnvFor(p: LocalPlatform): Promise<Record<string, string>> {
+export async function k6EnvFor(p: K6Target): Promise<Record<string, string>> {
   const r = await p.kubectl(['apply', '-f', path.join(LOADTESTS, 'k8s', 'loadtest-rbac.yaml')]);
   if (r.code !== 0) throw new Error(`kubectl apply loadtest-rbac.yaml: ${r.stderr}`);
   const t = await p.kubectl(['create', 'token', 'herald-loadtest', '-n', LOADTEST_NAMESPACE, '--duration=4h']);

@@ -4,7 +4,7 @@ import { dump } from 'js-yaml';
 import type { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from '../devenv/test-database.js';
 import { REPO } from '../devenv/processes.js';
-import { WorkerStandIn } from '../devenv/worker-standin.js';
+import { colorManifests, WorkerStandIn } from '../devenv/worker-standin.js';
 import { startBoss } from '../lib/queue.js';
 import { metrics } from '../lib/metrics.js';
 import { planOccurrence } from '../core/delivery/plan.js';
@@ -32,19 +32,7 @@ let auditFrom = 0;
 const NS = 'herald-system';
 const GOOD_KEY = 'key-of-the-account';
 
-const colorObjects = (color: string, min: number, env: Record<string, string> = {}) => [
-  {
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: `herald-worker-${color}`, namespace: NS },
-    spec: {
-      selector: { matchLabels: { app: 'herald-worker', 'herald.dev/lane': color } },
-      template: {
-        metadata: { labels: { app: 'herald-worker', 'herald.dev/lane': color } },
-        spec: { containers: [{ name: 'worker', image: 'herald/worker:none', env: Object.entries({ TELNYX_API_KEY: GOOD_KEY, ...env }).map(([name, value]) => ({ name, value })) }] },
-      },
-    },
-  },
-  { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: `herald-worker-${color}`, namespace: NS }, spec: { scaleTargetRef: { name: `herald-worker-${color}` }, minReplicaCount: min, maxReplicaCount: 10 } },
-];
+const colorObjects = (color: string, min: number, env: Record<string, string> = {}) => colorManifests(color, min, { TELNYX_API_KEY: GOOD_KEY, ...env }, NS);
 const apply = async (objects: object[]) => {
   const r = await kube.kubectl(['apply', '-f', '-'], objects.map((o) => dump(o)).join('---\n'));
   expect(r.stderr).toBe('');

@@ -28,10 +28,10 @@ export function stepsOf(spec: Release['spec']): Step[] {
   });
   if (!bg) return (spec.strategy.canary?.steps ?? []).map(named);
   const steps: CanaryStep[] = [{ preview: { tenants: bg.previewTenants } }];
-  if (bg.prePromotionAnalysis) steps.push({ analysis: {} as CanaryStep['analysis'] });
+  if (bg.prePromotionAnalysis) steps.push({ analysis: {} });
   steps.push({ pause: bg.autoPromotionSeconds !== undefined ? { duration: `${Math.max(1, bg.autoPromotionSeconds)}s` } : {} });
   steps.push({ setWeight: 100 });
-  if (bg.postPromotionAnalysis) steps.push({ analysis: {} as CanaryStep['analysis'] });
+  if (bg.postPromotionAnalysis) steps.push({ analysis: {} });
   return steps.map(named);
 }
 
@@ -227,7 +227,10 @@ export class ReleaseController {
       const last = st.lastEvaluatedAt ? now.getTime() - new Date(st.lastEvaluatedAt).getTime() : Infinity;
       if (last < durationSeconds(a.interval) * 1000) return finish('Progressing', 'Analysing', st.message ?? `analysing ${spec.version}`);
       const current = canaryLane();
-      const figures = await laneFigures(this.o.pool, [{ color: current.color, version: spec.version }, { color: stable.color, version: stable.version }], durationSeconds(a.window), started);
+      // From this step's start, not the pass's first step: a step entered in this same pass
+      // (a preview promoted, a setWeight) must not be judged on the attempts made before it.
+      const stepStart = new Date(st.stepStartedAt ?? rfc3339(now));
+      const figures = await laneFigures(this.o.pool, [{ color: current.color, version: spec.version }, { color: stable.color, version: stable.version }], durationSeconds(a.window), stepStart);
       const [mine, theirs] = figures.lanes;
       const verdict = judge(mine!, theirs, a);
       st.lastEvaluatedAt = rfc3339(now);

@@ -17,8 +17,9 @@
  * TTY as a progress line, in CI as plain lines; with GITHUB_STEP_SUMMARY, the table there too
  * (counts and codes only, never error text or phone numbers).
  *
- * --target local: KUBECONFIG, else npm start's (.herald/control-plane/kubeconfigs/admin.kubeconfig);
- * the api at --api-url (default http://127.0.0.1:8080), the admin token in .herald/admin-token.
+ * --target local: the platform's data directory --data-dir (default .herald, npm start's) holds
+ * its admin token and kubeconfig (KUBECONFIG or --kubeconfig win); the api at --api-url
+ * (default http://127.0.0.1:8080).
  * --target stack: KUBECONFIG of the stack's active cluster (release.yml writes it).
  */
 import { spawn } from 'node:child_process';
@@ -67,6 +68,8 @@ export interface Options {
   timeoutMs: number;
   apiUrl: string;
   kubeconfig?: string;
+  /** Local: the platform's data directory (admin token; the k6 run's token and summaries go under it). */
+  dataDir: string;
 }
 
 /** Parse and check the command line; every error names the option and the reason. */
@@ -80,6 +83,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       timeout: { type: 'string', default: '20m' },
       'api-url': { type: 'string', default: 'http://127.0.0.1:8080' },
       kubeconfig: { type: 'string' },
+      'data-dir': { type: 'string', default: '.herald' },
     },
     strict: true,
   });
@@ -88,18 +92,19 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(version)) throw new Error(`--version: expected 1-63 letters, digits, '.', '_' or '-' (a commit SHA or a tag), got ${JSON.stringify(version)}`);
   const image = values.image ?? (values.target === 'local' ? `docker.io/local/herald-worker:${version}` : '');
   if (values.target === 'stack' && !/@sha256:[0-9a-f]{64}$/.test(image)) throw new Error(`--image: a stack deploys by digest (<repository>@sha256:<64 hex>), got ${JSON.stringify(image)}`);
-  const m = /^(\d+)(s|m|h)$/.exec(values.timeout ?? '');
+  const m = /^(\d+)(s|m|h)$/.exec(values.timeout);
   if (!m) throw new Error(`--timeout: expected a duration like 90s, 20m or 1h, got ${JSON.stringify(values.timeout)}`);
   const timeoutMs = Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
   let apiUrl: string;
   try {
-    apiUrl = new URL(values['api-url']!).toString().replace(/\/$/, '');
+    apiUrl = new URL(values['api-url']).toString().replace(/\/$/, '');
   } catch {
     throw new Error(`--api-url: not a URL: ${JSON.stringify(values['api-url'])}`);
   }
-  const kubeconfig = values.kubeconfig ?? env.KUBECONFIG ?? (values.target === 'local' ? '.herald/control-plane/kubeconfigs/admin.kubeconfig' : undefined);
+  const dataDir = path.resolve(values['data-dir']);
+  const kubeconfig = values.kubeconfig ?? env.KUBECONFIG ?? (values.target === 'local' ? path.join(dataDir, 'control-plane/kubeconfigs/admin.kubeconfig') : undefined);
   if (!kubeconfig) throw new Error('--kubeconfig: a stack release needs the cluster\'s kubeconfig (or KUBECONFIG)');
-  return { target: values.target, version, image, timeoutMs, apiUrl, kubeconfig };
+  return { target: values.target, version, image, timeoutMs, apiUrl, kubeconfig, dataDir };
 }
 
 /** What a status says about the write of `version` at `generation`. */
@@ -194,7 +199,12 @@ async function main(): Promise<number> {
       const rel = await get();
       const s = rel.status ?? {};
       const v = verdictOf(s, generation, o.version);
-      if ((s.observedGeneration ?? 0) >= generation && s.canaryVersion === o.version) rows.set(String(s.currentStep ?? '?'), rowOf(s));
+      if ((s.observedGeneration ?? 0) >= generation && s.canaryVersion === o.version) {
+        // A step's weight is the one it ran at (an abort's weight 0 comes after); its figures and verdict the last seen.
+        const key = String(s.currentStep ?? '?');
+        const row = rowOf(s);
+        rows.set(key, { ...row, weight: rows.get(key)?.weight ?? row.weight });
+      }
       const line = `[${elapsed()}] ${s.phase ?? 'no status'} step ${s.currentStep ?? '?'} ${s.currentStepName ?? ''} weights ${rowOf(s).weight || '-'} ready ${s.ready?.ready ?? 0}/${s.ready?.wanted ?? '?'}`;
       if (tty || line.replace(/^\[\d+s\] /, '') !== last) say(line);
       last = line.replace(/^\[\d+s\] /, '');
@@ -252,32 +262,26 @@ async function main(): Promise<number> {
   return finish(1, end.status.phase ?? 'failed', end.status);
 }
 
-/** k6 from loadtests/ against the local platform, as the synthetic tenant. */
+/** k6 from loadtests/ against the local platform, as the synthetic tenant (loadtests/k6-runner.ts sets it up). */
 async function k6Local(o: Options, script: 'smoke' | 'capacity'): Promise<number> {
-  const { runK6, LOADTESTS } = await import('../loadtests/k6-runner.js');
+  const { k6EnvFor, runK6, LOADTESTS } = await import('../loadtests/k6-runner.js');
   const kubeconfig = o.kubeconfig!;
-  const token = await run(kubectlPath(), ['--kubeconfig', kubeconfig, 'create', 'token', 'herald-loadtest', '-n', 'herald-loadtest', '--duration=2h']);
-  if (token.code !== 0) throw new Error(`kubectl create token herald-loadtest: ${token.stderr.trim()} (apply loadtests/k8s/loadtest-rbac.yaml first)`);
-  const server = (await run(kubectlPath(), ['--kubeconfig', kubeconfig, 'config', 'view', '--minify', '-o', 'jsonpath={.clusters[0].cluster.server}'])).stdout.trim();
-  const ca = (await run(kubectlPath(), ['--kubeconfig', kubeconfig, 'config', 'view', '--minify', '--raw', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])).stdout.trim();
-  const dir = path.resolve('.herald', 'release');
+  const view = async (jsonpath: string, raw = false) =>
+    (await run(kubectlPath(), ['--kubeconfig', kubeconfig, 'config', 'view', '--minify', ...(raw ? ['--raw'] : []), '-o', `jsonpath=${jsonpath}`])).stdout.trim();
+  const dir = path.join(o.dataDir, 'release');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(path.join(dir, 'kube-token'), token.stdout.trim() + '\n', { mode: 0o600 });
-  await writeFile(path.join(dir, 'ca.crt'), Buffer.from(ca, 'base64'));
-  const env: Record<string, string> = {
-    HERALD_API_URL: o.apiUrl,
-    HERALD_KUBE_API: server,
-    HERALD_KUBE_TOKEN_FILE: path.join(dir, 'kube-token'),
-    HERALD_ADMIN_TOKEN_FILE: path.resolve('.herald', 'admin-token'),
-    HERALD_NAMESPACE: 'herald-loadtest',
-    HERALD_TENANT: 'k6-synthetic',
-    HERALD_K6_SUMMARY_DIR: dir,
-    SSL_CERT_FILE: path.join(dir, 'ca.crt'),
-  };
-  for (const [k, v] of Object.entries(process.env)) if (/^HERALD_(CAPACITY|SMOKE|LOAD)_/.test(k)) env[k] = v!;
-  await readFile(env.HERALD_ADMIN_TOKEN_FILE!).catch(() => {
-    throw new Error(`${env.HERALD_ADMIN_TOKEN_FILE} not found: is npm start running here?`);
+  const kubeCaFile = path.join(dir, 'ca.crt');
+  await writeFile(kubeCaFile, Buffer.from(await view('{.clusters[0].cluster.certificate-authority-data}', true), 'base64'));
+  const adminTokenFile = path.join(o.dataDir, 'admin-token');
+  await readFile(adminTokenFile).catch(() => {
+    throw new Error(`${adminTokenFile} not found: is npm start running from ${o.dataDir}?`);
   });
+  const env = await k6EnvFor({
+    kubectl: (args, input) => run(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { input }),
+    dataDir: dir, apiUrl: o.apiUrl, kubeServer: await view('{.clusters[0].cluster.server}'), kubeCaFile, adminTokenFile,
+  });
+  env.HERALD_K6_SUMMARY_DIR = dir;
+  for (const [k, v] of Object.entries(process.env)) if (/^HERALD_(CAPACITY|SMOKE|LOAD)_/.test(k)) env[k] = v!;
   return (await runK6(path.join(LOADTESTS, `${script}.js`), env, { echo: !process.stdout.isTTY })).code ?? 1;
 }
 

@@ -63,6 +63,8 @@ describe('the Release resource', { timeout: 180_000 }, () => {
     expect((await apply(manifest('bluegreen', { strategy: { blueGreen: { previewTenants: ['loadtest'] } } }))).stderr).toBe('');
     const got = JSON.parse((await kube.kubectl(['get', 'release', 'canary', '-n', 'herald-system', '-o', 'json'])).stdout);
     expect(got.spec).toMatchObject({ replicas: 2, paused: false, abort: false, scaleDownDelay: '30s', analysis: { window: '30s', minSample: 50, threshold: 1, maxProviderFailurePercent: 5 } });
+    // A step's analysis keeps only what it names: the Release-wide thresholds apply to the rest.
+    expect(got.spec.strategy.canary.steps[1]).toEqual({ analysis: {} });
     const bg = JSON.parse((await kube.kubectl(['get', 'rel', 'bluegreen', '-n', 'herald-system', '-o', 'json'])).stdout);
     expect(bg.spec.strategy.blueGreen).toMatchObject({ prePromotionAnalysis: true, postPromotionAnalysis: true });
   });

@@ -51,7 +51,13 @@ export const analysisSchema = {
   },
 } as const;
 
-const { default: _analysisDefault, ...analysisStepSchema } = analysisSchema;
+// A step's analysis overrides only the thresholds it names, so neither it nor its fields
+// have defaults: the API server would fill every field in and hide the Release-wide ones.
+const { default: _analysisDefault, properties: analysisProperties, ...analysisStepRest } = analysisSchema;
+const analysisStepSchema = {
+  ...analysisStepRest,
+  properties: Object.fromEntries(Object.entries(analysisProperties).map(([k, { default: _d, ...field }]) => [k, field])),
+};
 
 const stepSchema = {
   type: 'object',

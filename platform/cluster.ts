@@ -124,7 +124,8 @@ export class Cluster extends pulumi.ComponentResource {
         );
     });
 
-    const issuer = cluster.identities.apply((ids) => {
+    // AWS's answer, read as possibly absent (the SDK's types say always there).
+    const issuer = cluster.identities.apply((ids: { oidcs?: { issuer?: string }[] }[] | undefined) => {
       const url = ids?.[0]?.oidcs?.[0]?.issuer;
       if (!url) throw new Error(`cluster ${clusterName} has no OIDC issuer`);
       return url;
@@ -137,7 +138,7 @@ export class Cluster extends pulumi.ComponentResource {
 
     this.kubeconfig = pulumi
       .all([cluster.name, cluster.endpoint, cluster.certificateAuthority])
-      .apply(([clusterId, endpoint, ca]) => generateKubeconfig(clusterId, endpoint, ca.data ?? '', ctx.region));
+      .apply(([clusterId, endpoint, ca]: [string, string, { data?: string }]) => generateKubeconfig(clusterId, endpoint, ca.data ?? '', ctx.region));
     this.k8s = new k8s.Provider(
       ctx.name('k8s'),
       { kubeconfig: this.kubeconfig, enableServerSideApply: true },

@@ -197,7 +197,7 @@ export class Database extends pulumi.ComponentResource {
 
     // --- master secret rotation + proxy for the writer --------------------------------
     const wBase = bases.get(writerCtx.region)!;
-    const secretArn = writerInstance.masterUserSecrets.apply((secrets) => {
+    const secretArn = writerInstance.masterUserSecrets.apply((secrets: { secretArn?: string }[] | undefined) => {
       const arn = secrets?.[0]?.secretArn;
       if (!arn) throw new Error(`${writerCtx.name('db')}: RDS returned no managed master user secret`);
       return arn;

@@ -176,9 +176,9 @@ export class Ingress extends pulumi.ComponentResource {
         ctx.name(`api-cert-validation-${i}`),
         {
           zoneId: domain.hostedZoneId,
-          name: option.apply((o) => o.resourceRecordName!),
-          type: option.apply((o) => o.resourceRecordType!),
-          records: [option.apply((o) => o.resourceRecordValue!)],
+          name: option.apply((o) => o.resourceRecordName),
+          type: option.apply((o) => o.resourceRecordType),
+          records: [option.apply((o) => o.resourceRecordValue)],
           ttl: 300,
           // ACM uses the same validation record for a name in every region
           allowOverwrite: true,

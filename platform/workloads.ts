@@ -321,7 +321,8 @@ export class Workloads extends pulumi.ComponentResource {
       },
       k({ dependsOn: [...before, apiService] }),
     );
-    this.apiLoadBalancerHostname = ingress.status.apply((s) => {
+    // The Ingress's status, read as possibly absent: the load balancer controller fills it in later.
+    this.apiLoadBalancerHostname = ingress.status.apply((s: { loadBalancer?: { ingress?: { hostname?: string }[] } } | undefined) => {
       const host = s?.loadBalancer?.ingress?.[0]?.hostname;
       if (!host) throw new Error(`${ctx.name('api')}: the Ingress has no load balancer hostname`);
       return host;

@@ -17,7 +17,7 @@ const NODE_GROUP = 'aws:eks/nodeGroup:NodeGroup';
 const IAM_POLICY_DOCUMENTS = ['aws:iam/rolePolicy:RolePolicy', 'aws:iam/policy:Policy'];
 const POSTGRES_PORT = 5432;
 
-export type HeraldPolicy = ResourceValidationPolicy & { validateResource: Validate };
+export type HeraldPolicy = Omit<ResourceValidationPolicy, 'validateResource'> & { validateResource: Validate };
 
 function policy(name: string, description: string, validate: Validate, extra: Pick<ResourceValidationPolicy, 'configSchema'> = {}): HeraldPolicy {
   return { ...extra, name, description, enforcementLevel: 'mandatory', validateResource: validate };

@@ -4,7 +4,7 @@
  * Secret config values cannot live in the stack files (each stack has its own encryption),
  * so fake ones are supplied here, marked secret, and remembered for leak checks.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { load } from 'js-yaml';
@@ -139,7 +139,7 @@ function mocksFor(stack: string, resources: RegisteredResource[], dependencies: 
 
 async function resolveDeep(value: unknown): Promise<unknown> {
   if (pulumi.Output.isInstance(value)) {
-    const inner = await new Promise<unknown>((resolve) => (value as pulumi.Output<unknown>).apply((v) => resolve(v)));
+    const inner = await new Promise<unknown>((resolve) => value.apply((v) => resolve(v)));
     return resolveDeep(inner);
   }
   if (Array.isArray(value)) return Promise.all(value.map(resolveDeep));
@@ -188,7 +188,7 @@ export async function runStack(stack: string, overrides: Record<string, unknown>
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
   for (const [k, v] of Object.entries(raw)) {
-    if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v as pulumi.Output<unknown>))) secretOutputs.push(k);
+    if (pulumi.Output.isInstance(v) && (await pulumi.isSecret(v))) secretOutputs.push(k);
     outputs[k] = await resolveDeep(v);
   }
   // every registration (including ones waiting on other resources' outputs) has finished

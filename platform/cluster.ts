@@ -29,6 +29,8 @@ export class Cluster extends pulumi.ComponentResource {
   readonly oidcIssuer: pulumi.Output<string>;
   readonly kubeconfig: pulumi.Output<string>;
   readonly k8s: k8s.Provider;
+  /** The cluster security group EKS creates: on every managed node, so on every pod's traffic. */
+  readonly securityGroupId: pulumi.Output<string>;
   /** Resources that must exist before pods can be scheduled. */
   readonly nodeGroups: aws.eks.NodeGroup[];
 
@@ -145,6 +147,7 @@ export class Cluster extends pulumi.ComponentResource {
       { parent: this, dependsOn: this.nodeGroups },
     );
     this.name = cluster.name;
+    this.securityGroupId = cluster.vpcConfig.clusterSecurityGroupId;
     this.oidcProviderArn = oidc.arn;
     this.oidcIssuer = issuer;
     this.registerOutputs({ name: this.name, oidcProviderArn: this.oidcProviderArn });

@@ -12,6 +12,8 @@
  * connection budget. Failing over = setting `failover.activeRegion`: that region's replica
  * is promoted (its replication source removed) and receives the proxy.
  */
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
@@ -30,8 +32,33 @@ export interface DatabaseArgs {
   primary: DatabaseRegion;
   secondaries: DatabaseRegion[];
   settings: StackConfig['database'];
-  /** CIDRs allowed to connect (every peered VPC). */
-  clientCidrs: string[];
+  /** The clusters that connect: per region, the security group of its nodes and pods, and its private subnets. */
+  clients: DatabaseClient[];
+}
+
+export interface DatabaseClient {
+  region: string;
+  /** EKS's cluster security group: managed nodes carry it, and pods use their node's ENIs. */
+  securityGroupId: pulumi.Input<string>;
+  /** Where that cluster's nodes and pods are (security groups cannot be referenced across regions). */
+  privateCidrs: string[];
+}
+
+/** Where pods find the CA bundle DATABASE_URL names (sslmode=verify-full&sslrootcert=...). */
+export const DATABASE_CA_MOUNT = '/var/run/herald/database-ca';
+export const DATABASE_CA_FILE = 'ca.pem';
+export const DATABASE_CA_CONFIGMAP = 'herald-database-ca';
+
+/**
+ * The CAs the database's TLS certificate chains to. Herald connects through RDS Proxy,
+ * whose certificate is issued by ACM and chains to the Amazon Root CAs (1-4), taken from
+ * the Mozilla store Node ships; a direct instance connection would need the RDS CA bundle
+ * (global-bundle.pem) instead.
+ */
+export function databaseCaBundle(): string {
+  const amazon = tls.rootCertificates.filter((pem) => /^CN=Amazon Root CA [1-4]$/m.test(new X509Certificate(pem).subject));
+  if (amazon.length !== 4) throw new Error(`expected the 4 Amazon Root CAs in Node's root store, found ${amazon.length}`);
+  return `${amazon.join('\n')}\n`;
 }
 
 export interface DatabaseInstanceInfo {
@@ -288,9 +315,15 @@ export class Database extends pulumi.ComponentResource {
       ctx.name('db-sg'),
       {
         vpcId: network.vpcId,
-        description: 'PostgreSQL from Herald VPCs (own and peered); RDS Proxy to the database',
+        description: "PostgreSQL from Herald's clusters only (nodes and pods); RDS Proxy to the database",
         ingress: [
-          { protocol: 'tcp', fromPort: DATABASE_PORT, toPort: DATABASE_PORT, cidrBlocks: args.clientCidrs, description: 'Herald VPCs' },
+          ...args.clients
+            .filter((c) => c.region === ctx.region)
+            .map((c) => ({ protocol: 'tcp', fromPort: DATABASE_PORT, toPort: DATABASE_PORT, securityGroups: [c.securityGroupId], description: `EKS nodes and pods (${c.region})` })),
+          // across the peering a security group cannot be named: that cluster's private subnets, not its whole VPC
+          ...args.clients
+            .filter((c) => c.region !== ctx.region)
+            .map((c) => ({ protocol: 'tcp', fromPort: DATABASE_PORT, toPort: DATABASE_PORT, cidrBlocks: c.privateCidrs, description: `EKS nodes and pods (${c.region}, peered)` })),
           { protocol: 'tcp', fromPort: DATABASE_PORT, toPort: DATABASE_PORT, self: true, description: 'RDS Proxy' },
         ],
         egress: [{ protocol: '-1', fromPort: 0, toPort: 0, cidrBlocks: [network.cidr], description: 'within the VPC' }],

@@ -37,7 +37,7 @@ export default async function herald(): Promise<Record<string, unknown>> {
     primary: { ctx: primary, network: net(primary.region) },
     secondaries: secondaries.map((ctx) => ({ ctx, network: net(ctx.region) })),
     settings: cfg.database,
-    clientCidrs: cfg.regions.map((r) => r.vpcCidr),
+    clients: regions.map((ctx) => ({ region: ctx.region, securityGroupId: clusters.get(ctx.region)!.securityGroupId, privateCidrs: net(ctx.region).privateCidrs })),
   });
   const secrets = new Secrets(primary.name('secrets'), {
     primary,

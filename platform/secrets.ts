@@ -11,7 +11,7 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { SecretKey, StackConfig } from './config.js';
 import { workloadIdentityRole, type Cluster } from './cluster.js';
-import { DATABASE_NAME, DATABASE_PORT, type DatabaseWriter } from './database.js';
+import { DATABASE_CA_FILE, DATABASE_CA_MOUNT, DATABASE_NAME, DATABASE_PORT, type DatabaseWriter } from './database.js';
 import { inRegion, type RegionContext } from './region.js';
 
 export const EXTERNAL_SECRETS_CHART_VERSION = '0.19.2';
@@ -284,6 +284,15 @@ export const CONSUMER_CREDENTIALS: Record<Consumer, readonly SecretKey[]> = {
 export const consumerSecret = (consumer: Consumer): string => `herald-${consumer}`;
 
 /**
+ * TLS for a consumer's DATABASE_URL: the certificate must chain to the database's CA and
+ * name the host. Herald's pods pin the CA bundle mounted from a ConfigMap; KEDA's own pod
+ * has no such file and verifies against its image's system roots (which include them).
+ */
+export function databaseTls(consumer: Consumer): string {
+  return consumer === 'keda' ? 'sslmode=verify-full' : `sslmode=verify-full&sslrootcert=${DATABASE_CA_MOUNT}/${DATABASE_CA_FILE}`;
+}
+
+/**
  * The ExternalSecret of one consumer: a Secret `herald-<consumer>` with DATABASE_URL,
  * templated from the RDS-managed (rotated) master secret and the proxy endpoint, and only
  * the credential files that consumer reads (CONSUMER_CREDENTIALS).
@@ -305,7 +314,7 @@ export function externalSecretFor(
     template: {
       engineVersion: 'v2',
       data: {
-        DATABASE_URL: pulumi.interpolate`postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}@${delivery.database.proxyEndpoint}:${DATABASE_PORT}/${DATABASE_NAME}?sslmode=require`,
+        DATABASE_URL: pulumi.interpolate`postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}@${delivery.database.proxyEndpoint}:${DATABASE_PORT}/${DATABASE_NAME}?${databaseTls(consumer)}`,
         ...Object.fromEntries(files.map(({ file }) => [file, `{{ index . "${file}" }}`])),
       },
     },

@@ -11,6 +11,7 @@ import type * as k8sInput from '@pulumi/kubernetes/types/input.js';
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config.js';
 import type { Cluster } from './cluster.js';
+import { DATABASE_CA_CONFIGMAP, DATABASE_CA_FILE, DATABASE_CA_MOUNT, databaseCaBundle } from './database.js';
 import { command } from './image-layout.js';
 import { INGRESS_CLASS, type Ingress } from './ingress.js';
 import { createManifests, type OperatorManifests } from './operator-manifests.js';
@@ -86,6 +87,8 @@ export interface ContainerSpec {
   credentials?: { consumer: Consumer; files: readonly SecretKey[] };
   /** true: /healthz + /readyz on the http port; or explicit paths. */
   probes?: boolean | { liveness: string; readiness: string };
+  /** Mount the database's CA bundle (its DATABASE_URL names it: sslmode=verify-full). */
+  databaseCa?: boolean;
   /** Further read-only volumes: mount path -> volume source. */
   extraVolumes?: { name: string; mountPath: string; source: Omit<k8sInput.core.v1.Volume, 'name'> }[];
 }
@@ -94,6 +97,10 @@ export interface ContainerSpec {
 export function podSpec(c: ContainerSpec, extra: Partial<k8sInput.core.v1.PodSpec> = {}): k8sInput.core.v1.PodSpec {
   const mounts: k8sInput.core.v1.VolumeMount[] = [{ name: 'tmp', mountPath: '/tmp' }];
   const volumes: k8sInput.core.v1.Volume[] = [{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }];
+  if (c.databaseCa) {
+    mounts.push({ name: 'database-ca', mountPath: DATABASE_CA_MOUNT, readOnly: true });
+    volumes.push({ name: 'database-ca', configMap: { name: DATABASE_CA_CONFIGMAP } });
+  }
   if (c.credentials && c.credentials.files.length > 0) {
     const items = c.credentials.files.map((key) => ({ key: PROVIDER_CREDENTIAL_FILES[key], path: PROVIDER_CREDENTIAL_FILES[key] }));
     mounts.push({ name: 'provider-credentials', mountPath: SECRET_MOUNT, readOnly: true });
@@ -183,7 +190,16 @@ export class Workloads extends pulumi.ComponentResource {
     const secretOpts = k({ dependsOn: [...namespaces, ...operatorObjects] });
     const consumerNamespace: Record<Consumer, string> = { api: NAMESPACE, worker: NAMESPACE, migrate: NAMESPACE, keda: NAMESPACE, operator: args.operator.namespace };
     const externalSecrets = (Object.keys(consumerNamespace) as Consumer[]).map((c) => externalSecretFor(ctx, args.secretDelivery, c, consumerNamespace[c], secretOpts));
-    const before = [...namespaces, ...externalSecrets, ...args.ingress.ready];
+    // the CA bundle every DATABASE_URL verifies the database's certificate against
+    const databaseCa = [...new Set([NAMESPACE, args.operator.namespace])].map(
+      (ns) =>
+        new k8s.core.v1.ConfigMap(
+          ctx.name(`database-ca-${ns}`),
+          { metadata: { name: DATABASE_CA_CONFIGMAP, namespace: ns, labels: labels('database-ca') }, data: { [DATABASE_CA_FILE]: databaseCaBundle() } },
+          k({ dependsOn: namespaces }),
+        ),
+    );
+    const before = [...namespaces, ...externalSecrets, ...databaseCa, ...args.ingress.ready];
 
     // --- common environment -----------------------------------------------------------
     const baseEnv = (consumer: Consumer): k8sInput.core.v1.EnvVar[] => [
@@ -237,6 +253,7 @@ export class Workloads extends pulumi.ComponentResource {
                 command: command('operator'),
                 port: PORTS.operator,
                 probes: true,
+                databaseCa: true,
                 resources: RESOURCES.operator,
                 env: [
                   ...baseEnv('operator'),
@@ -274,6 +291,7 @@ export class Workloads extends pulumi.ComponentResource {
                 command: command('api'),
                 port: PORTS.api,
                 probes: true,
+                databaseCa: true,
                 credentials: apiCredentials.mount,
                 resources: RESOURCES.api,
                 env: [...baseEnv('api'), ...apiCredentials.env, ...providerEnv, { name: 'HERALD_API_PORT', value: String(PORTS.api) }],
@@ -348,6 +366,7 @@ export class Workloads extends pulumi.ComponentResource {
                     name: 'migrate',
                     image: image(images, 'herald/api', images.apiTag),
                     command: command('migrate'),
+                    databaseCa: true,
                     resources: RESOURCES.migrate,
                     env: baseEnv('migrate'),
                   },
@@ -414,6 +433,7 @@ export class Workloads extends pulumi.ComponentResource {
                   command: command('worker'),
                   port: PORTS.worker,
                   probes: true,
+                  databaseCa: true,
                   credentials: workerCredentials.mount,
                   resources: RESOURCES.worker,
                   env: [...baseEnv('worker'), ...workerCredentials.env, ...providerEnv, { name: 'HERALD_LANE', value: color }, { name: 'HERALD_WORKER_PORT', value: String(PORTS.worker) }],

@@ -86,6 +86,7 @@ function mocksFor(stack: string, resources: RegisteredResource[], dependencies: 
           break;
         case 'aws:eks/cluster:Cluster':
           state['endpoint'] = `https://${args.name}.${region}.eks.amazonaws.com`;
+          state['vpcConfig'] = { ...inputs['vpcConfig'], clusterSecurityGroupId: `sg-${args.name}` };
           state['certificateAuthority'] = { data: Buffer.from(`ca of ${args.name}`).toString('base64') };
           state['identities'] = [{ oidcs: [{ issuer: `https://oidc.eks.${region}.amazonaws.com/id/${args.name.toUpperCase()}` }] }];
           break;

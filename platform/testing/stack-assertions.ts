@@ -2,8 +2,11 @@
  * What every stack must satisfy, asserted against a mocked run of the real program with
  * that stack's own Pulumi.<stack>.yaml. staging.test.ts and production.test.ts call this.
  */
-import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseStackConfig, type RawStackConfig } from '../config.js';
 import { LOADTEST_RBAC_FILE, loadLoadTestRbac } from '../loadtesting.js';
@@ -143,8 +146,12 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           expect(routes.filter((r) => r.region === primary && r.inputs['destinationCidrBlock'] === cidr)).toHaveLength(3);
           expect(routes.filter((r) => r.region === region && r.inputs['destinationCidrBlock'] === cfg.regions.find((x) => x.name === primary)!.vpcCidr)).toHaveLength(3);
         }
+        // the primary's database takes the peered cluster's nodes and pods
         const dbSg = one(run, 'aws:ec2/securityGroup:SecurityGroup', (g) => g.region === primary && g.name.endsWith('-db-sg'));
-        expect(dbSg.inputs['ingress'][0].cidrBlocks).toEqual(cfg.regions.map((r) => r.vpcCidr));
+        for (const region of secondaries) {
+          const cidrs = subnetCidrs(cfg.regions.find((r) => r.name === region)!.vpcCidr, 3).privateCidrs;
+          expect(dbSg.inputs['ingress']).toContainEqual(expect.objectContaining({ fromPort: 5432, cidrBlocks: cidrs }));
+        }
       });
 
       it('has per region an EKS cluster on private subnets, managed node groups, an OIDC provider and a Kubernetes provider', () => {
@@ -230,6 +237,67 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
           const params = Object.fromEntries((group.inputs['parameters'] as { name: string; value: string }[]).map((p) => [p.name, p.value]));
           expect(params['max_connections']).toBe(String(cfg.database.maxConnections));
           expect(params['log_min_duration_statement']).toBe(String(cfg.database.slowQueryMs));
+        }
+      });
+
+      it("admits PostgreSQL only from the clusters' nodes and pods: the same region's EKS security group, a peered region's private subnets", () => {
+        for (const r of cfg.regions) {
+          const sg = one(run, 'aws:ec2/securityGroup:SecurityGroup', (g) => g.region === r.name && g.name.endsWith('-db-sg'));
+          const eks = one(run, T.eks, (c) => c.region === r.name);
+          const rules = sg.inputs['ingress'] as { securityGroups?: string[]; cidrBlocks?: string[]; self?: boolean; fromPort: number; toPort: number }[];
+          expect(rules.filter((x) => x.securityGroups)).toEqual([expect.objectContaining({ fromPort: 5432, toPort: 5432, securityGroups: [eks.state['vpcConfig'].clusterSecurityGroupId] })]);
+          expect(rules.filter((x) => x.self)).toEqual([expect.objectContaining({ fromPort: 5432, toPort: 5432 })]);
+          const peeredCidrs = cfg.regions.filter((x) => x.name !== r.name).flatMap((x) => subnetCidrs(x.vpcCidr, 3).privateCidrs);
+          expect(rules.flatMap((x) => x.cidrBlocks ?? []).sort()).toEqual(peeredCidrs.sort());
+          for (const c of rules.flatMap((x) => x.cidrBlocks ?? [])) for (const v of cfg.regions) expect(c, 'not a whole VPC').not.toBe(v.vpcCidr);
+          // nodes carry the cluster security group: their launch templates name no other
+          for (const t of ofType(run, 'aws:ec2/launchTemplate:LaunchTemplate').filter((x) => x.region === r.name)) {
+            expect(t.inputs['vpcSecurityGroupIds']).toBeUndefined();
+            expect(t.inputs['networkInterfaces']).toBeUndefined();
+          }
+        }
+      });
+
+      it('connects with sslmode=verify-full, pinned to the Amazon Root CAs the proxy certificate chains to', async () => {
+        const byRegion = await renderKubernetesManifests(stack, run);
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'herald-db-ca-'));
+        try {
+          for (const r of cfg.regions) {
+            const manifests = byRegion.get(r.name)!;
+            for (const e of ofType(run, T.externalSecret).filter((x) => x.region === r.name && x.inputs['spec'].target.template?.data?.DATABASE_URL)) {
+              const name = e.inputs['metadata'].name as string;
+              const url = new URL((e.inputs['spec'].target.template.data.DATABASE_URL as string).replace('{{ .username | urlquery }}', 'u').replace('{{ .password | urlquery }}', 'p'));
+              expect(url.searchParams.get('sslmode'), name).toBe('verify-full');
+              if (name === 'herald-keda') continue; // KEDA's own pod: its image's system roots
+              const caPath = url.searchParams.get('sslrootcert')!;
+              expect(caPath, name).toBe('/var/run/herald/database-ca/ca.pem');
+              const ca = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === 'herald-database-ca' && m.metadata.namespace === e.inputs['metadata'].namespace);
+              const bundle = (ca?.['data'] as Record<string, string> | undefined)?.['ca.pem'];
+              expect(bundle, `${name}: CA bundle in its namespace`).toBeDefined();
+              const certs = bundle!.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!.map((pem) => new X509Certificate(pem));
+              expect(certs.map((c) => c.subject.split('\n').find((l) => l.startsWith('CN=')))).toEqual([1, 2, 3, 4].map((n) => `CN=Amazon Root CA ${n}`));
+              for (const c of certs) expect(c.ca && c.checkIssued(c)).toBe(true);
+              // what node-postgres makes of the URL: the pinned bundle, certificate and host name checked
+              const local = path.join(dir, `${name}.pem`);
+              writeFileSync(local, bundle!);
+              url.searchParams.set('sslrootcert', local);
+              const client = new pg.Client({ connectionString: url.toString() });
+              const ssl = (client as unknown as { connectionParameters: { ssl: { ca?: string; rejectUnauthorized?: boolean } } }).connectionParameters.ssl;
+              expect(ssl.ca, name).toBe(bundle);
+              expect(ssl.rejectUnauthorized, name).not.toBe(false);
+            }
+            // every pod that reads a DATABASE_URL mounts the bundle where it points
+            for (const d of run.resources.filter((x) => x.region === r.name && podContainers(x.type, x.inputs))) {
+              const spec = d.type === T.cronJob ? d.inputs['spec'].jobTemplate.spec.template.spec : d.inputs['spec'].template.spec;
+              const c = spec.containers[0];
+              if (!(c.env ?? []).some((x: { name: string }) => x.name === 'DATABASE_URL')) continue;
+              const mount = c.volumeMounts.find((m: { mountPath: string }) => m.mountPath === '/var/run/herald/database-ca');
+              expect(mount, d.name).toBeDefined();
+              expect(spec.volumes.find((v: { name: string }) => v.name === mount.name).configMap, d.name).toEqual({ name: 'herald-database-ca' });
+            }
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
         }
       });
 

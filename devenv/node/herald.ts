@@ -92,6 +92,9 @@ export function localizeManifests(rendered: Manifest[], v: LocalValues): Manifes
         if (component === 'api') setEnv(c, 'TELNYX_BASE_URL', `${SIMULATOR_URL}/v2`);
         if (component === 'provider-simulator') {
           setEnv(c, 'HERALD_SIMULATOR_WEBHOOK_URL', WEBHOOK_URL);
+          // A cluster's simulator serves no admin routes; on this node the tests are its
+          // operator, and count what it received through them.
+          setEnv(c, 'HERALD_SIMULATOR_ADMIN_ROUTES', 'on');
           c.volumeMounts = [...(c.volumeMounts ?? []), { name: 'simulator-keys', mountPath: '/tmp/herald/simulator', readOnly: true }];
           spec.volumes = [...(spec.volumes ?? []), { name: 'simulator-keys', secret: { secretName: SIMULATOR_KEYS_SECRET, defaultMode: 0o440 } }];
         }

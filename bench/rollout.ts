@@ -15,7 +15,8 @@
  *   promote_to_first_canary_send_ms  the canary's first weight > 0 → its first real-tenant attempt
  *   failed_analysis_to_weight_0_ms   the failing evaluation (its window's end, status.analysis) → canary at weight 0
  *   canary_weight_to_abort_ms    the bad canary's first weight > 0 → weight 0 (the rollback, end to end)
- *   abort_to_last_canary_send_ms weight 0 → the bad version's last attempt that started
+ *   abort_to_last_canary_send_ms weight 0 → the bad version's last attempt that started (negative:
+ *                                it started before weight 0 was seen; the watcher samples every 25 ms)
  *   lost, duplicates             of the real broadcasts (rows not sent; rows accepted twice)
  * One run of each, not the issue's three alternating runs at a measured account limit.
  *   BENCH_REAL_RECIPIENTS=600 (the real tenant sends at 20/s)
@@ -87,10 +88,12 @@ try {
   for (const id of reals) await rp.settled(id);
   await lanes.stop();
 
-  const firstUp = (color: string, after: number) => lanes.changes.find((c) => c.color === color && c.weight > 0 && c.at >= after)?.at;
-  const greenUp = firstUp('green', 0);
-  const blueUp = firstUp('blue', greenUp ?? 0);
-  const blueDown = lanes.changes.find((c) => c.color === 'blue' && c.weight === 0 && c.at > (blueUp ?? Infinity))?.at;
+  const first = (color: string, ok: (w: number) => boolean, after = 0) => lanes.changes.find((c) => c.color === color && ok(c.weight) && c.at > after)?.at;
+  // v2's canary on green; green stable; then v3's canary on blue, and its abort.
+  const greenUp = first('green', (w) => w > 0);
+  const greenStable = first('green', (w) => w === 100, greenUp);
+  const blueUp = first('blue', (w) => w > 0, greenStable ?? Infinity);
+  const blueDown = first('blue', (w) => w === 0, blueUp ?? Infinity);
   const q = async (sql: string, args: unknown[]) => (await rp.pool.query<{ t: Date | null }>(sql, args)).rows[0]?.t?.getTime();
   const firstCanary = await q(`SELECT min(started_at) t FROM attempts WHERE version = 'v2' AND tenant_id = 'grace'`, []);
   const lastBad = await q(`SELECT max(started_at) t FROM attempts WHERE version = 'v3'`, []);

@@ -14,6 +14,23 @@ import { inRegion, type RegionContext } from './region.js';
 /** The RDS event of a finished automated backup (category backup). */
 export const BACKUP_FINISHED_EVENT = 'RDS-EVENT-0002';
 
+/** The alerts key's policy: the account administers it; CloudWatch and EventBridge may encrypt to it for SNS. */
+export function alertsKeyPolicy(account: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'Account', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' },
+      {
+        Sid: 'AlarmsPublish',
+        Effect: 'Allow',
+        Principal: { Service: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'] },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Resource: '*',
+      },
+    ],
+  };
+}
+
 export interface AlertingArgs {
   ctx: RegionContext;
   alerting: StackConfig['alerting'];
@@ -28,7 +45,16 @@ export class Alerting extends pulumi.ComponentResource {
     super('herald:platform:Alerting', name, {}, opts);
     const { ctx } = args;
     const o = () => inRegion(ctx, this);
-    const topic = new aws.sns.Topic(ctx.name('alerts'), { kmsMasterKeyId: 'alias/aws/sns' }, o());
+    // A key of our own: CloudWatch cannot publish to a topic under the AWS-managed
+    // alias/aws/sns key (its policy cannot be changed to let the service use it), so every
+    // alarm would be dropped. This key lets CloudWatch (and EventBridge) encrypt to it.
+    const key = new aws.kms.Key(ctx.name('alerts-key'), { description: `${ctx.name('alerts')} SNS topic`, enableKeyRotation: true, deletionWindowInDays: 30 }, o());
+    new aws.kms.KeyPolicy(
+      ctx.name('alerts-key'),
+      { keyId: key.keyId, policy: key.arn.apply((arn) => JSON.stringify(alertsKeyPolicy(arn.split(':')[4] ?? ''))) },
+      o(),
+    );
+    const topic = new aws.sns.Topic(ctx.name('alerts'), { kmsMasterKeyId: key.arn }, o());
     args.alerting.emails.forEach((email, i) => {
       new aws.sns.TopicSubscription(ctx.name(`alerts-email-${i}`), { topic: topic.arn, protocol: 'email', endpoint: email }, o());
     });

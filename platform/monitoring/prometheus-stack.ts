@@ -96,7 +96,7 @@ export class Monitoring extends pulumi.ComponentResource {
           Version: '2012-10-17',
           Statement: [
             { Effect: 'Allow', Action: ['sns:Publish'], Resource: args.alertTopicArn },
-            // The topic is encrypted (alias/aws/sns): publishing needs its data key, through SNS only.
+            // The topic is encrypted (its own KMS key, platform/alerting.ts): publishing needs its data key, through SNS only.
             { Effect: 'Allow', Action: ['kms:GenerateDataKey*', 'kms:Decrypt'], Resource: '*', Condition: { StringEquals: { 'kms:ViaService': `sns.${ctx.region}.amazonaws.com` } } },
           ],
         }),

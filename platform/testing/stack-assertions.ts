@@ -698,6 +698,11 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
       it('sends alarms of every database instance (CPU, connections, storage, replica lag) to the configured targets', () => {
         for (const r of cfg.regions) {
           const topic = one(run, 'aws:sns/topic:Topic', (t) => t.region === r.name);
+          // CloudWatch cannot publish to a topic under the AWS-managed alias/aws/sns key.
+          const key = one(run, 'aws:kms/key:Key', (k) => k.state['arn'] === topic.inputs['kmsMasterKeyId']);
+          const keyPolicy = one(run, 'aws:kms/keyPolicy:KeyPolicy', (p) => p.inputs['keyId'] === key.state['keyId'] || p.inputs['keyId'] === key.state['id']);
+          const statements = (JSON.parse(keyPolicy.inputs['policy']) as { Statement: { Principal: { Service?: string[] }; Action: string[] | string }[] }).Statement;
+          expect(statements.find((x) => x.Principal.Service?.includes('cloudwatch.amazonaws.com'))?.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
           const subs = ofType(run, 'aws:sns/topicSubscription:TopicSubscription').filter((x) => x.region === r.name);
           expect(subs.map((x) => x.inputs['endpoint'])).toEqual(cfg.alerting.emails);
           for (const sub of subs) expect(sub.inputs['topic']).toBe(topic.state['arn']);

@@ -52,7 +52,7 @@ export const invalidCsv = (err: unknown) => badRequest('body', `not valid CSV: $
 export function parseContactsCsv(text: string): CsvRows {
   let records: string[][];
   try {
-    records = parse(text, CSV_OPTIONS) as string[][];
+    records = parse(text, CSV_OPTIONS);
   } catch (err) {
     throw invalidCsv(err);
   }

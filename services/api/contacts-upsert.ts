@@ -110,7 +110,7 @@ export function validateContactRow(
   let tags: string[] | undefined;
   if (given('tags')) {
     const v = r.tags;
-    const list = typeof v === 'string' ? v.split(';') : Array.isArray(v) && v.every((t) => typeof t === 'string') ? (v as string[]) : null;
+    const list = typeof v === 'string' ? v.split(';') : Array.isArray(v) && v.every((t) => typeof t === 'string') ? v : null;
     if (!list) fail('tags', 'expected an array of strings or a semicolon-separated string');
     else {
       tags = [...new Set(list.map((t) => t.trim()).filter((t) => t !== ''))];

@@ -1,6 +1,6 @@
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
-import { maskPhone, type Logger } from '../../lib/logger.js';
+import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 
 /**

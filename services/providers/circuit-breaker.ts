@@ -47,7 +47,8 @@ export const DEFAULT_BREAKER_OPTIONS: BreakerOptions = {
 export type CircuitState = 'closed' | 'half_open' | 'open';
 const STATE_VALUE: Record<CircuitState, number> = { closed: 0, half_open: 1, open: 2 };
 
-const FAILED = Symbol('provider exchange failed');
+// The failed exchange's rejection reason: opossum counts it, record() swallows it.
+const FAILED = new Error('provider exchange failed');
 
 export interface Admission {
   /** Whether this call is the half-open probe. */

@@ -164,7 +164,7 @@ export function classifyTelnyxReceipt(event: unknown): TelnyxReceipt | null {
   if (!data) return null;
   const payload = data.payload as Record<string, unknown> | undefined;
   if (!payload || typeof payload.id !== 'string') return null;
-  const eventType = String(data.event_type ?? '');
+  const eventType = typeof data.event_type === 'string' ? data.event_type : '';
   const status = recipientStatus(payload) ?? 'unknown';
   const final = eventType === 'message.finalized';
   const delivered = status === 'delivered';
@@ -183,7 +183,7 @@ export function classifyTelnyxReceipt(event: unknown): TelnyxReceipt | null {
 function eventData(event: unknown): Record<string, unknown> | null {
   if (!event || typeof event !== 'object') return null;
   const o = event as Record<string, unknown>;
-  if (o.data && typeof o.data === 'object' && 'event_type' in (o.data as object)) return o.data as Record<string, unknown>;
+  if (o.data && typeof o.data === 'object' && 'event_type' in o.data) return o.data;
   if ('event_type' in o) return o;
   return null;
 }
@@ -192,7 +192,7 @@ function receiptPayload(source: unknown): Record<string, unknown> | null {
   const data = eventData(source);
   if (data?.payload && typeof data.payload === 'object') return data.payload as Record<string, unknown>;
   if (source && typeof source === 'object' && !Array.isArray(source) && ('to' in source || 'record_type' in source)) {
-    return source as Record<string, unknown>;
+    return source;
   }
   return null;
 }

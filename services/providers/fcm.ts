@@ -85,7 +85,7 @@ export class FcmAgent extends https.Agent {
         port: this.target.port,
         servername: this.target.servername ?? FCM_HOST,
         ca: this.target.ca,
-      } as Parameters<https.Agent['createConnection']>[0],
+      },
       callback,
     );
   }

@@ -70,7 +70,7 @@ export function createHttpFetch(opts: { maxSockets?: number } = {}): typeof fetc
       req.end(body);
     });
   };
-  return Object.assign(f as typeof fetch, {
+  return Object.assign(f, {
     destroy() {
       httpAgent.destroy();
       httpsAgent.destroy();

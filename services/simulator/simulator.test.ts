@@ -368,7 +368,7 @@ describe('signed webhooks', () => {
     await sim.idle();
     // Webhooks are at-least-once (a receiver too slow on a loaded machine gets a redelivery
     // of the same event), so count distinct events.
-    const distinct = (hooks: typeof sink.received) => [...new Map(hooks.map((h) => [h.json.data.id as string, h])).values()];
+    const distinct = (hooks: typeof sink.received) => [...new Map(hooks.map((h) => [h.json.data.id, h])).values()];
     const finalized = distinct(sink.received.filter((h) => h.json.data.event_type === 'message.finalized'));
     expect(finalized).toHaveLength(n);
     expect(new Set(finalized.map((h) => h.json.data.payload.id as string))).toEqual(ids);

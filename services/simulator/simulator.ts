@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -323,7 +323,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   function scheduleReceipts(message: Record<string, unknown>, url: string, failoverUrl: string | undefined, failure: TelnyxCodeInfo | null): void {
     if (cfg.receipts === 'none') return;
     receiptsPending++;
-    const t = setTimeout(async () => {
+    const send = async () => {
       timers.delete(t);
       try {
         const to = (message.to as { phone_number: string }[])[0]!;
@@ -351,7 +351,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         receiptsPending--;
         checkIdle();
       }
-    }, cfg.receiptDelayMs);
+    };
+    // deliver() never rejects (a failed POST is recorded as status 0), so nothing goes unhandled.
+    const t = setTimeout(() => void send(), cfg.receiptDelayMs);
     timers.add(t);
   }
 
@@ -467,7 +469,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return void answer(ctx, 400, googleError(400, 'INVALID_ARGUMENT', 'Android message is too big', 'INVALID_ARGUMENT'), push, 'INVALID_ARGUMENT');
     }
     const id = `0:${Date.now()}%${(++fcmSeq).toString(16)}`;
-    if (!body!.validate_only) {
+    if (!body.validate_only) {
       const lostAnswer = firstAcceptance(push, 'push', recipient);
       const notification = message.notification as { title?: string; body?: string } | undefined;
       push.accept(recipient, cfg.keepMessages ? { channel: 'push', to: recipient, id, at: new Date().toISOString(), title: notification?.title, text: notification?.body } : null);
@@ -557,7 +559,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
 
   function configure(patch: Partial<SimulatorConfig>): SimulatorConfig {
-    for (const [k, v] of Object.entries(patch)) {
+    // Over HTTP the patch is JSON, where null clears a setting: read values as unknown so that stays.
+    for (const [k, v] of Object.entries<unknown>(patch)) {
       if (!(k in DEFAULT_CONFIG) && k !== 'smsErrorRate' && k !== 'pushErrorRate' && k !== 'defaultWebhookUrl') {
         throw new Error(`unknown simulator setting ${k}`);
       }
@@ -604,7 +607,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         return;
       }
       if (path === '/_sim/config' && method === 'GET') return json(200, { ...cfg });
-      if (path === '/_sim/config' && method === 'POST') return json(200, configure((await readJson()) as Partial<SimulatorConfig>));
+      if (path === '/_sim/config' && method === 'POST') return json(200, configure(await readJson()));
       if (path === '/_sim/fail-next' && method === 'POST') {
         const b = await readJson();
         failNext(b.channel === 'push' ? 'push' : 'sms', Number(b.count ?? 1), Number(b.status ?? 500));
@@ -661,7 +664,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   });
   app.on('error', () => undefined); // client disconnects mid-response are not the simulator's problem
 
-  const callback = app.callback();
+  const koaHandler = app.callback();
+  // Koa's handler settles its own errors (ctx.onerror, app.on('error')): nothing to await here.
+  const callback = (req: IncomingMessage, res: ServerResponse) => void koaHandler(req, res);
   const httpServer = createHttpServer(callback);
   const httpsServer = createHttpsServer({ key: tlsPems.key, cert: tlsPems.cert }, callback);
   for (const s of [httpServer, httpsServer] as Server[]) {

@@ -167,12 +167,12 @@ export class WebhookSender {
       throw new Error(`event ${eventId} was not sent to ${opts.url}; it can be redelivered only to its own webhook or failover URL`);
     }
     if (opts.sameRequest) {
-      const rec = [...this.ring].reverse().find((r) => r && r.eventId === eventId);
+      const rec = [...this.ring].reverse().find((r) => r.eventId === eventId);
       if (!rec) throw new Error(`no recorded request for event ${eventId}`);
       return this.send(rec.eventId, rec.eventType, opts.url ?? rec.url, rec.attempt, rec.body, rec.headers);
     }
     if (!ev) throw new Error(`unknown event ${eventId}`);
-    const previous = this.ring.filter((r) => r && r.eventId === eventId).reduce((m, r) => Math.max(m, r.attempt), 0);
+    const previous = this.ring.filter((r) => r.eventId === eventId).reduce((m, r) => Math.max(m, r.attempt), 0);
     return this.post(ev.data, opts.url ?? ev.url, previous + 1);
   }
 

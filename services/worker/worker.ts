@@ -179,7 +179,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     o.pool.query('UPDATE workers SET heartbeat_at = now() WHERE id = $1', [id]).catch((err) => o.log.warn({ err }, 'heartbeat failed'));
   }, heartbeatMs));
   timers.push(setInterval(() => {
-    o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount ?? 0); }).catch(() => {});
+    o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount); }).catch(() => {});
   }, 5_000));
 
   o.log.info({ worker: id, lane, version, role: laneState?.role, weight: laneState?.weight }, 'worker started');

@@ -230,7 +230,8 @@ export function adminRoutes(deps: ApiDeps): Router {
     await checkPlan(deps, p.plan);
     const sets: string[] = [];
     const values: unknown[] = [id];
-    for (const [col, value] of Object.entries(p)) {
+    // A key zod kept with an undefined value is not a change (not a NULL): typed so the check stays.
+    for (const [col, value] of Object.entries<unknown>(p)) {
       if (value === undefined) continue;
       values.push(value);
       sets.push(`${col} = $${values.length}`);

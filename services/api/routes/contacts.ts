@@ -28,7 +28,7 @@ export const contactsQuery = z.object({
 
 export function defaultCountry(ctx: Context): CountryCode {
   const raw = queryParam(ctx, 'default_country');
-  return raw === undefined ? 'US' : (parseOr400(countrySchema, raw, 'default_country') as CountryCode);
+  return raw === undefined ? 'US' : parseOr400(countrySchema, raw, 'default_country');
 }
 
 export function contactIdParam(ctx: Context): number {

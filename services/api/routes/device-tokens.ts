@@ -1,5 +1,4 @@
 import { Router } from '@koa/router';
-import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { inTransaction, type PoolClient } from '../../../lib/db/postgres.js';
 import { requireScope, tenantOf } from '../auth.js';
@@ -50,7 +49,7 @@ async function resolveContact(c: PoolClient, tenantId: string, b: RegisterBody):
     return r.rows[0]!.id;
   }
   if (b.contact_phone !== undefined) {
-    const p = normalizePhone(b.contact_phone, (b.default_country ?? 'US') as CountryCode);
+    const p = normalizePhone(b.contact_phone, b.default_country ?? 'US');
     if (!p.ok) throw badRequest('contact_phone', p.reason);
     const r = await c.query<{ id: number }>('SELECT id FROM contacts WHERE tenant_id = $1 AND phone = $2', [tenantId, p.e164]);
     if (!r.rows[0]) throw new HttpError(404, 'contact_phone', 'contact not found');

@@ -1,6 +1,5 @@
 import { Router } from '@koa/router';
 import type { Context } from 'koa';
-import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import { maskNumbersIn, maskPhone } from '../../../lib/logger.js';
 import { requireScope, tenantOf } from '../auth.js';
@@ -115,7 +114,7 @@ export function queryRoutes(deps: ApiDeps): Router {
   router.post('/opt-outs', requireScope('opt-outs:write'), async (ctx) => {
     const tenantId = tenantOf(ctx);
     const b = parseOr400(optOutBody, await readJson(ctx, SMALL_BODY_BYTES));
-    const p = normalizePhone(b.phone, (b.default_country ?? 'US') as CountryCode);
+    const p = normalizePhone(b.phone, b.default_country ?? 'US');
     if (!p.ok) throw badRequest('phone', p.reason);
     const { rows } = await pool.query(
       `INSERT INTO opt_outs (tenant_id, phone, opted_out_at, source) VALUES ($1, $2, $3, 'api')

@@ -58,6 +58,11 @@ export const RESOURCES = {
 } satisfies Record<string, Resources>;
 
 /** registry/repository:tag, or registry/repository@sha256:... when the "tag" is a digest. */
+/** Fields of a worker color's Deployment that the Release controller (image, version) and KEDA (replicas) own. */
+export const WORKER_OPERATOR_FIELDS = ['spec.replicas', 'spec.template.spec.containers[0].image', 'spec.template.metadata.annotations'];
+/** Fields of a worker color's ScaledObject that the Release controller owns. */
+export const SCALER_OPERATOR_FIELDS = ['spec.minReplicaCount', 'spec.maxReplicaCount'];
+
 export function image(images: StackConfig['images'], repository: string, tag: string): string {
   return `${images.registry ? `${images.registry.replace(/\/$/, '')}/` : ''}${repository}${tag.startsWith('sha256:') ? '@' : ':'}${tag}`;
 }
@@ -443,7 +448,9 @@ export class Workloads extends pulumi.ComponentResource {
             },
           },
         },
-        k({ dependsOn: workerDeps }),
+        // One writer per field: the Release controller sets a color's image and version
+        // annotation, KEDA its replicas; `pulumi up` must not put them back.
+        k({ dependsOn: workerDeps, ignoreChanges: WORKER_OPERATOR_FIELDS }),
       );
       disruptionBudget(ctx, `worker-${color}`, NAMESPACE, workerLabels, { maxUnavailable: 1 }, k({ dependsOn: namespaces }));
       new k8s.apiextensions.CustomResource(
@@ -473,7 +480,9 @@ export class Workloads extends pulumi.ComponentResource {
             ],
           },
         },
-        k({ dependsOn: [keda, triggerAuth, deployment] }),
+        // The Release controller sets a color's min/max (0 for an idle color; paused replicas
+        // are its annotation, which Pulumi sets only in a standby region).
+        k({ dependsOn: [keda, triggerAuth, deployment], ignoreChanges: SCALER_OPERATOR_FIELDS }),
       );
     }
     this.registerOutputs({ apiLoadBalancerHostname: this.apiLoadBalancerHostname });

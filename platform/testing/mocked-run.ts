@@ -25,6 +25,8 @@ export interface RegisteredResource {
   /** Region of the provider the resource was created through (undefined for components). */
   region?: string;
   providerName?: string;
+  /** The resource's ignoreChanges option (fields `pulumi up` leaves to another writer). */
+  ignoreChanges: string[];
 }
 
 export interface StackRun {
@@ -53,7 +55,7 @@ const regionOf = (arn: string): string | undefined => /^arn:aws:[^:]+:([^:]*):/.
 
 const urnName = (urn: string): string => urn.split('::').pop() ?? urn;
 
-function mocksFor(stack: string, resources: RegisteredResource[], dependencies: Map<string, string[]>): pulumi.runtime.Mocks {
+function mocksFor(stack: string, resources: RegisteredResource[], dependencies: Map<string, string[]>, ignored: Map<string, string[]>): pulumi.runtime.Mocks {
   const providerRegion = new Map<string, { region: string; name: string }>();
   return {
     call(args) {
@@ -130,6 +132,7 @@ function mocksFor(stack: string, resources: RegisteredResource[], dependencies: 
         state,
         custom: args.custom ?? false,
         dependsOn: dependencies.get(`${args.type}::${args.name}`) ?? [],
+        ignoreChanges: ignored.get(`${args.type}::${args.name}`) ?? [],
         region: args.custom ? (fromProvider?.region ?? region) : undefined,
         providerName: fromProvider?.name,
       });
@@ -155,6 +158,7 @@ interface RegisterRequest {
   getType(): string;
   getName(): string;
   getDependenciesList(): string[];
+  getIgnorechangesList(): string[];
 }
 
 /** The k6 script the CronJob runs: the real capacity test. */
@@ -175,13 +179,15 @@ export async function runStack(stack: string, overrides: Record<string, unknown>
   }
   const resources: RegisteredResource[] = [];
   const dependencies = new Map<string, string[]>();
+  const ignored = new Map<string, string[]>();
   pulumi.runtime.setAllConfig(config, SECRET_KEYS.map((k) => `herald:${k}`));
-  await pulumi.runtime.setMocks(mocksFor(stack, resources, dependencies), 'herald', stack, false);
-  // The mocks do not see a registration's dependencies; read them off the request.
+  await pulumi.runtime.setMocks(mocksFor(stack, resources, dependencies, ignored), 'herald', stack, false);
+  // The mocks do not see a registration's dependencies or options; read them off the request.
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(req: RegisterRequest, cb: unknown): unknown };
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) => {
     dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList().map(urnName));
+    ignored.set(`${req.getType()}::${req.getName()}`, req.getIgnorechangesList());
     return register(req, cb);
   };
   const { default: program } = await import('../index.js');

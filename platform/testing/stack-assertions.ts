@@ -528,6 +528,19 @@ export function describeStack(stack: string): { run: () => StackRun; cfg: () => 
         }
       });
 
+      it('leaves a worker color\'s image, version and replicas, and its scaler\'s min/max, to the Release controller and KEDA', () => {
+        for (const r of cfg.regions) {
+          for (const color of WORKER_COLORS) {
+            const w = deployment(r.name, `herald-worker-${color}`);
+            expect(w.ignoreChanges, w.name).toEqual(expect.arrayContaining(['spec.replicas', 'spec.template.spec.containers[0].image', 'spec.template.metadata.annotations']));
+            const so = inRegion(T.scaledObject, r.name).find((x) => x.inputs['metadata'].name === `herald-worker-${color}`)!;
+            expect(so.ignoreChanges, so.name).toEqual(expect.arrayContaining(['spec.minReplicaCount', 'spec.maxReplicaCount']));
+            // Pulumi owns everything else of them (no broad ignore).
+            expect(w.ignoreChanges.every((f) => f !== 'spec' && f !== 'spec.template')).toBe(true);
+          }
+        }
+      });
+
       it('runs the migration Job in the writer region only, before the workers roll', () => {
         for (const r of cfg.regions) {
           const jobs = inRegion(T.job, r.name);

@@ -125,9 +125,9 @@ export interface RestartOptions {
   initialBackoffMs?: number;
   /** Default 30 s. */
   maxBackoffMs?: number;
-  /** A process that ran this long before it exited starts the backoff afresh. Default 30 s. */
+  /** A process that ran this long before it exited starts the backoff afresh. Default 10 min (the kubelet's). */
   resetAfterMs?: number;
-  /** This many restarts in a row, each after less than resetAfterMs up: reported as crash-looping. Default 3. */
+  /** This many exits in a row, each less than resetAfterMs after its start: reported as crash-looping. Default 3. */
   crashLoopAfter?: number;
   /** Each unexpected exit, with the restart planned (what a kubelet's events say). */
   onExit?: (e: { exit: Exit; restarts: number; backoffMs: number; crashLooping: boolean; tail: string }) => void;
@@ -139,8 +139,8 @@ export interface RestartOptions {
  * STAND-IN for a kubelet's `restartPolicy: Always` on the process-based local platform
  * (npm start), which has no kubelet: the process `start` makes is restarted whenever it
  * exits without stop() having been called, after a backoff that doubles from 1 s to 30 s
- * and starts afresh once a process stayed up 30 s (the kubelet's CrashLoopBackOff, with
- * shorter times). A process that keeps exiting soon after each start is reported as
+ * and starts afresh once a process stayed up 10 minutes (the kubelet's CrashLoopBackOff
+ * and its reset; its cap is 5 minutes, shorter here for a laptop). A process that keeps exiting soon after each start is reported as
  * crash-looping and keeps being retried at the longest backoff; nothing else stops.
  * `start` receives the exit handler to pass to startProcess/startTs.
  */
@@ -194,7 +194,7 @@ export class RestartAlways {
   private exited(exit: Exit): void {
     if (this.stopped) return;
     const upMs = Date.now() - this.startedAt;
-    if (upMs >= (this.o.resetAfterMs ?? 30_000)) {
+    if (upMs >= (this.o.resetAfterMs ?? 600_000)) {
       this.backoffMs = this.o.initialBackoffMs ?? 1_000;
       this.quickExits = 0;
     } else {

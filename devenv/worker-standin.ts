@@ -7,7 +7,7 @@
  * pod template's herald.dev/version annotation; the container's env is the process's, so
  * a bad version differs from a good one exactly as in a cluster: by configuration.
  * A process that exits is restarted with backoff by the platform's one restart stand-in
- * (devenv/processes.ts RestartAlways: 1 s doubling to 30 s, reset after 30 s up); a color
+ * (devenv/processes.ts RestartAlways: 1 s doubling to 30 s, reset after 10 min up); a color
  * that keeps crashing never heartbeats ready, so the Release holds its weight at 0 while
  * everything else keeps running. The rollout logic does not know
  * whether it runs on this or on real pods: both are workers writing the workers table.

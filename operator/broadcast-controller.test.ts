@@ -379,6 +379,32 @@ describe('status', { timeout: 180_000 }, () => {
     expect(writes('paused')).toBeLessThan(100 / 2);
   });
 
+  it('waiting for the shared provider account: Progressing says WaitingForCapacity with the tenant\'s share, then Completed', async () => {
+    await seedContacts(delivery.db.pool, 'grace', 1000, { tags: ['shared'], offset: 40_000 });
+    // Another tenant keeps asking the account (1,000/s in this worker) for five times what it refills.
+    let hog = true;
+    const hogging = (async () => {
+      while (hog) {
+        await delivery.db.pool.query(`SELECT * FROM herald_fair_take(ARRAY['account:telnyx:sms'], ARRAY[1000]::float8[], 500, ARRAY['account:telnyx:sms'], ARRAY['rival'], ARRAY[1]::float8[], false)`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      await kube.create(broadcast('shared', { tenant: 'grace', audience: { segment: { tags: ['shared'] } } }));
+      const waiting = await waitFor('WaitingForCapacity', async () =>
+        (await statusOf('shared'))?.conditions?.find((c) => c.type === 'Progressing' && c.reason === 'WaitingForCapacity'), { everyMs: 50 });
+      expect(waiting.status).toBe('True');
+      // Two tenants of weight 1 want the account: grace's share is half.
+      expect(waiting.message).toMatch(/waiting for the shared SMS provider account limit, tenant grace's current share 50%/);
+    } finally {
+      hog = false;
+      await hogging;
+    }
+    const done = await phaseIs(kube, 'shared', 'Completed');
+    expect(done.status?.counts?.sent).toBe(1000);
+    expect(done.status?.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Completed');
+  });
+
   it('follows the workers’ progress notifications, without polling or resync', async () => {
     // Nothing would look again for ten minutes: only the workers' NOTIFY can bring the count to Completed.
     const tenMinutes = 10 * 60_000;

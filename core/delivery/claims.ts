@@ -146,10 +146,11 @@ export interface Claim {
    * The lane's verdict: 'share' (ahead of its weight: ask again), 'busy' (stayed ahead:
    * offer the rest to the other lanes), 'closed' (takes none of it: hand the rest back);
    * or 'wait': the shared buckets have no tokens for this tenant now (hand the rest back
-   * for waitMs).
+   * for waitMs); 'slow': only a bucket of these rows has none (a sending number, a
+   * campaign, the broadcast's rate): hand back the rows that need it.
    */
-  lane: 'ok' | 'share' | 'busy' | 'closed' | 'wait';
-  /** With 'wait': how long until asking again is worth it. */
+  lane: 'ok' | 'share' | 'busy' | 'closed' | 'wait' | 'slow';
+  /** With 'wait' or 'slow': how long until asking again is worth it. */
   waitMs?: number;
   /** The tenant's share of the outermost fair bucket among the tenants wanting it now. */
   share?: number;
@@ -215,7 +216,7 @@ export async function claim(pool: Pool, r: ClaimRequest): Promise<Claim> {
   return {
     owned, flagged: row.flagged, text: row.message_text, title: row.message_title,
     halt: row.cancelled ? 'cancelled' : row.suspended ? 'held' : undefined, lane: row.verdict,
-    ...(row.verdict === 'wait' ? { waitMs: Math.max(1, Number(row.wait_s ?? 0) * 1000) } : {}),
+    ...(row.verdict === 'wait' || row.verdict === 'slow' ? { waitMs: Math.max(1, Number(row.wait_s ?? 0) * 1000) } : {}),
     ...(row.share != null ? { share: Number(row.share) } : {}),
   };
 }

@@ -39,7 +39,7 @@ export async function recordOutcomes(db: Queryable, results: DeliveryResult[], n
     ids.push(deliveryId);
     kinds.push(outcome.kind);
     providerIds.push(outcome.kind === 'accepted' ? outcome.providerMessageId : null);
-    codes.push('code' in outcome ? outcome.code : null);
+    codes.push(('code' in outcome ? outcome.code : null) ?? null);
     reasons.push('reason' in outcome ? outcome.reason : null);
     delays.push(outcome.kind === 'retryable' || outcome.kind === 'wait' ? (outcome.retryAfterMs ?? 0) : 0);
   }

@@ -4,6 +4,7 @@ import type { Pool, PoolClient } from '../../lib/db/postgres.js';
 import { inTransaction, planEachTime } from '../../lib/db/postgres.js';
 import { DELIVER_QUEUE, URGENT_PRIORITY, deliverGroup, type DeliverJob } from '../../lib/queue.js';
 import { metrics } from '../../lib/metrics.js';
+import { notifyWork } from './progress.js';
 import { batchJobId, occurrenceId as occurrenceIdFor } from './ids.js';
 import type { Audience } from './broadcasts.js';
 import { tenantTopic } from '../../lib/tenancy/topic.js';
@@ -168,6 +169,8 @@ export async function planOccurrence(pool: Pool, boss: PgBoss, spec: OccurrenceS
       }));
       await boss.insert(DELIVER_QUEUE, jobs, { db: { executeSql: (text, values) => tx.query(text, values as unknown[]) } });
       metrics.queueEnqueued.inc({ queue: DELIVER_QUEUE }, jobs.length);
+      // Delivered at commit, with the jobs.
+      await notifyWork(tx);
     }
     return { ...summary, occurrenceId: occId, created: true };
   });

@@ -14,3 +14,15 @@ export async function notifyProgress(db: Pool | PoolClient, broadcastIds: Iterab
   if (ids.length === 0) return;
   await db.query('SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id', [PROGRESS_CHANNEL, ids]);
 }
+
+/**
+ * The channel on which the core says "deliver jobs are ready now" (planned, woken by the
+ * sweeper, handed back to other workers). Each worker process listens once and wakes one
+ * free slot, which wakes the next if it got a job: new work is taken up at once without
+ * every slot polling. A hint only: slots still poll now and then.
+ */
+export const WORK_CHANNEL = 'herald_work';
+
+export async function notifyWork(db: Pool | PoolClient): Promise<void> {
+  await db.query('SELECT pg_notify($1, $2)', [WORK_CHANNEL, '']);
+}

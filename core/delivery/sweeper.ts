@@ -4,6 +4,7 @@ import { inTransaction } from '../../lib/db/postgres.js';
 import { DELIVER_QUEUE, URGENT_PRIORITY, deliverGroup, type DeliverJob } from '../../lib/queue.js';
 import { metrics } from '../../lib/metrics.js';
 import { BATCH_SIZE } from './plan.js';
+import { notifyWork } from './progress.js';
 
 /**
  * Rows in flight on a worker that stopped heart-beating: $1 now, $2 worker lease seconds.
@@ -40,6 +41,19 @@ export const WAKE_DUE = `
          SELECT id FROM deliveries WHERE status IN ('retry', 'deferred') AND next_attempt_at <= $1
           ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
    RETURNING d.id, d.broadcast_id, d.tenant_id, b.priority`;
+
+/**
+ * Rows waiting out a provider's outage (error_code provider_outage), due now: $1 channel, $2 now.
+ * Backoff protects a provider that is down, not one that is back.
+ */
+export const WAKE_OUTAGE = `
+  UPDATE deliveries SET next_attempt_at = $2, updated_at = now()
+   WHERE status = 'retry' AND next_attempt_at > $2 AND channel = $1 AND error_code = 'provider_outage'`;
+
+/** The channel's provider is back (its circuit closed): what waited out the outage goes at the next sweep. */
+export async function wakeOutageWaits(pool: Pool, channel: 'sms' | 'push', now: Date): Promise<number> {
+  return (await pool.query(WAKE_OUTAGE, [channel, now])).rowCount ?? 0;
+}
 
 export interface SweepResult {
   orphaned: number;
@@ -88,6 +102,7 @@ export async function sweepOnce(pool: Pool, boss: PgBoss, now: Date, opts: { wor
         }
       }
       await boss.insert(DELIVER_QUEUE, batch, { db: { executeSql: (text, values) => tx.query(text, values as unknown[]) } });
+      await notifyWork(tx);
       jobs += batch.length;
       metrics.queueEnqueued.inc({ queue: DELIVER_QUEUE }, batch.length);
       return rows.length;

@@ -1,4 +1,5 @@
 import { deliveryCounts, type DeliveryCounts } from '../../core/delivery/broadcasts.js';
+import { capacityWait } from '../../core/delivery/capacity.js';
 import { rfc3339 } from '../conditions.js';
 import type { PlannedOccurrence } from '../../core/delivery/reads.js';
 import type { Reconciling } from './reconciling.js';
@@ -36,7 +37,15 @@ export async function send(r: Reconciling, planned: PlannedOccurrence[]): Promis
     r.degrade('PossibleDuplicates', `${c.possibleDuplicates} deliveries were in flight when a worker died and may have been sent twice`);
   }
   if (outstanding(c) > 0 && !r.spec.suspend) {
-    r.condition('Progressing', 'True', 'Sending', `${c.sent} of ${c.total} sent, ${outstanding(c)} to go`);
+    const progress = `${c.sent} of ${c.total} sent, ${outstanding(c)} to go`;
+    // Shared with other tenants at this moment: say so, and what share this tenant gets.
+    const wait = c.queued > 0 ? await capacityWait(r.deps.pool, r.spec.tenant, r.spec.channel) : undefined;
+    if (wait) {
+      r.condition('Progressing', 'True', 'WaitingForCapacity',
+        `${progress}; waiting for the shared ${r.spec.channel === 'sms' ? 'SMS provider account' : 'push project'} limit, tenant ${r.spec.tenant}'s current share ${Math.round(wait.share * 100)}%`);
+    } else {
+      r.condition('Progressing', 'True', 'Sending', progress);
+    }
   }
   return c;
 }

@@ -36,7 +36,9 @@ export type Outcome =
  * open, or the failure is the provider's (fault 'provider'), so the row waits without
  * spending an attempt.
  */
-export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number; maybeSent?: boolean };
+/** code 'provider_outage': it waits out the provider's outage, and is due again the moment the provider is back. */
+export type WaitOutcome = { kind: 'wait'; reason: string; retryAfterMs: number; maybeSent?: boolean; code?: typeof PROVIDER_OUTAGE };
+export const PROVIDER_OUTAGE = 'provider_outage';
 
 export interface SmsMessage {
   from: string;

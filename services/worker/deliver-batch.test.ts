@@ -51,6 +51,30 @@ describe('deliverBatch through the real SDKs and the simulator', () => {
     expect(ids.rows[0].n).toBe(120);
   });
 
+  it('a tenant with several sending numbers sends on all of them side by side, and each recipient keeps its number across broadcasts', async () => {
+    const numbers = ['+18885550201', '+18885550202', '+18885550203'];
+    // Toll-free at 20/s each: one number alone would take 15 s for these 300.
+    await seedTenant(db.pool, 'multi', { numbers: numbers.map((phone) => ({ phone, perSecond: 20 })) });
+    await seedContacts(db.pool, 'multi', 300, { tags: ['all'], offset: 50_000 });
+    worker = await h.startWorker();
+    const froms = async () => {
+      h.sim.reset();
+      const b = await seedBroadcast(db.pool, { tenantId: 'multi', audience: { segment: { tags: ['all'] } } });
+      await plan(b.id);
+      expect(await h.settled(b.id, 60_000)).toEqual({ sent: 300 });
+      return h.sim.received({ messages: true }).sms.messages ?? [];
+    };
+    const first = await froms();
+    const perNumber = (ms: typeof first) => Object.fromEntries(numbers.map((n) => [n, ms.filter((m) => m.from === n).length]));
+    // All three numbers carry a share of the recipients, and from the start, not one after another.
+    for (const n of Object.values(perNumber(first))) expect(n).toBeGreaterThanOrEqual(50);
+    expect(Object.values(perNumber(first.slice(0, 60))).filter((n) => n > 0)).toHaveLength(3);
+    // Sticky sender: the next broadcast reaches each recipient from the number it used before.
+    const before = new Map(first.map((m) => [m.to, m.from]));
+    const second = await froms();
+    expect(second.filter((m) => before.get(m.to) !== m.from)).toEqual([]);
+  });
+
   it('skips opted-out and invalid numbers and fails a permanent send error — each row on its own', async () => {
     h.sim.reset();
     // Telnyx answers these on the send itself (carrier errors such as 40002 come in receipts:
@@ -167,6 +191,33 @@ describe('deliverBatch through the real SDKs and the simulator', () => {
     expect((final.sent ?? 0) + (final.skipped ?? 0)).toBe(120); // members opted out by an earlier test are skipped
     expect(Object.keys(final).filter((k) => k !== 'sent' && k !== 'skipped')).toEqual([]);
     expect(h.sim.received().sms.duplicates.count).toBe(0);
+  });
+
+  it('when the provider is back (its circuit closes), what waited out the outage goes at once, not at the end of each backoff', async () => {
+    h.sim.reset();
+    // Outage waits spread over up to a minute (full-jitter backoff with a 60 s base).
+    process.env.HERALD_RETRY_BASE_MS = '60000';
+    try {
+      await seedContacts(db.pool, 'grace', 100, { tags: ['outage'], offset: 60_000 });
+      h.sim.configure({ down: true });
+      const b = await seedBroadcast(db.pool, { tenantId: 'grace', audience: { segment: { tags: ['outage'] } } });
+      await plan(b.id);
+      worker = await h.startWorker({ concurrency: 8, chunkSize: 8 });
+      await expect.poll(() => h.providers.circuits.telnyx.state, { timeout: 15_000 }).toBe('open');
+      await new Promise((r) => setTimeout(r, 1_000));
+      // The rows whose own backoff still had more than 5 s to run: when each would have gone again.
+      const due = new Map((await db.pool.query<{ id: string; at: Date }>(
+        `SELECT id, next_attempt_at at FROM deliveries WHERE broadcast_id = $1 AND status = 'retry' AND next_attempt_at > $2::timestamptz + interval '5 seconds'`,
+        [b.id, clock.now()])).rows.map((r) => [r.id, r.at.getTime()]));
+      expect(due.size).toBeGreaterThanOrEqual(3); // those that met a 503 before the circuit opened
+      h.sim.configure({ down: false });
+      expect(await h.settled(b.id, 45_000)).toEqual({ sent: 100 });
+      const sent = (await db.pool.query<{ id: string; at: Date }>(`SELECT id, sent_at at FROM deliveries WHERE broadcast_id = $1 AND id = ANY($2::bigint[])`, [b.id, [...due.keys()]])).rows;
+      // Each went once the provider was back, before its own backoff was over.
+      expect(sent.filter((r) => r.at.getTime() >= due.get(r.id)!)).toEqual([]);
+    } finally {
+      delete process.env.HERALD_RETRY_BASE_MS;
+    }
   });
 
   it('a simulated tenant (the k6 synthetic one) always sends to the simulator; other tenants use the real providers', async () => {

@@ -4,7 +4,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import type { DeliverJob } from '../../lib/queue.js';
-import { CircuitOpenError, type Outcome, type PushProvider, type SmsProvider, type WaitOutcome } from '../providers/types.js';
+import { CircuitOpenError, PROVIDER_OUTAGE, type Outcome, type PushProvider, type SmsProvider, type WaitOutcome } from '../providers/types.js';
 import { countSegments, MAX_SEGMENTS, type SegmentCount as Segments } from '../../core/delivery/segments.js';
 
 type SegmentCount = Segments & { text: string };
@@ -12,6 +12,7 @@ import { quietUntil } from '../../core/delivery/quiet-hours.js';
 import { RateLimiter, type RateKey } from '../../core/delivery/rate-limit.js';
 import type { HandBack } from '../../core/delivery/hand-back.js';
 import { deliverGroup } from '../../lib/queue.js';
+import { ACCOUNT_BUCKETS } from '../../core/delivery/capacity.js';
 import { retryDelayMs } from '../../core/delivery/backoff.js';
 import type { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import type { Semaphore } from '../../lib/semaphore.js';
@@ -115,7 +116,7 @@ export async function deliverBatch(deps: DeliverDeps, job: DeliverJob): Promise<
   const sim = deps.simulated?.tenants.has(first.tenant_id) ? deps.simulated : undefined;
   const via = sim ? { ...deps, sms: sim.sms, push: sim.push } : deps;
   const back: Back = { handedBack: 0 };
-  const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, job, back) : await sendPush(via, sendable, back);
+  const outcomes = first.channel === 'sms' ? await sendSms(via, sendable, back) : await sendPush(via, sendable, back);
   if (back.handedBack > 0) summary.handedBack = back.handedBack;
   if (back.capacityWaitMs !== undefined) summary.capacityWaitMs = back.capacityWaitMs;
   for (const o of outcomes) {
@@ -227,10 +228,10 @@ export const refusedDelayMs = (): number => 1_000 + Math.floor(Math.random() * 1
  */
 async function handBackRest(deps: DeliverDeps, rest: Row[], summary: Back, c: Claim | undefined): Promise<void> {
   if (rest.length === 0) return;
-  const why = !c ? 'drain' : c.lane === 'busy' ? 'busy' : c.lane === 'wait' ? 'wait' : 'closed';
+  const why = !c ? 'drain' : c.lane === 'busy' ? 'busy' : c.lane === 'wait' || c.lane === 'slow' ? c.lane : 'closed';
   const first = rest[0]!;
   const urgent = first.priority === 'urgent';
-  const waitMs = why === 'wait' ? Math.ceil(c?.waitMs ?? 1) : why === 'closed' ? refusedDelayMs() : 0;
+  const waitMs = why === 'wait' || why === 'slow' ? Math.ceil(c?.waitMs ?? 1) : why === 'closed' ? refusedDelayMs() : 0;
   await deps.handBack(rest.map((r) => r.id), {
     urgent, tenantId: first.tenant_id,
     startAfterMs: waitMs,
@@ -284,11 +285,11 @@ function duringOutage(deps: DeliverDeps, channel: 'sms' | 'push', outcome: Outco
   if (state === 'closed' && outcome.fault !== 'provider') return outcome;
   const why = state === 'closed' ? 'provider-level failure' : `provider circuit ${state}`;
   const backoff = retryDelayMs(1, { retryAfterMs: outcome.retryAfterMs });
-  return { kind: 'wait', reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000), ...(outcome.maybeSent ? { maybeSent: true } : {}) };
+  return { kind: 'wait', code: PROVIDER_OUTAGE, reason: `${outcome.reason} (${why})`, retryAfterMs: Math.max(backoff, 1_000), ...(outcome.maybeSent ? { maybeSent: true } : {}) };
 }
 
 function errorOutcome(err: unknown): Outcome | WaitOutcome {
-  if (err instanceof CircuitOpenError) return { kind: 'wait', reason: err.message, retryAfterMs: err.retryAfterMs };
+  if (err instanceof CircuitOpenError) return { kind: 'wait', code: PROVIDER_OUTAGE, reason: err.message, retryAfterMs: err.retryAfterMs };
   return { kind: 'retryable', code: 'exception', reason: err instanceof Error ? err.message : String(err), fault: 'provider' };
 }
 
@@ -298,14 +299,14 @@ function errorOutcome(err: unknown): Outcome | WaitOutcome {
  */
 function smsFair(row: Row): FairLevel[] {
   return [
-    { key: 'account:telnyx:sms', party: row.tenant_id },
+    { key: ACCOUNT_BUCKETS.sms, party: row.tenant_id },
     { key: `tenant:${row.tenant_id}:sms`, party: row.broadcast_id, weight: 1 },
   ];
 }
 
 export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): RateKey[] {
   const keys: RateKey[] = [
-    { key: 'account:telnyx:sms', perSecond: deps.accountSmsPerSecond },
+    { key: ACCOUNT_BUCKETS.sms, perSecond: deps.accountSmsPerSecond },
     { key: `tenant:${row.tenant_id}:sms`, perSecond: row.sms_per_second },
   ];
   const domestic = row.address.startsWith('+1');
@@ -318,7 +319,7 @@ export function smsRateKeys(deps: DeliverDeps, row: Row, from: SendingNumber): R
   return keys;
 }
 
-async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary: Back): Promise<string[]> {
+async function sendSms(deps: DeliverDeps, rows: Row[], summary: Back): Promise<string[]> {
   const first = rows[0]!;
   const numbers = await sendingNumbers(deps.pool, first.tenant_id);
   if (!deps.sms || numbers.length === 0) {
@@ -327,49 +328,83 @@ async function sendSms(deps: DeliverDeps, rows: Row[], job: DeliverJob, summary:
     deps.log.warn({ tenant: first.tenant_id, broadcast: first.broadcast_id }, reason);
     return waitAll(deps, rows, reason);
   }
-  // One number per batch, spread over the tenant's numbers.
-  const from = numbers[(job.batchNo ?? first.id) % numbers.length]!;
   const seg = countSegments(first.message_text);
   if (seg.segments > MAX_SEGMENTS) {
     const outcome: Outcome = { kind: 'permanent', code: 'too_long', reason: `message needs ${seg.segments} segments; the limit is ${MAX_SEGMENTS}` };
     return settleAll(deps, rows, { ...seg, text: first.message_text }, outcome);
   }
 
-  // Rows that share rate keys go together (international long-code rows have an extra key).
-  const groups = new Map<string, Row[]>();
+  // Each recipient's own sending number (sticky across broadcasts); rows that share rate
+  // keys go together: one group per number (and international long-code rows apart).
+  const groups = new Map<string, { from: SendingNumber; keys: RateKey[]; rows: Row[] }>();
   for (const r of rows) {
-    const k = smsRateKeys(deps, r, from).map((x) => x.key).join('|');
+    const from = senderFor(numbers, r.address);
+    const keys = smsRateKeys(deps, r, from);
+    const k = keys.map((x) => x.key).join('|');
     const group = groups.get(k);
-    if (group) group.push(r);
-    else groups.set(k, [r]);
+    if (group) group.rows.push(r);
+    else groups.set(k, { from, keys, rows: [r] });
   }
+  // Never more than the process may have in flight, or the chunk could wait forever.
+  const want = Math.min(deps.chunkSize ?? 50, deps.inFlight.capacity) * seg.segments;
+  let live = [...groups.values()].map((g) => ({ ...g, parts: chunks(g.rows, Math.max(1, Math.floor(RateLimiter.grantSize(g.keys, want) / seg.segments))), next: 0 }));
+  const rest = (of: typeof live) => of.flatMap((g) => g.parts.slice(g.next).flat());
   const results: Promise<string>[] = [];
   const segText: SegmentCount = { ...seg, text: first.message_text };
-  const queue = [...groups.values()];
-  outer: for (let g = 0; g < queue.length; g++) {
-    const group = queue[g]!;
-    const keys = smsRateKeys(deps, group[0]!, from);
-    // Never more than the process may have in flight, or the chunk could wait forever.
-    const want = Math.min(deps.chunkSize ?? 50, deps.inFlight.capacity) * seg.segments;
-    const perChunk = Math.max(1, Math.floor(RateLimiter.grantSize(keys, want) / seg.segments));
-    const parts = chunks(group, perChunk);
-    for (let i = 0; i < parts.length; i++) {
-      const chunk = parts[i]!;
-      const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, { keys, fair: smsFair(chunk[0]!) }, segText);
+  // A chunk of each number in turn, so a tenant's numbers send side by side within its allowance.
+  while (live.length > 0) {
+    for (const g of [...live]) {
+      const chunk = g.parts[g.next]!;
+      const c = deps.draining?.aborted ? undefined : await reserveAndClaim(deps, chunk, { keys: g.keys, fair: smsFair(chunk[0]!) }, segText);
+      if (c?.lane === 'slow') {
+        // Only this number (or campaign) is spent: its rows wait, the tenant's others go on.
+        await handBackRest(deps, rest([g]), summary, c);
+        live = live.filter((x) => x !== g);
+        continue;
+      }
       if (!c || c.lane !== 'ok') {
-        await handBackRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], summary, c);
-        break outer;
+        await handBackRest(deps, rest(live), summary, c);
+        return Promise.all(results);
       }
       if (c.halt) {
-        await haltRest(deps, [...parts.slice(i).flat(), ...queue.slice(g + 1).flat()], c.halt);
-        break outer;
+        await haltRest(deps, rest(live), c.halt);
+        return Promise.all(results);
       }
       for (const row of chunk) {
-        if (c.owned.has(row.id)) results.push(sendOneSms(deps, row, from, c.text));
+        if (c.owned.has(row.id)) results.push(sendOneSms(deps, row, g.from, c.text));
       }
+      g.next++;
+      if (g.next >= g.parts.length) live = live.filter((x) => x !== g);
     }
   }
   return Promise.all(results);
+}
+
+/**
+ * A recipient's sending number among the tenant's: the highest hash of (recipient, number)
+ * (rendezvous hashing), so a person's texts come from the same number broadcast after
+ * broadcast, and adding or removing a number moves only the recipients it takes or had.
+ */
+export function senderFor(numbers: SendingNumber[], address: string): SendingNumber {
+  let best = numbers[0]!;
+  let bestScore = -1;
+  for (const n of numbers) {
+    const score = fnv1a(`${address}|${n.phone_number}`);
+    if (score > bestScore) {
+      best = n;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
 
 async function sendOneSms(deps: DeliverDeps, row: Row, from: SendingNumber, text: string): Promise<string> {
@@ -404,8 +439,8 @@ async function sendPush(deps: DeliverDeps, rows: Row[], summary: Back): Promise<
   const keys: RateKey[] = [{ key: `tenant:${first.tenant_id}:push`, perSecond: first.push_per_second }];
   const fair: FairLevel[] = [{ key: `tenant:${first.tenant_id}:push`, party: first.broadcast_id, weight: 1 }];
   if (deps.accountPushPerSecond) {
-    keys.unshift({ key: 'account:fcm:push', perSecond: deps.accountPushPerSecond });
-    fair.unshift({ key: 'account:fcm:push', party: first.tenant_id });
+    keys.unshift({ key: ACCOUNT_BUCKETS.push, perSecond: deps.accountPushPerSecond });
+    fair.unshift({ key: ACCOUNT_BUCKETS.push, party: first.tenant_id });
   }
   if (first.rate_per_second) keys.push({ key: `broadcast:${first.broadcast_id}`, perSecond: first.rate_per_second });
   const perChunk = RateLimiter.grantSize(keys, Math.min(deps.chunkSize ?? 100, 500, deps.inFlight.capacity));
@@ -465,7 +500,7 @@ function attemptOf(deps: DeliverDeps, row: Row, raw: Outcome | WaitOutcome, star
   return {
     deliveryId: row.id, tenantId: row.tenant_id, broadcastId: row.broadcast_id, channel: row.channel,
     lane: deps.lane, version: deps.version, workerId: deps.workerId,
-    outcome: attemptClass(raw), code: 'code' in raw ? raw.code : null, called, startedMs, endedMs,
+    outcome: attemptClass(raw), code: ('code' in raw ? raw.code : null) ?? null, called, startedMs, endedMs,
   };
 }
 

@@ -11,6 +11,8 @@ export interface SlotsOptions {
   /** How often an idle process looks for work it was not told about (a job whose startAfter passed). */
   pollMs: number;
   handler: (job: Job<DeliverJob>) => Promise<unknown>;
+  /** Whether a job's result says it was told to wait for capacity (its group keeps probing). */
+  waited?: (result: unknown) => boolean;
   log: Logger;
 }
 
@@ -27,6 +29,8 @@ export interface SlotsOptions {
  */
 export class Slots {
   private readonly waiting = new Map<string, number>();
+  /** Groups told to wait since their last job that did not: one job of each at a time. */
+  private readonly probing = new Set<string>();
   private readonly active = new Map<string, number>();
   private readonly parked: (() => void)[] = [];
   private readonly loops: Promise<void>[] = [];
@@ -51,6 +55,7 @@ export class Slots {
     const until = Date.now() + ms;
     if (until <= (this.waiting.get(group) ?? 0)) return;
     this.waiting.set(group, until);
+    this.probing.add(group);
     const t = setTimeout(() => { this.timers.delete(t); this.wake(); }, ms + 2);
     t.unref();
     this.timers.add(t);
@@ -76,7 +81,9 @@ export class Slots {
       if (until <= now) this.waiting.delete(g);
       else out.push(g);
     }
-    for (const [g, n] of this.active) if (n >= this.o.perGroup && !out.includes(g)) out.push(g);
+    // A group that had to wait sends one job to find out whether it may go on, not perGroup
+    // jobs that would all be refused and handed back again.
+    for (const [g, n] of this.active) if (n >= (this.probing.has(g) ? 1 : this.o.perGroup) && !out.includes(g)) out.push(g);
     return out;
   }
 
@@ -111,6 +118,7 @@ export class Slots {
     const beat = setInterval(() => { this.boss.touch(DELIVER_QUEUE, job.id).catch((err: unknown) => this.o.log.warn({ err }, 'job heartbeat failed')); }, Math.max(1, (job.heartbeatSeconds ?? 10) / 2) * 1000);
     try {
       const out = await this.o.handler(job);
+      if (group && !this.o.waited?.(out)) this.probing.delete(group);
       await this.boss.complete(DELIVER_QUEUE, job.id, out as object);
     } catch (err) {
       await this.boss.fail(DELIVER_QUEUE, job.id, { message: err instanceof Error ? err.message : String(err) }).catch((e: unknown) => this.o.log.warn({ err: e }, 'job fail failed'));

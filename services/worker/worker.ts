@@ -8,12 +8,14 @@ import type { Logger } from '../../lib/logger.js';
 import { metrics } from '../../lib/metrics.js';
 import { DELIVER_QUEUE, type DeliverJob } from '../../lib/queue.js';
 import type { PushProvider, SmsProvider } from '../providers/types.js';
-import { sweepOnce } from '../../core/delivery/sweeper.js';
-import { deliverBatch, type DeliverDeps } from './deliver-batch.js';
+import { sweepOnce, wakeOutageWaits } from '../../core/delivery/sweeper.js';
+import { deliverBatch, type BatchSummary, type DeliverDeps } from './deliver-batch.js';
 import { LaneGate } from './lane-gate.js';
 import { handBack } from '../../core/delivery/hand-back.js';
 import { previewWork, readLane, type Lane } from '../../core/delivery/lanes.js';
-import { notifyProgress } from '../../core/delivery/progress.js';
+import { notifyProgress, notifyWork, WORK_CHANNEL } from '../../core/delivery/progress.js';
+import { Listener } from '../../lib/db/listener.js';
+import { waitingRowsByTenant } from '../../core/delivery/capacity.js';
 import { OutcomeRecorder } from '../../core/delivery/outcome-recorder.js';
 import { Semaphore } from '../../lib/semaphore.js';
 
@@ -47,6 +49,8 @@ export interface WorkerOptions {
   accountPushPerSecond?: number;
   webhookUrl?: string;
   sweepIntervalMs?: number;
+  /** How often a stable-lane worker counts each tenant's waiting rows (herald_tenant_waiting_rows). */
+  waitingRowsIntervalMs?: number;
   heartbeatIntervalMs?: number;
   workerLeaseSeconds?: number;
   pollingIntervalSeconds?: number;
@@ -90,6 +94,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     perGroup: o.jobsPerTenant ?? 8,
     pollMs: (o.pollingIntervalSeconds ?? 1) * 1000,
     handler: (job) => handle(job),
+    waited: (summary) => (summary as BatchSummary | undefined)?.capacityWaitMs !== undefined,
     log: o.log,
   });
   const deps = {
@@ -100,7 +105,11 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     // A lane drops out of the split only when its workers have been silent a while (not a
     // beat late on a busy machine), or the other lanes would take its share meanwhile.
     gate: new LaneGate(o.pool, lane, Math.max(leaseSeconds, 15)),
-    handBack: (ids, h) => handBack(o.boss, ids, h),
+    handBack: async (ids, h) => {
+      await handBack(o.boss, ids, h);
+      // Offered at once (a lane ahead of its weight, a drain): the other workers hear it now.
+      if (!h.startAfterMs) await notifyWork(o.pool).catch((err) => o.log.warn({ err }, 'work notification failed'));
+    },
     onCapacityWait: (group, ms) => slots.waitFor(group, ms),
   } satisfies DeliverDeps;
 
@@ -130,6 +139,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     }
   };
   slots.start();
+  // One listener per process hands new work to one free slot (the slots chain on from there).
+  const listener = new Listener({ pool: o.pool, log: o.log, channel: WORK_CHANNEL, onNotify: () => slots.wake(), onListening: () => slots.wake() });
+  listener.start();
 
   // Slots are taking work: the worker says it is ready with its heartbeat.
   await o.pool.query('UPDATE workers SET ready = true, heartbeat_at = now() WHERE id = $1', [id]);
@@ -178,6 +190,32 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
   timers.push(setInterval(() => {
     o.pool.query('UPDATE workers SET heartbeat_at = now() WHERE id = $1', [id]).catch((err) => o.log.warn({ err }, 'heartbeat failed'));
   }, heartbeatMs));
+  // A provider back (its circuit closed after being open): its outage's waits are due now,
+  // so the backlog resumes at the normal rate instead of trickling out over the backoffs.
+  const circuitWas: Record<'sms' | 'push', string> = { sms: 'closed', push: 'closed' };
+  timers.push(setInterval(() => {
+    for (const channel of ['sms', 'push'] as const) {
+      const now = o.circuitState?.[channel]?.() ?? 'closed';
+      if (now === 'closed' && circuitWas[channel] !== 'closed') {
+        wakeOutageWaits(o.pool, channel, o.clock.now())
+          .then((n) => o.log.info({ channel, rows: n }, 'provider back: rows waiting out its outage are due now'))
+          .catch((err) => o.log.warn({ err }, 'waking outage waits failed'));
+      }
+      circuitWas[channel] = now;
+    }
+  }, 250));
+  let counting = false;
+  timers.push(setInterval(() => {
+    if (counting || !stable()) return;
+    counting = true;
+    waitingRowsByTenant(o.pool)
+      .then((byTenant) => {
+        metrics.tenantWaitingRows.reset();
+        for (const [tenant, n] of byTenant) metrics.tenantWaitingRows.set({ tenant }, n);
+      })
+      .catch((err) => o.log.warn({ err }, 'waiting rows count failed'))
+      .finally(() => { counting = false; });
+  }, o.waitingRowsIntervalMs ?? 5_000));
   timers.push(setInterval(() => {
     o.boss.getQueue(DELIVER_QUEUE).then((q) => { if (q) metrics.queueDepth.set({ queue: DELIVER_QUEUE }, q.queuedCount); }).catch(() => {});
   }, 5_000));
@@ -194,6 +232,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       for (const t of timers) clearInterval(t);
       // Stop fetching; jobs already handed to us run on.
       void slots.stop();
+      void listener.stop();
       const drained = await Promise.race([
         Promise.allSettled([...active]).then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref()),

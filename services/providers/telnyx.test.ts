@@ -172,15 +172,17 @@ describe('Telnyx through the real SDK against the simulator', () => {
   });
 
   it('both transports (node:http default, built-in fetch) give the same outcomes', async () => {
-    const viaFetch = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL, timeoutMs: 100, transport: 'fetch' });
-    const viaHttp = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL, timeoutMs: 100, transport: 'http' });
+    // A second of timeout: the answered sends must fit in it on a loaded machine (a full
+    // suite on 2 cores), and the held one (2.5 s) must not.
+    const viaFetch = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL, timeoutMs: 1000, transport: 'fetch' });
+    const viaHttp = createTelnyxProvider({ apiKey: SIMULATOR_TELNYX_API_KEY, baseURL: sim.telnyxBaseURL, timeoutMs: 1000, transport: 'http' });
     for (const p of [viaFetch, viaHttp]) {
       expect((await p.send({ from: FROM, to: smsNumberOk(20), text: 'hi' })).kind).toBe('accepted');
       expect(await p.send({ from: FROM, to: smsNumberFailing('10002', 'send'), text: 'hi' })).toMatchObject({ kind: 'permanent', code: '10002' });
       sim.configure({ retryAfterSeconds: 3 });
       sim.failNext('sms', 1, 429);
       expect(await p.send({ from: FROM, to: smsNumberOk(21), text: 'hi' })).toMatchObject({ kind: 'retryable', code: '10011', retryAfterMs: 3000 });
-      sim.configure({ latencyMs: 1000, retryAfterSeconds: 1 });
+      sim.configure({ latencyMs: 2500, retryAfterSeconds: 1 });
       expect(await p.send({ from: FROM, to: smsNumberOk(22), text: 'hi' })).toMatchObject({ kind: 'retryable', code: 'timeout' });
       sim.configure({ latencyMs: 0 });
       p.close();

@@ -4,8 +4,8 @@
  * (HERALD_RECONCILE_RELEASES), the KEDA ScaledObject CRD stand-in, both color Deployments
  * and ScaledObjects in herald-system (what the Pulumi program creates in a cluster), and
  * the worker STAND-IN (devenv/worker-standin.ts) turning them into worker processes. The
- * platform's own worker (lane blue, no version) is stopped first: here the stand-in is
- * the one supervisor of workers. Used by scripts/release-e2e.test.ts and bench/rollout.ts.
+ * platform's own worker runs in a lane that does not exist, so it claims nothing: the
+ * stand-in's workers are the colors'. Used by scripts/release-e2e.test.ts and bench/rollout.ts.
  */
 import path from 'node:path';
 import { dump } from 'js-yaml';
@@ -20,7 +20,7 @@ import type { Release } from '../operator/api/v1alpha1/release.js';
 import { mustKubectl, type RunResult } from './kubectl.js';
 import { startLocalPlatform, type LocalPlatform, type LocalPlatformOptions } from './local-platform.js';
 import { waitFor } from './poll.js';
-import { isAlive, REPO, startProcess } from './processes.js';
+import { REPO, startProcess } from './processes.js';
 import { colorManifests, WorkerStandIn } from './worker-standin.js';
 
 export const RELEASE_NAMESPACE = 'herald-system';
@@ -66,7 +66,9 @@ export async function startReleasePlatform(o: ReleasePlatformOptions): Promise<R
     ports: 'free',
     seed: false,
     logLevel: o.logLevel ?? 'warn',
-    env: { operator: { HERALD_RECONCILE_RELEASES: 'true' } },
+    // The platform's own worker serves no color: a lane that does not exist claims nothing
+    // (it hands back what it fetches). Stopping it is no use: the platform restarts it.
+    env: { operator: { HERALD_RECONCILE_RELEASES: 'true' }, worker: { HERALD_LANE: 'no-color' } },
   });
   let standIn: WorkerStandIn | undefined;
   let pool: Pool | undefined;
@@ -78,9 +80,6 @@ export async function startReleasePlatform(o: ReleasePlatformOptions): Promise<R
     await platform.stop();
   };
   try {
-    // The platform's own blue worker would serve blue's lane whatever version the Release gives blue.
-    process.kill(platform.pids.worker, 'SIGTERM');
-    await waitFor('the platform worker to stop', async () => !isAlive(platform.pids.worker), { timeoutMs: 60_000 });
     const kubeconfig = platform.kubeconfig;
     await mustKubectl(kubeconfig, ['apply', '-f', path.join(REPO, 'devenv/standin/scaledobjects.keda.sh.yaml')]);
     await mustKubectl(kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/scaledobjects.keda.sh']);

@@ -317,11 +317,12 @@ describe('signed webhooks', () => {
 
   it('a burst waits its turn: the timeout counts from the send, connections are kept', async () => {
     const slow = await startWebhookSink();
-    slow.respondAfter(50);
+    slow.respondAfter(150);
     const key = createSigningKey();
-    const sender = new WebhookSender({ key, attempts: () => 3, retryDelayMs: () => 10, timeoutMs: 200, maxInFlight: 4 });
+    // Margins wide enough for a loaded machine: each answer takes 150 ms of a 1 s timeout.
+    const sender = new WebhookSender({ key, attempts: () => 3, retryDelayMs: () => 10, timeoutMs: 1000, maxInFlight: 4 });
     try {
-      // 40 events at 4 at a time take ~500 ms, well past the 200 ms timeout of each.
+      // 40 events at 4 at a time take ~1.5 s, well past the 1 s timeout of each.
       const recs = await Promise.all(Array.from({ length: 40 }, () => sender.deliver(telnyxEvent('message.sent', {}), slow.url)));
       expect(recs.every((r) => r.status === 200 && r.attempt === 1)).toBe(true);
       expect(sender.stats).toMatchObject({ posted: 40, delivered: 40, failed: 0, pending: 0 });
@@ -330,7 +331,7 @@ describe('signed webhooks', () => {
       for (const h of slow.received.slice(0, 3)) await client.webhooks.unwrap(h.body, { headers: h.headers, key: key.publicKey });
 
       // An answer later than the timeout is a failed attempt, retried up to the limit.
-      slow.respondAfter(400);
+      slow.respondAfter(1500);
       const late = await sender.deliver(telnyxEvent('message.sent', {}), slow.url);
       expect(late).toMatchObject({ status: 0, attempt: 3 });
       expect(sender.stats).toMatchObject({ posted: 43, failed: 1, pending: 0 });
@@ -374,6 +375,9 @@ describe('signed webhooks', () => {
     expect(new Set(finalized.map((h) => h.json.data.payload.id as string))).toEqual(ids);
     expect(finalized.filter((h) => (h.json.data.payload.to as { status: string }[])[0]!.status === 'delivery_failed')).toHaveLength(n / 10);
     expect(distinct(sink.received.filter((h) => h.json.data.event_type === 'message.sent'))).toHaveLength(n);
-    expect(sim.received().webhooks).toMatchObject({ posted: 2 * n, delivered: 2 * n, failed: 0, pending: 0 });
+    // Every event delivered once; the posts may exceed them by the redeliveries above.
+    const stats = sim.received().webhooks;
+    expect(stats).toMatchObject({ delivered: 2 * n, failed: 0, pending: 0 });
+    expect(stats.posted).toBeGreaterThanOrEqual(2 * n);
   });
 });

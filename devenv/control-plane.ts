@@ -517,6 +517,10 @@ async function startControlPlaneOnce(opts: ControlPlaneOptions): Promise<Control
           `--service-cluster-ip-range=${SERVICE_CIDR}`,
           // pod CIDRs come from the node's CNI configuration, not from Node objects; no cloud
           '--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller',
+          // A quota made before its custom resource's quota monitor existed gets its usage only
+          // at the next full resync (5 min by default, past the 3 min a tenant namespace is
+          // waited for: it failed a fresh CI run); a small cluster resyncs cheaply.
+          '--resource-quota-sync-period=15s',
           '--profiling=false',
         ],
         { name: 'kube-controller-manager', logFile: path.join(dir, 'logs', 'kube-controller-manager.log') },
